@@ -1,0 +1,86 @@
+"""The adapter file: the few tensors a LoRA run trained, plus what it takes to rebuild the model.
+
+A LoRA run changes a small share of the parameters, so its adapter is a small file that sits
+next to the merged model. It is a single safetensors file (plain tensors, never pickle, so
+loading it cannot run code) whose string metadata records how ``inject_lora`` was called, so
+the same layers can be rebuilt on a fresh copy of the base model and the tensors loaded into them.
+"""
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from lora.layer import LoRAError, LoRALinear
+from lora.model import inject_lora, load_lora_state_dict, lora_state_dict
+
+FORMAT = "distil-vs-lora-adapter/1"
+
+
+def _dropout_of_checked_layers(model: nn.Module, r: int, alpha: float, targets: tuple[str, ...]) -> float:
+    """The LoRA dropout of ``model``, after checking its LoRA layers are what the metadata will claim."""
+    wrapped = [(name.rpartition(".")[2], module) for name, module in model.named_modules()
+               if isinstance(module, LoRALinear)]
+    if not wrapped:
+        raise LoRAError("the model has no LoRA layers (already merged?); save the adapter before merge_lora")
+    for target, layer in wrapped:
+        if target not in targets or (layer.r, layer.alpha) != (r, alpha):
+            raise LoRAError(f"save_adapter was told r={r}, alpha={alpha}, targets={list(targets)}, but the "
+                            f"model has a LoRA layer '{target}' with r={layer.r}, alpha={layer.alpha}")
+    return wrapped[0][1].lora_dropout.p
+
+
+def save_adapter(path: str | os.PathLike, model: nn.Module, *, r: int, alpha: float, targets: Iterable[str],
+                 base_model: str, layers: list[int] | None = None,
+                 also: Iterable[str] = ("classifier",)) -> Path:
+    """Write the adapters and head of ``model`` to one safetensors file, atomically."""
+    path, targets = Path(path), tuple(targets)
+    dropout = _dropout_of_checked_layers(model, r, alpha, targets)
+    metadata = {"format": FORMAT, "r": str(r), "alpha": str(alpha), "targets": json.dumps(list(targets)),
+                "base_model": str(base_model), "layers": json.dumps(layers), "dropout": str(dropout)}
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in lora_state_dict(model, also).items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        save_file(tensors, temporary, metadata=metadata)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+def load_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read an adapter file: (tensors, metadata with r, alpha, targets, base_model, layers, dropout)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LoRAError(f"no adapter file at {path}")
+    try:
+        with safe_open(path, framework="pt") as file:
+            raw = file.metadata() or {}
+            state = {name: file.get_tensor(name) for name in file.keys()}
+    except SafetensorError as error:
+        raise LoRAError(f"{path} is not a readable safetensors file; it may be truncated or corrupt ({error})") from error
+    if raw.get("format") != FORMAT:
+        raise LoRAError(f"{path} is not a distil-vs-lora adapter: its format is {raw.get('format')!r}, "
+                        f"expected {FORMAT!r}")
+    try:
+        meta = {"format": FORMAT, "r": int(raw["r"]), "alpha": float(raw["alpha"]),
+                "targets": json.loads(raw["targets"]), "base_model": raw["base_model"],
+                "layers": json.loads(raw["layers"]), "dropout": float(raw["dropout"])}
+    except (KeyError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise LoRAError(f"{path}: the adapter metadata is incomplete or malformed ({error!r})") from error
+    return state, meta
+
+
+def apply_adapter(model: nn.Module, state: dict[str, torch.Tensor], meta: dict) -> nn.Module:
+    """Rebuild the recorded LoRA layers on a fresh base ``model`` and load the adapter tensors into them."""
+    inject_lora(model, targets=meta["targets"], r=meta["r"], alpha=meta["alpha"], dropout=meta["dropout"])
+    load_lora_state_dict(model, state)
+    return model

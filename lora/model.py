@@ -1,0 +1,92 @@
+"""LoRA on a whole model: wrap the target layers, train only the adapters, merge them away.
+
+Hu et al. 2021 (arXiv:2106.09685, section 7.1) find that adapting the attention query and value
+projections together is the best use of a small parameter budget, so those are the default
+targets. Everything else stays frozen except the parts that have no pretrained value: the new
+classification head, and the pooler when the checkpoint has none.
+"""
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from lora.layer import LoRAError, LoRALinear
+
+LORA_PARAMETERS = ("lora_A", "lora_B")
+
+
+def _is_adapter_name(name: str, also: Iterable[str]) -> bool:
+    """True for the tensors LoRA trains and saves: A, B, and any name containing a part in ``also``."""
+    return name.rpartition(".")[2] in LORA_PARAMETERS or any(part in name for part in also)
+
+
+def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child_name = name.rpartition(".")
+    setattr(model.get_submodule(parent_name), child_name, new)
+
+
+def inject_lora(model: nn.Module, targets: Iterable[str] = ("query", "value"), r: int = 8,
+                alpha: float = 16, dropout: float = 0.1) -> int:
+    """Wrap, in place, every ``nn.Linear`` whose attribute name is in ``targets`` in a LoRALinear.
+
+    Matching is on the last part of the module name, so "query" hits BERT's
+    ``encoder.layer.<i>.attention.self.query`` in every layer. Returns how many were wrapped.
+    """
+    targets = (targets,) if isinstance(targets, str) else tuple(targets)
+    linears = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    chosen = [name for name in linears if name.rpartition(".")[2] in targets]
+    if not chosen:
+        available = sorted({name.rpartition(".")[2] for name in linears})
+        raise LoRAError(f"no nn.Linear named {list(targets)} in {type(model).__name__}; "
+                        f"its linear layers are named {available[:20]}")
+    for name in chosen:
+        _replace_module(model, name, LoRALinear(linears[name], r, alpha, dropout))
+    return len(chosen)
+
+
+def mark_only_lora_trainable(model: nn.Module, also: Iterable[str] = ("classifier",)) -> None:
+    """Freeze every parameter except LoRA's A and B and those whose name contains a part in ``also``."""
+    also = tuple(also)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(_is_adapter_name(name, also))
+
+
+def lora_state_dict(model: nn.Module, also: Iterable[str] = ("classifier",)) -> dict[str, torch.Tensor]:
+    """The tensors that differ from the base model: the adapters, plus the head named by ``also``."""
+    also = tuple(also)
+    return {name: tensor for name, tensor in model.state_dict().items() if _is_adapter_name(name, also)}
+
+
+def load_lora_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load adapter tensors into an injected model; every LoRA layer must get its A and B, shapes must agree."""
+    own = model.state_dict()
+    unexpected = sorted(name for name in state if name not in own)
+    missing = sorted(name for name in own if name.rpartition(".")[2] in LORA_PARAMETERS and name not in state)
+    wrong_shape = [f"{name} {tuple(state[name].shape)} vs {tuple(own[name].shape)} in the model"
+                   for name in sorted(state) if name in own and state[name].shape != own[name].shape]
+    problems = [f"{label} ({len(names)}): {names[:4]}" for label, names in
+                (("keys the model lacks", unexpected), ("LoRA keys missing from the adapter", missing),
+                 ("shape mismatches", wrong_shape)) if names]
+    if problems:
+        raise LoRAError("the adapter does not fit this model (another base model, r or targets?): "
+                        + "; ".join(problems))
+    model.load_state_dict(state, strict=False)
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Replace every LoRALinear by its own ``nn.Linear`` with ΔW folded in: an ordinary model again.
+
+    The state dict then has the usual ``...query.weight`` keys, so ``save_pretrained`` writes a
+    folder that plain transformers loads, and inference costs exactly what the base model costs.
+    """
+    for name, module in list(model.named_modules()):
+        if isinstance(module, LoRALinear):
+            module.merge()
+            _replace_module(model, name, module.base)
+    return model
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) number of parameters."""
+    parameters = list(model.parameters())
+    return sum(p.numel() for p in parameters if p.requires_grad), sum(p.numel() for p in parameters)

@@ -1,0 +1,116 @@
+"""Turn a model name into something ``from_pretrained`` can load, and load it with clear errors.
+
+A model name is one of three things:
+
+- ``e5-small``: the embedded 12-layer teacher, converted once from its PyPI wheel into the cache
+  (``embedded/e5_small.py``); it works on machines that reach PyPI and nothing else;
+- a local folder written by ``save_pretrained`` (a run folder such as ``runs/even``);
+- anything else: a Hugging Face hub id such as ``bert-base-uncased``, which needs internet
+  (or a copy in the local Hugging Face cache).
+
+Loading goes through ``transformers``' Auto classes, so any encoder architecture works. What this
+module adds is refusal to load something silently wrong: weights that do not fit the config are
+an error (not a random re-initialisation), a corrupt file is named as such, and an unreachable hub
+fails in seconds with a hint, instead of after a minute of retries.
+"""
+from pathlib import Path
+
+from huggingface_hub import constants
+from safetensors import SafetensorError
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel,
+                          PreTrainedTokenizerBase)
+
+from embedded.e5_small import e5_small_folder
+from embedded.hub import hub_reachable
+from embedded.pypi import cache_root
+
+EMBEDDED_MODELS = {"e5-small": e5_small_folder}
+HUB_HINT = ("There is no local folder of that name either. "
+            "Pass e5-small or a local folder written by save_pretrained.")
+
+
+class ModelError(ValueError):
+    """A model name that cannot be resolved, or a checkpoint that cannot be loaded as it is."""
+
+
+def resolve_model(name: str, cache_dir: str | Path | None = None) -> str:
+    """The path or hub id that ``from_pretrained`` should load for the model ``name``.
+
+    An embedded name wins over a local folder of the same name; ``cache_dir`` is where embedded
+    models are converted (default: ``embedded.pypi.cache_root``).
+    """
+    if name in EMBEDDED_MODELS:
+        return str(EMBEDDED_MODELS[name](cache_root(cache_dir)))
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ModelError(f"{folder} is a folder but has no config.json, so it is not a model "
+                             f"folder. A folder written by save_pretrained holds config.json, "
+                             f"model.safetensors and the tokenizer files.")
+        return str(folder)
+    return name
+
+
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model: anything ``resolve_model`` accepts (e5-small: default cache)."""
+    source = resolve_model(name_or_path)
+    tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, source, "tokenizer")
+    # A model folder without tokenizer files still "loads": transformers falls back to an empty
+    # tokenizer of the config's model type that turns every word into [UNK].
+    if len(tokenizer) <= len(tokenizer.all_special_tokens):
+        raise ModelError(f"{source} has no tokenizer (only {len(tokenizer)} entries loaded): the "
+                         f"folder lacks tokenizer.json / tokenizer_config.json. Save them next to "
+                         f"the model with tokenizer.save_pretrained(folder).")
+    return tokenizer
+
+
+def load_classifier(name_or_path: str, num_labels: int = 2, **kwargs) -> PreTrainedModel:
+    """An ``AutoModelForSequenceClassification`` for a model (anything ``resolve_model`` accepts).
+
+    Starting from a base encoder (such as e5-small), the classification head and pooler are new
+    and randomly initialised, as expected for fine-tuning. Everything else must come from the
+    checkpoint: a missing encoder weight, or one whose shape differs from the config, is an error.
+    Weights are read from safetensors only, so no pickle is ever unpickled.
+    """
+    source = resolve_model(name_or_path)
+    model, info = _from_pretrained(
+        AutoModelForSequenceClassification.from_pretrained, source, "classifier",
+        num_labels=num_labels, use_safetensors=True, output_loading_info=True,
+        # Report mismatched shapes to us instead of raising a bare RuntimeError; we raise below.
+        ignore_mismatched_sizes=True, **kwargs)
+    if info["mismatched_keys"]:
+        details = [f"{key}: checkpoint {tuple(saved)} vs config {tuple(wanted)}"
+                   for key, saved, wanted in sorted(info["mismatched_keys"])]
+        raise ModelError(f"the weights in {source} do not fit the model described by its "
+                         f"config.json and num_labels={num_labels} ({len(details)} tensors differ "
+                         f"in shape, e.g. {details[:3]}). Was config.json edited or copied from "
+                         f"another model, or is num_labels wrong?")
+    encoder = model.base_model_prefix
+    missing_encoder = sorted(key for key in info["missing_keys"] if key.startswith(f"{encoder}.")
+                             and not key.startswith(f"{encoder}.pooler."))
+    if missing_encoder:
+        raise ModelError(f"{source} lacks {len(missing_encoder)} encoder weights, e.g. "
+                         f"{missing_encoder[:3]}: the checkpoint does not belong to this "
+                         f"{type(model).__name__} architecture.")
+    return model
+
+
+def _from_pretrained(loader, source: str, what: str, **kwargs):
+    """Call a ``from_pretrained`` loader, turning its many failure types into one ``ModelError``."""
+    on_hub = not Path(source).is_dir()
+    offline = on_hub and not hub_reachable()
+    try:
+        return loader(source, local_files_only=offline, **kwargs)
+    except (OSError, ValueError, SafetensorError) as error:
+        if offline:
+            raise ModelError(f"could not load {source!r} from the Hugging Face hub: this machine "
+                             f"may be offline ({constants.ENDPOINT} did not answer, or "
+                             f"HF_HUB_OFFLINE is set) and no copy is in the local Hugging Face "
+                             f"cache. {HUB_HINT}") from error
+        if on_hub:
+            raise ModelError(f"could not load {source!r} from the Hugging Face hub ({error}). "
+                             f"Is the name right? {HUB_HINT}") from error
+        if isinstance(error, SafetensorError):
+            raise ModelError(f"the weights file in {source} is corrupt or truncated ({error}). "
+                             f"Write it again with model.save_pretrained.") from error
+        raise ModelError(f"could not load the {what} in {source}: {error}") from error

@@ -1,0 +1,56 @@
+import pytest
+
+from data import DataError
+from data.splits import TEST_FRACTION, Split, carve_splits, stratified_split
+
+LABELS = [0] * 70 + [1] * 30
+
+
+def test_stratified_split_holds_out_each_class_in_proportion():
+    kept, held_out = stratified_split(LABELS, 0.1, seed=0)
+    assert sorted(kept + held_out) == list(range(len(LABELS)))
+    assert [LABELS[i] for i in held_out].count(0) == 7
+    assert [LABELS[i] for i in held_out].count(1) == 3
+    assert kept == sorted(kept) and held_out == sorted(held_out)
+
+
+def test_stratified_split_is_deterministic_for_a_seed_and_changes_with_it():
+    assert stratified_split(LABELS, 0.2, seed=42) == stratified_split(LABELS, 0.2, seed=42)
+    assert stratified_split(LABELS, 0.2, seed=42) != stratified_split(LABELS, 0.2, seed=43)
+
+
+def test_small_classes_appear_on_both_sides_when_they_can():
+    labels = [0] * 20 + [1] * 2
+    kept, held_out = stratified_split(labels, 0.1, seed=0)
+    assert [labels[i] for i in held_out].count(1) == 1
+    assert [labels[i] for i in kept].count(1) == 1
+
+
+@pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5])
+def test_fraction_outside_zero_one_is_rejected(fraction):
+    with pytest.raises(DataError, match="between 0 and 1"):
+        stratified_split(LABELS, fraction, seed=0)
+
+
+def test_carve_splits_takes_test_first_then_validation_from_the_rest():
+    train = Split([f"text {i}" for i in range(len(LABELS))], list(LABELS))
+    splits = carve_splits(train, None, None, val_fraction=0.25, seed=1, source="toy")
+    assert len(splits.test) == round(TEST_FRACTION * 70) + round(TEST_FRACTION * 30)
+    assert len(splits.validation) == round(0.25 * 63) + round(0.25 * 27)
+    assert len(splits.train) + len(splits.validation) + len(splits.test) == len(LABELS)
+    assert not set(splits.train.texts) & (set(splits.validation.texts) | set(splits.test.texts))
+    assert splits.train.positive_rate == pytest.approx(0.3, abs=0.02)
+    assert splits.test.positive_rate == pytest.approx(0.3)
+
+
+def test_carve_splits_keeps_the_sources_own_test_split():
+    train = Split(["a", "b", "c", "d"] * 5, [0, 1] * 10)
+    test = Split(["only in test"], [1])
+    splits = carve_splits(train, None, test, val_fraction=0.1, seed=0, source="toy")
+    assert splits.test is test
+    assert len(splits.train) + len(splits.validation) == 20
+
+
+def test_positive_rate():
+    assert Split(["a", "b", "c", "d"], [1, 0, 0, 1]).positive_rate == 0.5
+    assert Split([], []).positive_rate == 0.0

@@ -1,0 +1,212 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import BertConfig, BertForSequenceClassification
+
+from distill import DistillError
+from distill.loss import aligned_hidden_states, cosine_alignment, distillation_loss, temperature_kl
+from distill.student import build_student
+
+
+def random_logits(batch=6, labels=2, seed=0, scale=3.0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, labels, generator=generator) * scale
+
+
+LABELS = torch.tensor([0, 1, 1, 0, 1, 0])
+
+
+def test_kd_is_zero_when_the_student_matches_the_teacher():
+    logits = random_logits()
+    terms = distillation_loss(logits, logits.clone(), LABELS)
+    assert abs(terms["kd"].item()) < 1e-7
+    assert abs(terms["cos"].item()) < 1e-7
+
+
+def test_ce_is_plain_cross_entropy_on_the_hard_labels():
+    student, teacher = random_logits(seed=1), random_logits(seed=2)
+    terms = distillation_loss(student, teacher, LABELS)
+    assert torch.allclose(terms["ce"], F.cross_entropy(student, LABELS))
+
+
+def test_kd_matches_a_hand_computation():
+    # One example, two classes, T = 2: softmax by hand, KL = sum p log(p / q), times T².
+    temperature = 2.0
+    student, teacher = [1.0, 0.0], [0.0, 2.0]
+
+    def softmax(logits):
+        exps = [math.exp(z / temperature) for z in logits]
+        return [e / sum(exps) for e in exps]
+
+    p, q = softmax(teacher), softmax(student)
+    expected = temperature ** 2 * sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
+    kd = temperature_kl(torch.tensor([student]), torch.tensor([teacher]), temperature)
+    assert kd.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_kd_is_averaged_over_the_batch_not_summed():
+    student, teacher = random_logits(batch=4, seed=3), random_logits(batch=4, seed=4)
+    doubled = temperature_kl(torch.cat([student, student]), torch.cat([teacher, teacher]), 2.0)
+    assert torch.allclose(doubled, temperature_kl(student, teacher, 2.0))
+
+
+def kd_gradient(student, teacher, temperature):
+    student = student.clone().requires_grad_(True)
+    temperature_kl(student, teacher, temperature).backward()
+    return student.grad
+
+
+def test_t_squared_keeps_the_kd_gradient_size_independent_of_temperature():
+    # Hinton et al. 2015, section 2: the soft-target gradient scales as 1/T², hence the T² factor.
+    student, teacher = random_logits(seed=5, scale=0.1), random_logits(seed=6, scale=0.1)
+    norms = {t: kd_gradient(student, teacher, t).norm().item() for t in (1.0, 2.0, 4.0, 8.0)}
+    assert max(norms.values()) / min(norms.values()) < 1.1
+    # Without the T² factor the gradient at T=8 would be about 64 times smaller than at T=1.
+
+
+def test_kd_gradient_is_t_times_the_softened_probability_gap():
+    student, teacher = random_logits(seed=7), random_logits(seed=8)
+    temperature = 3.0
+    expected = temperature * (F.softmax(student / temperature, -1) - F.softmax(teacher / temperature, -1))
+    expected /= student.size(0)
+    assert torch.allclose(kd_gradient(student, teacher, temperature), expected, atol=1e-6)
+
+
+def test_total_is_the_weighted_sum_of_the_logged_terms():
+    student, teacher = random_logits(seed=9), random_logits(seed=10)
+    terms = distillation_loss(student, teacher, LABELS, temperature=3.0, alpha_ce=0.2, alpha_kd=0.7,
+                              alpha_cos=0.4)
+    assert set(terms) == {"loss", "ce", "kd", "cos"}
+    expected = 0.2 * terms["ce"] + 0.7 * terms["kd"] + 0.4 * terms["cos"]
+    assert torch.allclose(terms["loss"], expected)
+    assert terms["kd"].item() > 0 and terms["cos"].item() > 0
+
+
+def test_zero_weight_terms_are_logged_but_get_no_gradient():
+    student = random_logits(seed=11).requires_grad_(True)
+    teacher = random_logits(seed=12)
+    terms = distillation_loss(student, teacher, LABELS, alpha_ce=1.0, alpha_kd=0.0, alpha_cos=0.0)
+    assert terms["kd"].item() > 0 and terms["cos"].item() > 0
+    assert not terms["kd"].requires_grad and not terms["cos"].requires_grad
+    terms["loss"].backward()
+    ce_only = student.detach().clone().requires_grad_(True)
+    F.cross_entropy(ce_only, LABELS).backward()
+    assert torch.allclose(student.grad, ce_only.grad)
+
+
+def test_no_gradient_reaches_the_teacher():
+    student = random_logits(seed=13).requires_grad_(True)
+    teacher = random_logits(seed=14).requires_grad_(True)
+    distillation_loss(student, teacher, LABELS)["loss"].backward()
+    assert student.grad is not None and teacher.grad is None
+
+
+def test_cosine_on_logits_is_one_minus_the_mean_cosine():
+    student, teacher = random_logits(seed=15), random_logits(seed=16)
+    expected = (1 - F.cosine_similarity(student, teacher, dim=-1)).mean()
+    assert torch.allclose(distillation_loss(student, teacher, LABELS)["cos"], expected)
+
+
+def test_hidden_state_cosine_ignores_masked_positions():
+    torch.manual_seed(17)
+    teacher_hidden = torch.randn(2, 5, 8)
+    attention_mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    student_hidden = teacher_hidden.clone()
+    student_hidden[0, 3:] = -teacher_hidden[0, 3:]  # padding positions point the opposite way
+    logits = random_logits(batch=2)
+    labels = torch.tensor([0, 1])
+
+    masked = distillation_loss(logits, logits, labels, student_hidden=student_hidden,
+                               teacher_hidden=teacher_hidden, attention_mask=attention_mask)
+    unmasked = distillation_loss(logits, logits, labels, student_hidden=student_hidden,
+                                 teacher_hidden=teacher_hidden)
+    assert abs(masked["cos"].item()) < 1e-6
+    # Without the mask, 2 of the 10 vectors are opposite: cosine loss 2 each, mean 0.4.
+    assert unmasked["cos"].item() == pytest.approx(0.4, abs=1e-6)
+
+
+def test_mask_broadcasts_over_stacked_layers():
+    torch.manual_seed(18)
+    student, teacher = torch.randn(3, 2, 4, 8), torch.randn(3, 2, 4, 8)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]])
+    keep = mask.bool().expand(3, 2, 4)
+    expected = (1 - F.cosine_similarity(student[keep], teacher[keep], dim=-1)).mean()
+    assert torch.allclose(cosine_alignment(student, teacher, mask), expected)
+
+
+def test_aligned_hidden_states_pair_student_layers_with_their_source_layers():
+    # Tensor i of each tuple is filled with i (teacher) or 100 + i (student), to see who pairs with whom.
+    teacher_states = tuple(torch.full((2, 3, 4), float(i)) for i in range(13))
+    student_states = tuple(torch.full((2, 3, 4), 100.0 + i) for i in range(4))
+    student, teacher = aligned_hidden_states(student_states, teacher_states, [2, 8, 12])
+    assert student.shape == teacher.shape == (3, 2, 3, 4)
+    assert student[:, 0, 0, 0].tolist() == [101.0, 102.0, 103.0]
+    assert teacher[:, 0, 0, 0].tolist() == [2.0, 8.0, 12.0]
+    with pytest.raises(DistillError, match="expected 4 student hidden states"):
+        aligned_hidden_states(student_states[:3], teacher_states, [2, 8, 12])
+
+
+def test_first_student_layer_of_an_odd_student_matches_the_teacher_exactly():
+    torch.manual_seed(19)
+    config = BertConfig(vocab_size=100, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                        num_hidden_layers=4)
+    teacher = BertForSequenceClassification(config).eval()
+    layers = [1, 3]
+    student = build_student(teacher, layers).eval()
+    input_ids = torch.randint(5, 100, (2, 6))
+    attention_mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1] * 6])
+    with torch.no_grad():
+        student_out = student(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        teacher_out = teacher(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    student_hidden, teacher_hidden = aligned_hidden_states(student_out.hidden_states,
+                                                           teacher_out.hidden_states, layers)
+    # Layer 1 sees the same embeddings in both models; layer 3 sees layer 1's output, not layer 2's.
+    assert torch.equal(student_hidden[0], teacher_hidden[0])
+    assert not torch.allclose(student_hidden[1], teacher_hidden[1])
+    first = cosine_alignment(student_hidden[0], teacher_hidden[0], attention_mask)
+    second = cosine_alignment(student_hidden[1], teacher_hidden[1], attention_mask)
+    assert abs(first.item()) < 1e-6 and second.item() > 1e-6
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"temperature": 0.0}, "temperature must be a positive finite number, got 0.0"),
+    ({"temperature": -2.0}, "temperature must be a positive finite number"),
+    ({"temperature": float("nan")}, "temperature must be a positive finite number"),
+    ({"alpha_kd": -0.5}, "alpha_kd must be a finite number >= 0, got -0.5"),
+    ({"alpha_ce": 0.0, "alpha_kd": 0.0, "alpha_cos": 0.0}, "all loss weights are zero"),
+])
+def test_bad_settings_are_rejected(kwargs, message):
+    logits = random_logits()
+    with pytest.raises(DistillError, match=message):
+        distillation_loss(logits, logits, LABELS, **kwargs)
+
+
+def test_bad_tensors_are_rejected():
+    student = random_logits()
+    with pytest.raises(DistillError, match=r"student logits have shape \(6, 2\) but teacher logits \(6, 3\)"):
+        distillation_loss(student, random_logits(labels=3), LABELS)
+    with pytest.raises(DistillError, match="must be \\(batch, num_labels\\)"):
+        distillation_loss(student[0], student[0], LABELS)
+    with pytest.raises(DistillError, match="labels must be an integer tensor of shape \\(6,\\)"):
+        distillation_loss(student, student, LABELS.float())
+    with pytest.raises(DistillError, match="labels must lie in 0..1, got values from 0 to 2"):
+        distillation_loss(student, student, torch.tensor([0, 1, 2, 0, 1, 0]))
+
+
+def test_bad_hidden_states_are_rejected():
+    logits, hidden = random_logits(batch=2), torch.randn(2, 5, 8)
+    labels = torch.tensor([0, 1])
+    with pytest.raises(DistillError, match="pass both student_hidden and teacher_hidden"):
+        distillation_loss(logits, logits, labels, student_hidden=hidden)
+    with pytest.raises(DistillError, match="the cosine needs aligned vectors of the same size"):
+        distillation_loss(logits, logits, labels, student_hidden=hidden, teacher_hidden=torch.randn(2, 5, 16))
+    with pytest.raises(DistillError, match="does not fit hidden states"):
+        distillation_loss(logits, logits, labels, student_hidden=hidden, teacher_hidden=hidden,
+                          attention_mask=torch.ones(2, 4))
+    with pytest.raises(DistillError, match="masks out every position"):
+        distillation_loss(logits, logits, labels, student_hidden=hidden, teacher_hidden=hidden,
+                          attention_mask=torch.zeros(2, 5))
+    with pytest.raises(DistillError, match="attention_mask only applies to hidden states"):
+        distillation_loss(logits, logits, labels, attention_mask=torch.ones(2, 5))

@@ -1,0 +1,246 @@
+"""LoRA by hand: exactness at injection, merging, frozen weights, the adapter file, bad inputs."""
+import copy
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+
+from lora import (LoRAError, LoRALinear, apply_adapter, count_parameters, inject_lora, load_adapter,
+                  load_lora_state_dict, lora_state_dict, mark_only_lora_trainable, merge_lora, save_adapter)
+
+TINY = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64, max_position_embeddings=64)
+
+
+def tiny_bert(seed: int = 0, **overrides) -> BertForSequenceClassification:
+    torch.manual_seed(seed)
+    return BertForSequenceClassification(BertConfig(**{**TINY, **overrides})).eval()
+
+
+def logits(model: nn.Module, batch: dict) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+def randomise_adapters(model: nn.Module, seed: int = 1) -> None:
+    """Give every B a random value, so ΔW ≠ 0 and the LoRA path really changes the outputs."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, LoRALinear):
+                module.lora_B.copy_(0.1 * torch.randn(module.lora_B.shape, generator=generator))
+
+
+@pytest.fixture
+def batch() -> dict:
+    input_ids = torch.randint(0, TINY["vocab_size"], (3, 7), generator=torch.Generator().manual_seed(0))
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+@pytest.fixture
+def tuned() -> BertForSequenceClassification:
+    """A tiny BERT with r=4 adapters on query and value that are no longer zero."""
+    model = tiny_bert()
+    inject_lora(model, r=4, alpha=8)
+    randomise_adapters(model)
+    return model.eval()
+
+
+def test_fresh_injection_computes_exactly_what_the_base_did(batch):
+    base = tiny_bert()
+    adapted = copy.deepcopy(base)
+    assert inject_lora(adapted, r=8, alpha=16) == 4  # 2 layers × (query, value)
+    adapted.eval()
+    assert torch.equal(logits(adapted, batch), logits(base, batch))
+    query = adapted.bert.encoder.layer[0].attention.self.query
+    assert not query.base.weight.requires_grad and not query.base.bias.requires_grad
+    assert query.lora_A.shape == (8, 32) and query.lora_B.shape == (32, 8) and query.scaling == 2.0
+
+
+def test_only_query_and_value_are_wrapped(tuned):
+    for layer in tuned.bert.encoder.layer:
+        assert isinstance(layer.attention.self.query, LoRALinear)
+        assert isinstance(layer.attention.self.value, LoRALinear)
+        for untouched in (layer.attention.self.key, layer.attention.output.dense,
+                          layer.intermediate.dense, layer.output.dense):
+            assert type(untouched) is nn.Linear
+    assert type(tuned.bert.pooler.dense) is nn.Linear and type(tuned.classifier) is nn.Linear
+
+
+def test_dropout_touches_only_the_lora_path():
+    torch.manual_seed(0)
+    base = nn.Linear(16, 8)
+    layer = LoRALinear(copy.deepcopy(base), r=4, alpha=8, dropout=0.5).train()
+    x = torch.randn(5, 16)
+    assert torch.equal(layer(x), base(x))  # B = 0: with dropout on, the frozen path is still exact
+
+
+def test_merge_matches_unmerged_and_unmerge_restores_the_weight():
+    torch.manual_seed(0)
+    layer = LoRALinear(nn.Linear(16, 8), r=4, alpha=8).eval()
+    nn.init.normal_(layer.lora_B)
+    original = layer.base.weight.detach().clone()
+    x = torch.randn(5, 16)
+    unmerged = layer(x)
+    layer.merge()
+    layer.merge()  # a second merge must not add ΔW twice
+    assert layer.merged and "merged=True" in repr(layer)
+    torch.testing.assert_close(layer.base.weight, original + layer.lora_B @ layer.lora_A * 2.0)
+    torch.testing.assert_close(layer(x), unmerged, atol=1e-5, rtol=0)
+    layer.unmerge()
+    layer.unmerge()
+    assert not layer.merged
+    torch.testing.assert_close(layer.base.weight, original, atol=1e-6, rtol=0)
+
+
+def test_merged_model_agrees_with_the_unmerged_one(tuned, batch):
+    unmerged = logits(tuned, batch)
+    for module in tuned.modules():
+        if isinstance(module, LoRALinear):
+            module.merge()
+    torch.testing.assert_close(logits(tuned, batch), unmerged, atol=1e-5, rtol=0)
+
+
+def test_only_lora_and_head_learn(tuned, batch):
+    mark_only_lora_trainable(tuned, also=("classifier",))
+    trainable = {name for name, p in tuned.named_parameters() if p.requires_grad}
+    assert len(trainable) == 4 * 2 + 2  # A and B of 4 layers, classifier weight and bias
+    assert all(name.endswith(("lora_A", "lora_B")) or name.startswith("classifier.") for name in trainable)
+    frozen = {name: p.detach().clone() for name, p in tuned.named_parameters() if not p.requires_grad}
+    before = {name: p.detach().clone() for name, p in tuned.named_parameters() if p.requires_grad}
+
+    tuned.train()
+    optimiser = torch.optim.AdamW(tuned.parameters(), lr=1e-2, weight_decay=0.1)
+    tuned(**batch, labels=torch.tensor([0, 1, 1])).loss.backward()
+    assert {name for name, p in tuned.named_parameters() if p.grad is not None} == trainable
+    optimiser.step()
+
+    parameters = dict(tuned.named_parameters())
+    assert all(torch.equal(parameters[name], value) for name, value in frozen.items())
+    assert all(not torch.equal(parameters[name], value) for name, value in before.items())
+
+
+def test_adapter_round_trip_reproduces_the_outputs(batch, tmp_path):
+    base = tiny_bert()
+    tuned = copy.deepcopy(base)
+    inject_lora(tuned, r=4, alpha=8, dropout=0.05)
+    randomise_adapters(tuned)
+    nn.init.normal_(tuned.classifier.weight)  # the head is trained too, so it must travel in the file
+    tuned.eval()
+
+    path = save_adapter(tmp_path / "adapter.safetensors", tuned, r=4, alpha=8, targets=("query", "value"),
+                        base_model="tiny-bert", layers=[0, 1], also=("classifier",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter.safetensors"]  # no temp file left
+    state, meta = load_adapter(path)
+    assert meta == {"format": "distil-vs-lora-adapter/1", "r": 4, "alpha": 8.0, "targets": ["query", "value"],
+                    "base_model": "tiny-bert", "layers": [0, 1], "dropout": 0.05}
+    assert len(state) == 4 * 2 + 2 and all("lora_" in name or "classifier" in name for name in state)
+
+    restored = apply_adapter(copy.deepcopy(base), state, meta).eval()
+    assert torch.equal(logits(restored, batch), logits(tuned, batch))
+    assert not torch.equal(logits(base, batch), logits(tuned, batch))
+
+
+def test_merged_model_is_an_ordinary_hugging_face_folder(tuned, batch, tmp_path):
+    expected = logits(tuned, batch)
+    merged = merge_lora(tuned)
+    assert not any(isinstance(module, LoRALinear) for module in merged.modules())
+    merged.save_pretrained(tmp_path / "merged")
+    with safe_open(tmp_path / "merged" / "model.safetensors", framework="pt") as file:
+        keys = set(file.keys())
+    assert "bert.encoder.layer.0.attention.self.query.weight" in keys
+    assert not any("lora" in key or ".base." in key for key in keys)
+
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged").eval()
+    torch.testing.assert_close(logits(reloaded, batch), expected, atol=1e-5, rtol=0)
+
+
+def test_trainable_share_on_the_e5_small_shape():
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=47284, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                        intermediate_size=1536)
+    model = BertForSequenceClassification(config)
+    inject_lora(model, r=8, alpha=16)
+    # The e5 checkpoint has no pooler weights: the pooler starts random, so it is trained with the head.
+    mark_only_lora_trainable(model, also=("classifier", "pooler"))
+    trainable, total = count_parameters(model)
+    lora = 6 * 2 * (8 * 384 + 384 * 8)
+    pooler, classifier = 384 * 384 + 384, 384 * 2 + 2
+    assert trainable == lora + pooler + classifier
+    share = trainable / total
+    print(f"\ntrainable share, e5-small shape, r=8 on query+value + pooler + classifier: "
+          f"{trainable:,} / {total:,} = {share:.2%}")
+    assert share <= 0.03
+
+
+def test_no_matching_target_or_bad_rank_is_a_clear_error():
+    model = tiny_bert()
+    with pytest.raises(LoRAError, match=r"no nn.Linear named \['q_proj'\].*'query'"):
+        inject_lora(model, targets=("q_proj",))
+    with pytest.raises(LoRAError, match="rank"):
+        inject_lora(model, r=0)
+    assert not any(isinstance(module, LoRALinear) for module in model.modules())  # nothing half-injected
+
+
+def test_corrupt_or_foreign_adapter_files_are_rejected(tuned, tmp_path):
+    good = save_adapter(tmp_path / "good.safetensors", tuned, r=4, alpha=8, targets=("query", "value"),
+                        base_model="tiny-bert")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00not a safetensors file at all")
+    for broken in (truncated, garbage):
+        with pytest.raises(LoRAError, match="truncated or corrupt"):
+            load_adapter(broken)
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(2)}, foreign)
+    with pytest.raises(LoRAError, match="not a distil-vs-lora adapter"):
+        load_adapter(foreign)
+    with pytest.raises(LoRAError, match="no adapter file"):
+        load_adapter(tmp_path / "missing.safetensors")
+
+
+def test_save_adapter_refuses_to_record_what_the_model_is_not(tuned, tmp_path):
+    with pytest.raises(LoRAError, match="r=4, alpha=8"):
+        save_adapter(tmp_path / "a.safetensors", tuned, r=8, alpha=8, targets=("query", "value"), base_model="x")
+    with pytest.raises(LoRAError, match="already merged"):
+        save_adapter(tmp_path / "a.safetensors", merge_lora(tuned), r=4, alpha=8, targets=("query", "value"),
+                     base_model="x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_adapter_that_does_not_fit_the_model_is_rejected(tuned, tmp_path):
+    state, meta = load_adapter(save_adapter(tmp_path / "adapter.safetensors", tuned, r=4, alpha=8,
+                                            targets=("query", "value"), base_model="tiny-bert"))
+    with pytest.raises(LoRAError, match=r"shape mismatches \(9\)"):  # wider base: every A and B, the head weight
+        apply_adapter(tiny_bert(hidden_size=48), state, meta)
+
+    other_rank = tiny_bert()
+    inject_lora(other_rank, r=2, alpha=8)
+    with pytest.raises(LoRAError, match="shape mismatches"):
+        load_lora_state_dict(other_rank, state)
+
+    more_targets = tiny_bert()
+    inject_lora(more_targets, targets=("query", "key", "value"), r=4, alpha=8)
+    with pytest.raises(LoRAError, match="LoRA keys missing from the adapter"):
+        load_lora_state_dict(more_targets, state)
+
+    with pytest.raises(LoRAError, match="keys the model lacks"):
+        load_lora_state_dict(more_targets, {**lora_state_dict(more_targets), "bert.nonexistent.lora_A": torch.zeros(1)})
+
+
+def test_lora_works_under_bfloat16_autocast(tuned, batch):
+    layer = tuned.bert.encoder.layer[0].attention.self.query
+    x = torch.randn(5, 32)
+    expected = layer(x)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        got = layer(x)
+        loss = tuned(**batch, labels=torch.tensor([0, 1, 1])).loss
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected, atol=0.05, rtol=0.05)
+    loss.backward()
+    assert layer.lora_B.grad.dtype == torch.float32 and layer.lora_B.grad.abs().sum() > 0

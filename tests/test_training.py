@@ -1,0 +1,159 @@
+"""The shared training machinery: batching, a real training step, resume, NaN stop, atomic saves."""
+import json
+
+import pytest
+import torch
+
+from conftest import tiny_classifier, tiny_tokenizer
+from training import loop
+from training.batching import length_bucketed_batches, make_batch, pad_batch
+from training.checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, save_run
+from training.distributed import Distributed
+from training.loop import EncodedSplit, NonFiniteLossError, TrainingConfig, cross_entropy_loss, train
+
+CPU = Distributed(rank=0, world_size=1, device=torch.device("cpu"))
+
+
+def tiny_split(n=40, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(3, 20, (n,), generator=generator)
+    token_ids = [[2, *torch.randint(4, 30, (int(k),), generator=generator).tolist(), 3] for k in lengths]
+    labels = [int(ids[1] % 2) for ids in token_ids]
+    return EncodedSplit(token_ids, labels)
+
+
+def test_batches_are_deterministic_and_of_similar_length():
+    lengths = [(7 * i) % 50 + 1 for i in range(1000)]
+    first = length_bucketed_batches(lengths, 16, seed=1, epoch=0)
+    assert first == length_bucketed_batches(lengths, 16, seed=1, epoch=0)
+    assert first != length_bucketed_batches(lengths, 16, seed=1, epoch=1)
+    assert sorted(i for batch in first for i in batch) == list(range(1000))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in first) / len(first)
+    assert spread < 5, "pools sorted by length should give batches of similar length"
+
+
+def test_shards_are_disjoint_and_cover_the_data():
+    lengths = list(range(1, 101))
+    shards = [length_bucketed_batches(lengths, 8, seed=0, epoch=0, rank=r, world_size=3) for r in range(3)]
+    assert len({len(shard) for shard in shards}) == 1, "every rank must take the same number of steps"
+    seen = [i for shard in shards for batch in shard for i in batch]
+    assert len(seen) == len(set(seen))
+    all_batches = length_bucketed_batches(lengths, 8, seed=0, epoch=0)
+    assert len(seen) == sum(len(b) for b in all_batches[:len(all_batches) - len(all_batches) % 3])
+
+
+def test_evaluation_order_is_sorted_by_length():
+    lengths = [5, 1, 4, 2, 3]
+    assert length_bucketed_batches(lengths, 2, seed=0, epoch=0, shuffle=False) == [[1, 3], [4, 2], [0]]
+
+
+def test_dynamic_padding_pads_to_the_longest_in_the_batch():
+    input_ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=1)
+    assert input_ids.tolist() == [[5, 6, 7], [8, 1, 1]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    batch = make_batch([1, 0], [[5, 6], [8]], [0, 1], pad_id=1)
+    assert batch["labels"].tolist() == [1, 0] and batch["index"].tolist() == [1, 0]
+
+
+def test_a_real_training_run_updates_the_model_and_logs_everything(tmp_path):
+    model = tiny_classifier()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    history = train(model, cross_entropy_loss, tiny_split(), tiny_split(20, seed=1),
+                    config=TrainingConfig(epochs=2, lr=1e-3, batch_size=8), env=CPU, pad_id=0,
+                    history={}, checkpoint=tmp_path / "ckpt")
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert len(history["steps"]) == 10 and {"loss", "ce", "lr"} <= set(history["steps"][0])
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert 0 <= history["validation_threshold"] <= 1 and history["best_epoch"] in (1, 2)
+    assert (tmp_path / "ckpt" / "state.json").exists()
+
+
+def test_resume_continues_exactly_where_a_killed_run_stopped(tmp_path, monkeypatch):
+    config = TrainingConfig(epochs=2, lr=1e-3, batch_size=8)
+    reference = tiny_classifier()
+    train(reference, cross_entropy_loss, tiny_split(), tiny_split(20, 1), config=config, env=CPU,
+          pad_id=0, history={}, checkpoint=tmp_path / "a")
+
+    real_batches = loop.length_bucketed_batches
+
+    def killed_in_epoch_two(*args, **kwargs):
+        if kwargs.get("epoch") == 1 and kwargs.get("shuffle", True):
+            raise KeyboardInterrupt
+        return real_batches(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "length_bucketed_batches", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_classifier(), cross_entropy_loss, tiny_split(), tiny_split(20, 1), config=config, env=CPU,
+              pad_id=0, history={}, checkpoint=tmp_path / "b")
+    monkeypatch.setattr(loop, "length_bucketed_batches", real_batches)
+    resumed = tiny_classifier(seed=123)
+    history = train(resumed, cross_entropy_loss, tiny_split(), tiny_split(20, 1), config=config, env=CPU,
+                    pad_id=0, history={}, checkpoint=tmp_path / "b", resume=True)
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=1e-6)
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        train(tiny_classifier(), cross_entropy_loss, tiny_split(), tiny_split(20, 1),
+              config=TrainingConfig(epochs=1), env=CPU, pad_id=0, history={},
+              checkpoint=tmp_path / "none", resume=True)
+
+
+def test_a_corrupt_checkpoint_is_refused(tmp_path):
+    config = TrainingConfig(epochs=1, batch_size=8)
+    train(tiny_classifier(), cross_entropy_loss, tiny_split(), tiny_split(20, 1), config=config, env=CPU,
+          pad_id=0, history={}, checkpoint=tmp_path / "c")
+    (tmp_path / "c" / "last.safetensors").write_bytes(b"not a safetensors file")
+    model = tiny_classifier()
+    optimizer, scheduler = loop.build_optimizer(model, config, 10)
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(tmp_path / "c", model, optimizer, scheduler)
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    calls = {"n": 0}
+
+    def loss_that_explodes_in_epoch_two(model, batch):
+        calls["n"] += 1
+        terms = cross_entropy_loss(model, batch)
+        if calls["n"] > 5:
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
+        train(tiny_classifier(), loss_that_explodes_in_epoch_two, tiny_split(), tiny_split(20, 1),
+              config=TrainingConfig(epochs=3, batch_size=8), env=CPU, pad_id=0, history={},
+              checkpoint=tmp_path / "ckpt")
+    state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
+    assert state["epoch"] == 0, "the checkpoint of the last good epoch stays"
+
+
+def test_save_run_writes_a_plain_hf_folder(tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    model = tiny_classifier()
+    save_run(tmp_path / "run", model, tiny_tokenizer(), {"method": "odd"})
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run")
+    ids = torch.tensor([[2, 5, 6, 3]])
+    torch.testing.assert_close(loaded.eval()(ids).logits, model(ids).logits)
+    assert AutoTokenizer.from_pretrained(tmp_path / "run")("you idiot")["input_ids"] == [2, 4, 7, 3]
+    assert json.loads((tmp_path / "run" / "history.json").read_text()) == {"method": "odd"}
+
+
+def test_a_failed_save_leaves_the_previous_run_untouched(tmp_path):
+    model = tiny_classifier()
+    save_run(tmp_path / "run", model, tiny_tokenizer(), {"version": 1})
+
+    def crash(path):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        save_run(tmp_path / "run", model, tiny_tokenizer(), {"version": 2}, {"adapter.safetensors": crash})
+    assert json.loads((tmp_path / "run" / "history.json").read_text()) == {"version": 1}
+    assert not (tmp_path / "run" / "adapter.safetensors").exists()
+
+
+def test_checkpoint_lives_beside_the_runs():
+    from pathlib import Path
+    assert checkpoint_dir(Path("runs/odd")) == Path("runs/.checkpoints/odd")
