@@ -1,12 +1,14 @@
 # Two commands for a fresh machine (see README.md):
 #   make all    the whole comparison on the embedded defaults: train every method, then evaluate
 #   make test   the test suite
+#   make study SEEDS=3   odd, even and lora with SEEDS training seeds in all (the runs of `make all`
+#                        are seed 42; the others go to runs/study/), then evaluate with mean ± std
 # Each creates its own virtual environment in .venv from the pinned requirements.
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
-SEEDS  ?= 1
+SEEDS  ?= 3
 
-.PHONY: all test pipeline study clean-runs
+.PHONY: all test study
 
 $(VENV)/installed: requirements.txt requirements-test.txt
 	python3 -m venv $(VENV)
@@ -23,3 +25,27 @@ all: $(VENV)/installed
 
 test: $(VENV)/installed
 	$(PYTHON) -m pytest tests
+
+study: $(VENV)/installed
+	@test -d runs/teacher || { echo "run 'make all' first: the study reuses runs/teacher"; exit 1; }
+	for seed in $$(seq 1 $$(($(SEEDS) - 1))); do \
+	  for method in odd even lora; do \
+	    $(PYTHON) train.py --method $$method --seed $$seed --out runs/study/$$method-seed$$seed || exit 1; \
+	  done; \
+	done
+	$(PYTHON) evaluate.py
+
+# make bench   the benchmarks of bench/, then bench/RESULTS.md (see bench/make_results.py). They run
+#              in their own environment, .venv-bench: requirements.txt plus requirements-bench.txt
+#              (peft, accelerate: only the comparison with Trainer needs them). Needs the trained runs
+#              of `make all`; about 30-40 minutes on 2 cores. Run it on an otherwise idle machine.
+BENCH_VENV := .venv-bench
+
+$(BENCH_VENV)/installed: requirements.txt requirements-bench.txt
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements.txt -r requirements-bench.txt
+	touch $@
+
+.PHONY: bench
+bench: $(BENCH_VENV)/installed
+	$(BENCH_VENV)/bin/python -m bench.make_results

@@ -55,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--label-column")
     data.add_argument("--toxic-labels", help="comma-separated raw label values that mean toxic")
     data.add_argument("--val-fraction", type=float, default=0.1)
+    data.add_argument("--split-seed", type=int, default=42,
+                      help="seed of the validation (and, if missing, test) split; fixed across --seed so that "
+                           "runs with different training seeds are compared on the same examples")
     data.add_argument("--max-length", type=int, default=128)
     data.add_argument("--limit", type=int, help="train on the first N training examples only (smoke runs)")
     data.add_argument("--cache-dir", help="where embedded assets are cached (default: $DISTIL_VS_LORA_CACHE "
@@ -75,8 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     optim.add_argument("--weight-decay", type=float, default=0.01)
     optim.add_argument("--max-grad-norm", type=float, default=1.0)
     optim.add_argument("--seed", type=int, default=42)
-    optim.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False,
-                       help="bf16 autocast for the matrix multiplications")
+    optim.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                       help="bf16 autocast for the matrix multiplications (default on: about 1.9x faster "
+                            "training on this CPU, see bench/RESULTS.md; --no-bf16 for fp32)")
     optim.add_argument("--cpu", action="store_true", help="train on the CPU even when CUDA is available")
     optim.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     kd = p.add_argument_group("distillation (odd, even, lora-kd)")
@@ -131,7 +135,7 @@ def main(argv=None) -> None:
     # -- data -----------------------------------------------------------------------------
     splits = load_splits(args.dataset, text_column=args.text_column, label_column=args.label_column,
                          toxic_labels=args.toxic_labels.split(",") if args.toxic_labels else None,
-                         val_fraction=args.val_fraction, seed=args.seed, cache_dir=args.cache_dir)
+                         val_fraction=args.val_fraction, seed=args.split_seed, cache_dir=args.cache_dir)
     if args.limit:
         splits.train.texts, splits.train.labels = splits.train.texts[:args.limit], splits.train.labels[:args.limit]
 

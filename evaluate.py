@@ -1,0 +1,125 @@
+"""Evaluate every trained run on its held-out test split and write the report.
+
+    python evaluate.py                         # every run under runs/ (and runs/study/)
+    python evaluate.py runs/odd runs/even      # only these runs
+    python evaluate.py --no-speed --bootstrap 500 --no-readme
+
+For each run: rebuild the splits it was trained on (from its history.json), predict the
+validation and test comments, choose the decision threshold on validation, score the test split
+at 0.5 and at that threshold, and measure what the model costs. Then flag degenerate runs,
+summarise each method over its seeds, compare methods with a paired bootstrap, and write
+results/results.md, results/results.json and the figures. The results section of README.md
+(between <!-- results:start --> and <!-- results:end -->) is regenerated from the same numbers.
+"""
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data import DataError
+from data.load import load_splits
+from models.load import ModelError, load_classifier, load_tokenizer
+from report import ReportError
+from report.costs import adapter_size_mb, count_parameters, folder_size_mb, measure_speed
+from report.document import results_markdown
+from report.files import strict_json, write_text_atomically
+from report.flags import degenerate_flags
+from report.inference import predict_toxic_probs
+from report.plots import draw_figures
+from report.quality import RunPredictions, fingerprint, quality_report
+from report.readme import update_readme
+from report.runs import dataset_args, display_path, find_run_folders, read_runs
+from report.study import method_comparisons, seed_summary
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="*", type=Path, help="run folders to evaluate (default: all under --runs-dir)")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where to look for runs (default: runs)")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="report folder (default: results)")
+    parser.add_argument("--readme", type=Path, default=Path("README.md"), help="README whose results section is regenerated")
+    parser.add_argument("--no-readme", action="store_true", help="leave the README untouched")
+    parser.add_argument("--bootstrap", type=int, default=2000, help="paired bootstrap resamples (default: 2000)")
+    parser.add_argument("--bootstrap-seed", type=int, default=0)
+    parser.add_argument("--no-speed", action="store_true", help="skip the inference speed measurement")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads for every run's inference (default: torch's default)")
+    args = parser.parse_args(argv)
+    if args.bootstrap < 1:
+        parser.error("--bootstrap needs at least 1 resample")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)  # one setting for all runs, so their speeds compare
+    runs = read_runs(args.paths or find_run_folders(args.runs_dir))
+
+    # Score every run; runs trained on the same dataset settings share one load of the splits.
+    splits_by_dataset = {}
+    records, predictions = [], {}
+    for run in runs:
+        print(f"evaluating {run.name} ({run.path}) ...", file=sys.stderr, flush=True)
+        dataset = dataset_args(run.history)
+        key = json.dumps(dataset, sort_keys=True)
+        if key not in splits_by_dataset:
+            splits_by_dataset[key] = load_splits(**dataset)
+        splits = splits_by_dataset[key]
+        model, tokenizer = load_classifier(str(run.path)), load_tokenizer(str(run.path))
+        max_length = run.history["args"]["max_length"]
+
+        validation_probs = predict_toxic_probs(model, tokenizer, splits.validation.texts, max_length)
+        test_probs = predict_toxic_probs(model, tokenizer, splits.test.texts, max_length)
+        quality = quality_report(splits.validation.labels, validation_probs, splits.test.labels, test_probs)
+        test_set = fingerprint(splits.test.texts, splits.test.labels)
+        predictions[run.name] = RunPredictions(np.asarray(splits.test.labels), test_probs, test_set)
+
+        total = count_parameters(model)
+        trainable = run.history["params"]["trainable"]
+        records.append({
+            "name": run.name, "method": run.method, "path": display_path(run.path), "seed": run.seed,
+            "primary": run.primary, **quality,
+            "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total},
+            "size_mb": folder_size_mb(run.path), "adapter_size_mb": adapter_size_mb(run.path),
+            "speed": None if args.no_speed else measure_speed(model, tokenizer, splits.test.texts, max_length),
+            "train_wall_time_s": run.history["wall_time_s"],
+            "train_loss": run.history["epochs"][-1]["train_loss"],
+            "test_set": {"source": splits.source, "size": len(splits.test.labels), "fingerprint": test_set},
+        })
+
+    # Warnings, the seed study and the paired comparisons, then the report itself.
+    flags = degenerate_flags(records, predictions)
+    for record in records:
+        record["flags"] = flags[record["name"]]
+    results = {
+        "runs": records,
+        "seeds": seed_summary(records),
+        "comparisons": method_comparisons(records, predictions, args.bootstrap, args.bootstrap_seed),
+        "figures": draw_figures(runs, records, predictions, args.out),
+        "generated_by": shlex.join(["python", "evaluate.py", *argv]),
+    }
+    markdown = results_markdown(results)
+    write_text_atomically(args.out / "results.json", strict_json(results))
+    write_text_atomically(args.out / "results.md",
+                          f"# Results\n\nGenerated by `{results['generated_by']}`.\n\n{markdown}")
+    print(markdown)
+    print(f"wrote {args.out}/results.md, {args.out}/results.json and {len(results['figures'])} figures")
+
+    if not args.no_readme:
+        image_dir = os.path.relpath(args.out.resolve(), args.readme.resolve().parent)
+        print(update_readme(args.readme, results_markdown(results, image_dir=Path(image_dir).as_posix(),
+                                                          heading="###")))
+    return results
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ReportError, DataError, ModelError) as error:
+        sys.exit(f"evaluate.py: {error}")

@@ -1,0 +1,19 @@
+"""The evaluation report: every trained run scored on its held-out test split, side by side.
+
+``evaluate.py`` drives it top to bottom; each module here holds one concept:
+
+- ``runs``      finds run folders and reads their history.json
+- ``inference`` toxic probabilities of a model on a list of comments
+- ``quality``   metrics on validation and test, with the threshold chosen on validation only
+- ``costs``     parameters, size on disk, inference speed, training time
+- ``flags``     degenerate runs (constant predictor, near-chance ranking, duplicated predictions)
+- ``stats``     mean ± std and the paired bootstrap of a ROC-AUC difference
+- ``study``     the multi-seed study: per-method summaries and paired method comparisons
+- ``tables``, ``plots``, ``findings``, ``document``  the Markdown tables, figures and sentences
+- ``readme``    replaces the marked results section of README.md
+- ``files``     atomic writes, so no half-written report is ever left on disk
+"""
+
+
+class ReportError(ValueError):
+    """The runs cannot be evaluated or reported as asked (missing folder, malformed history, ...)."""

@@ -1,0 +1,43 @@
+"""The results document: tables, warnings, findings and figures in one Markdown text.
+
+The same text goes to results/results.md and, with image links relative to the README and
+headings one level deeper, into the marked results section of README.md.
+"""
+from report.findings import findings
+from report.tables import (WARNING, assignment_table, comparisons_table, costs_table, flag_list, quality_table,
+                           seeds_table)
+
+
+def results_markdown(results: dict, image_dir: str = "", heading: str = "##") -> str:
+    """``image_dir`` is the figures' folder as seen from the document ("" when they sit side by side)."""
+    records = results["runs"]
+    prefix = f"{image_dir.rstrip('/')}/" if image_dir else ""
+    speed = next((r["speed"] for r in records if r["speed"]), None)
+    parts = [
+        f"{heading} Model comparison",
+        assignment_table(records),
+        "Training Loss: mean training loss of the final epoch. Test Set Performance: held-out test split, "
+        "at the decision threshold that maximises F1 on the validation split (never chosen on test).",
+    ]
+    warnings = flag_list(records)
+    if warnings:
+        parts += [f"**{WARNING} {len(warnings.splitlines())} run(s) flagged as degenerate:**", warnings]
+    parts += [
+        f"{heading} Findings",
+        "\n".join(f"- {sentence}" for sentence in findings(results)),
+        f"{heading} All runs: quality on the test split",
+        quality_table(records),
+        f"{heading} All runs: costs",
+        costs_table(records),
+        (f"Speed: {speed['threads']} torch thread(s), the same fixed sample of test comments for every run "
+         f"({speed['batch_1']['comments']} at batch 1, {speed['batch_64']['comments']} at batch 64) after a "
+         f"warm-up, fastest of {speed['repeats']} repeats, tokenisation included. Size: the whole run folder; adapter: adapter.safetensors alone."
+         if speed else "Speed was not measured (--no-speed)."),
+        f"{heading} Several seeds: mean ± std on the test split",
+        seeds_table(results["seeds"]),
+        f"{heading} Paired comparisons",
+        comparisons_table(results["comparisons"]),
+        f"{heading} Figures",
+        *(f"![{title}]({prefix}{filename})" for title, filename in results["figures"].items()),
+    ]
+    return "\n\n".join(parts) + "\n"

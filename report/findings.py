@@ -1,0 +1,95 @@
+"""The findings in words, every number inserted from the results (none is ever typed by hand)."""
+from report.tables import WARNING, millions, number, signed
+
+DISTILLED = ("odd", "even")
+
+
+def seed_note(summary: dict) -> str:
+    n, std = summary["roc_auc"]["n"], summary["roc_auc"]["std"]
+    return f" ± {number(std)} over {n} seeds" if n > 1 else ""
+
+
+def best_method(seeds: dict[str, dict]) -> str:
+    method = max(seeds, key=lambda m: seeds[m]["roc_auc"]["mean"])
+    return (f"Best test ROC-AUC: **{method}**, {number(seeds[method]['roc_auc']['mean'])}"
+            f"{seed_note(seeds[method])}.")
+
+
+def served_run(records: list[dict]) -> str:
+    best = max(records, key=lambda r: r["validation"]["macro_f1"])
+    return (f"The web app serves `{best['name']}`, the run with the best validation macro-F1 "
+            f"({number(best['validation']['macro_f1'])}; test macro-F1 "
+            f"{number(best['test']['at_validation_threshold']['macro_f1'])}).")
+
+
+def comparison(result: dict) -> str:
+    a, b = result["a"], result["b"]
+    low, high = result["ci95"]
+    per_seed = ", ".join(signed(d) for d in result["per_seed_differences"].values())
+    sentence = (f"{a} − {b}, test ROC-AUC: {signed(result['difference'])} (95% CI [{signed(low)}, {signed(high)}] "
+                f"from {result['resamples']} paired bootstrap resamples of the test set; {a} ahead in "
+                f"{100 * result['share_a_better']:.0f}% of them; per seed: {per_seed}). ")
+    if result["verdict"] == "within noise":
+        sentence += "The difference is within noise: the interval contains 0."
+    else:
+        sentence += f"The test set separates them: **{result['verdict']}**."
+        differences = result["per_seed_differences"].values()
+        if min(differences) < 0 < max(differences):
+            sentence += " But the per-seed differences change sign, so the seed matters as much as the method."
+    return sentence
+
+
+def lora_gap(seeds: dict[str, dict]) -> str | None:
+    distilled = [m for m in DISTILLED if m in seeds]
+    if "lora" not in seeds or not distilled:
+        return None
+    best = max(distilled, key=lambda m: seeds[m]["roc_auc"]["mean"])
+    lora, student = seeds["lora"]["roc_auc"]["mean"], seeds[best]["roc_auc"]["mean"]
+    return (f"LoRA vs the best distilled student ({best}): test ROC-AUC {number(lora)} vs {number(student)}, "
+            f"a gap of {signed(lora - student)}.")
+
+
+def teacher_retention(seeds: dict[str, dict]) -> str | None:
+    """Student ROC-AUC / teacher ROC-AUC: how much of the teacher's ranking quality survives."""
+    if "teacher" not in seeds or len(seeds) < 2:
+        return None
+    teacher = seeds["teacher"]["roc_auc"]["mean"]
+    kept = ", ".join(f"{m} {100 * s['roc_auc']['mean'] / teacher:.1f}%" for m, s in seeds.items() if m != "teacher")
+    return f"Share of the teacher's test ROC-AUC ({number(teacher)}) that each method keeps: {kept}."
+
+
+def costs(records: list[dict]) -> str | None:
+    primary = {r["method"]: r for r in records if r["primary"]}
+    sentences = []
+    for method in ("lora", "lora-kd"):
+        if method in primary and primary[method]["adapter_size_mb"] is not None:
+            r = primary[method]
+            sentences.append(f"{method} trains {millions(r['params']['trainable'])} parameters "
+                             f"({100 * r['params']['trainable_share']:.1f}% of {millions(r['params']['total'])}); "
+                             f"its adapter takes {number(r['adapter_size_mb'], 2)} MB next to "
+                             f"{number(r['size_mb'], 1)} MB for the whole run folder.")
+    teacher = primary.get("teacher")
+    if teacher and teacher["speed"]:
+        base = teacher["speed"]["batch_1"]["examples_per_s"]
+        faster = ", ".join(f"{m} ×{r['speed']['batch_1']['examples_per_s'] / base:.2f}"
+                           for m, r in primary.items() if m != "teacher" and r["speed"])
+        if faster:
+            sentences.append(f"Speed at batch 1 relative to the teacher ({number(base, 1)} comments/s): {faster}.")
+    return " ".join(sentences) or None
+
+
+def degenerate(records: list[dict]) -> str:
+    flagged = [r["name"] for r in records if r["flags"]]
+    if not flagged:
+        return "No run was flagged as degenerate."
+    return (f"{WARNING} **{len(flagged)} run(s) flagged as degenerate: {', '.join(flagged)}.** "
+            f"Their numbers are not to be trusted; see the warnings above.")
+
+
+def findings(results: dict) -> list[str]:
+    """One sentence (or short paragraph) per finding, in reading order."""
+    records, seeds = results["runs"], results["seeds"]
+    sentences = [best_method(seeds), served_run(records)]
+    sentences += [comparison(c) for c in results["comparisons"].values() if "skipped" not in c]
+    sentences += [lora_gap(seeds), teacher_retention(seeds), costs(records), degenerate(records)]
+    return [s for s in sentences if s]

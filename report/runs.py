@@ -1,0 +1,105 @@
+"""Finding the trained runs and reading what train.py recorded about them.
+
+A run is any folder holding a ``history.json``: ``runs/<method>/`` for the main runs and
+``runs/study/<method>-seed<k>/`` for the multi-seed study. Hidden folders (``.checkpoints``,
+``.even.partial``) hold resume state or half-written runs and are never evaluated.
+"""
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from report import ReportError
+
+METHOD_ORDER = ("teacher", "odd", "even", "lora", "lora-kd")
+REQUIRED_HISTORY_KEYS = ("method", "args", "params", "steps", "epochs", "wall_time_s")
+DATASET_ARGS = ("dataset", "text_column", "label_column", "toxic_labels", "val_fraction", "split_seed")
+
+
+@dataclass
+class Run:
+    """One trained run folder and its history.
+
+    ``primary`` marks the run that represents its method in the assignment table and the
+    figures: the first one found, so ``runs/<method>/`` wins over ``runs/study/...``.
+    """
+    name: str
+    method: str
+    seed: int
+    path: Path
+    history: dict
+    primary: bool = False
+
+
+def find_run_folders(runs_dir: str | os.PathLike) -> list[Path]:
+    """Every non-hidden folder with a history.json one or two levels below ``runs_dir``, shallow first."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise ReportError(f"no runs folder at {runs_dir}: train a model first (python train.py ...) "
+                          f"or pass run folders as arguments")
+    folders = []
+    for pattern in ("*/history.json", "*/*/history.json"):
+        for history_file in sorted(runs_dir.glob(pattern)):
+            relative = history_file.parent.relative_to(runs_dir)
+            if not any(part.startswith(".") for part in relative.parts):
+                folders.append(history_file.parent)
+    if not folders:
+        raise ReportError(f"no run folders (folders with a history.json) under {runs_dir}")
+    return folders
+
+
+def read_run(folder: str | os.PathLike) -> Run:
+    """The run in ``folder``, with a clear error if its history.json is missing or incomplete."""
+    folder = Path(folder)
+    history_file = folder / "history.json"
+    if not history_file.is_file():
+        raise ReportError(f"{folder} is not a run folder: it has no history.json")
+    try:
+        history = json.loads(history_file.read_text())
+    except json.JSONDecodeError as error:
+        raise ReportError(f"{history_file} is not valid JSON ({error}); the run may be corrupt") from None
+    missing = [key for key in REQUIRED_HISTORY_KEYS if key not in history]
+    missing += [f"args.{key}" for key in (*DATASET_ARGS, "seed", "max_length") if key not in history.get("args", {})]
+    if missing:
+        raise ReportError(f"{history_file} lacks {', '.join(missing)}; was it written by train.py?")
+    if not history["epochs"]:
+        raise ReportError(f"{history_file} records no finished epoch")
+    return Run(name=folder.name, method=history["method"], seed=history["args"]["seed"],
+               path=folder, history=history)
+
+
+def read_runs(folders: list[str | os.PathLike]) -> list[Run]:
+    """The runs in ``folders``, primary runs first, each group in method order then seed order."""
+    runs = [read_run(folder) for folder in folders]
+    by_name: dict[str, Run] = {}
+    for run in runs:
+        if run.name in by_name:
+            raise ReportError(f"two runs are named {run.name!r} ({by_name[run.name].path} and {run.path}); "
+                              f"run folder names must be unique because the report refers to runs by name")
+        by_name[run.name] = run
+    methods_seen = set()
+    for run in runs:
+        run.primary = run.method not in methods_seen
+        methods_seen.add(run.method)
+    return sorted(runs, key=lambda run: (not run.primary, method_rank(run.method), run.seed, run.name))
+
+
+def method_rank(method: str) -> tuple[int, str]:
+    """Sort key: the methods of this study in their usual order, any other method after them."""
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+
+
+def dataset_args(history: dict) -> dict:
+    """The ``load_splits`` keyword arguments that rebuild the splits this run was trained on."""
+    args = history["args"]
+    return {"name": args["dataset"], "text_column": args["text_column"], "label_column": args["label_column"],
+            "toxic_labels": args["toxic_labels"], "val_fraction": args["val_fraction"], "seed": args["split_seed"]}
+
+
+def display_path(path: Path) -> str:
+    """The path relative to the working directory (the repo root) when inside it, else absolute."""
+    absolute = Path(path).resolve()
+    try:
+        return absolute.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return absolute.as_posix()

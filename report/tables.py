@@ -1,0 +1,113 @@
+"""The report's Markdown tables, built from the records that are also written to results.json.
+
+The first table is the assignment's, column for column: ``Model Type | Training Loss | Test Set
+Performance``, one row per method (its primary run). The tables beneath it hold every run.
+"""
+import math
+
+MODEL_TYPES = {
+    "teacher": "Teacher: full fine-tuning",
+    "odd": "Distilled student: odd teacher layers",
+    "even": "Distilled student: even teacher layers",
+    "lora": "LoRA fine-tuning, merged",
+    "lora-kd": "LoRA + distillation, merged",
+}
+WARNING = "⚠"
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    """A metric for a table cell; missing or undefined values show as a dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def signed(value: float, digits: int = 3) -> str:
+    return f"{value:+.{digits}f}".replace("-", "−")
+
+
+def millions(count: int) -> str:
+    return f"{count / 1e6:.2f} M"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def model_type(record: dict) -> str:
+    return f"{MODEL_TYPES.get(record['method'], record['method'])} (`{record['name']}`)"
+
+
+def performance_cell(record: dict) -> str:
+    """The compact "Test Set Performance" cell, at the threshold chosen on validation."""
+    test = record["test"]["at_validation_threshold"]
+    return f"ROC-AUC {number(test['roc_auc'])} · macro-F1 {number(test['macro_f1'])} · acc {number(test['accuracy'])}"
+
+
+def assignment_table(records: list[dict]) -> str:
+    rows = [[model_type(r), number(r["train_loss"], 4), performance_cell(r)] for r in records if r["primary"]]
+    return markdown_table(["Model Type", "Training Loss", "Test Set Performance"], rows)
+
+
+def flag_list(records: list[dict]) -> str:
+    """A bullet per flagged run with all its warnings, or an empty string when no run was flagged."""
+    return "\n".join(f"- {WARNING} **{r['name']}**: {'; '.join(r['flags'])}" for r in records if r["flags"])
+
+
+def quality_table(records: list[dict]) -> str:
+    """Test metrics of every run: one row at threshold 0.5, one at the validation threshold."""
+    rows = []
+    for record in records:
+        for key, threshold in (("at_0.5", "0.5"), ("at_validation_threshold", f"{record['validation_threshold']:.3f} (val)")):
+            m = record["test"][key]
+            confusion = " / ".join(str(m["confusion"][cell]) for cell in ("tn", "fp", "fn", "tp"))
+            warning = WARNING if record["flags"] and key == "at_0.5" else ""
+            rows.append([f"`{record['name']}`", record["method"], str(record["seed"]), threshold,
+                         *(number(m[metric]) for metric in ("accuracy", "precision", "recall", "f1", "macro_f1",
+                                                            "roc_auc", "pr_auc")),
+                         confusion, warning])
+    return markdown_table(["Run", "Method", "Seed", "Threshold", "Accuracy", "Precision", "Recall", "F1",
+                           "Macro-F1", "ROC-AUC", "PR-AUC", "TN / FP / FN / TP", WARNING], rows)
+
+
+def costs_table(records: list[dict]) -> str:
+    rows = []
+    for record in records:
+        params, speed = record["params"], record["speed"] or {}
+        timings = [number(speed[f"batch_{size}"][key], 1) if speed else "–"
+                   for size in (1, 64) for key in ("examples_per_s", "ms_per_comment")]
+        rows.append([f"`{record['name']}`", millions(params["total"]),
+                     f"{millions(params['trainable'])} ({100 * params['trainable_share']:.1f}%)",
+                     number(record["size_mb"], 1), number(record["adapter_size_mb"], 2), *timings,
+                     f"{record['train_wall_time_s'] / 60:.1f} min"])
+    return markdown_table(["Run", "Parameters", "Trainable", "Size (MB)", "Adapter (MB)", "Batch 1: ex/s",
+                           "Batch 1: ms/comment", "Batch 64: ex/s", "Batch 64: ms/comment", "Training time"], rows)
+
+
+def mean_std_cell(summary: dict) -> str:
+    return number(summary["mean"]) + (f" ± {number(summary['std'])}" if summary["std"] is not None else "")
+
+
+def seeds_table(seeds: dict[str, dict]) -> str:
+    metrics = (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("macro_f1", "Macro-F1"), ("f1", "F1"),
+               ("accuracy", "Accuracy"))
+    rows = [[method, ", ".join(map(str, summary["seeds"])), *(mean_std_cell(summary[key]) for key, _ in metrics)]
+            for method, summary in seeds.items()]
+    return markdown_table(["Method", "Seeds", *(title for _, title in metrics)], rows)
+
+
+def comparisons_table(comparisons: dict[str, dict]) -> str:
+    rows = []
+    for comparison in comparisons.values():
+        label = f"{comparison['a']} − {comparison['b']}"
+        if "skipped" in comparison:
+            rows.append([label, "–", "–", "–", "–", f"not compared: {comparison['skipped']}"])
+            continue
+        low, high = comparison["ci95"]
+        per_seed = ", ".join(f"{signed(d)} (seed {s})" for s, d in comparison["per_seed_differences"].items())
+        rows.append([label, signed(comparison["difference"]), f"[{signed(low)}, {signed(high)}]",
+                     f"{100 * comparison['share_a_better']:.0f}%", per_seed, comparison["verdict"]])
+    return markdown_table(["Test ROC-AUC difference", "Δ", "95% CI (bootstrap)", "A better in",
+                           "Per-seed Δ", "Verdict"], rows)

@@ -1,0 +1,245 @@
+"""evaluate.py: metrics checked by hand, the threshold chosen on validation only, batched inference,
+and the whole report (tables, JSON, figures, README section) generated from tiny run folders."""
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import evaluate
+from conftest import TINY_WORDS, tiny_classifier, tiny_tokenizer
+from data.splits import Split, Splits
+from report.inference import predict_toxic_probs
+from report.quality import quality_report
+from report.readme import END, START, update_readme
+from report.tables import number, signed, performance_cell
+from training.metrics import best_f1_threshold, binary_metrics
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """evaluate.main sets torch's thread count for the whole process; give the next tests theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- metrics and threshold, by hand
+
+LABELS = [1, 1, 1, 0, 0, 0, 0, 0]
+PROBS = [0.9, 0.8, 0.3, 0.6, 0.2, 0.1, 0.4, 0.05]
+
+
+def test_binary_metrics_match_a_hand_computation():
+    metrics = binary_metrics(LABELS, PROBS, 0.5)
+    # At 0.5 the predictions are 1 1 0 1 0 0 0 0: TP=2 (0.9, 0.8), FN=1 (0.3), FP=1 (0.6), TN=4.
+    assert metrics["confusion"] == {"tn": 4, "fp": 1, "fn": 1, "tp": 2}
+    assert metrics["accuracy"] == pytest.approx(6 / 8)
+    assert metrics["precision"] == pytest.approx(2 / 3)  # TP / (TP + FP)
+    assert metrics["recall"] == pytest.approx(2 / 3)  # TP / (TP + FN)
+    assert metrics["f1"] == pytest.approx(2 / 3)
+    # Clean class: precision TN/(TN+FN) = 4/5, recall TN/(TN+FP) = 4/5, F1 = 0.8; macro = mean of both F1s.
+    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    # Of the 3 x 5 (toxic, clean) pairs, the toxic one scores higher in 5 + 5 + 3 (0.3 beats 0.2, 0.1, 0.05).
+    assert metrics["roc_auc"] == pytest.approx(13 / 15)
+    # Average precision: the toxic comments come at ranks 1, 2, 5 with precision 1, 1, 3/5 there.
+    assert metrics["pr_auc"] == pytest.approx((1 + 1 + 3 / 5) / 3)
+
+
+def test_best_f1_threshold_matches_a_hand_computation():
+    # Thresholds 0.9 / 0.8 / 0.6 / 0.4 / 0.3 give F1 1/2, 4/5, 2/3, 4/7, 3/4: 0.8 wins.
+    assert best_f1_threshold(LABELS, PROBS) == 0.8
+    assert binary_metrics(LABELS, PROBS, 0.8)["f1"] == pytest.approx(0.8)
+
+
+def test_the_threshold_depends_on_validation_only():
+    rng = np.random.default_rng(0)
+    validation_labels, test_labels = rng.integers(0, 2, 60), rng.integers(0, 2, 80)
+    validation_probs = np.clip(0.3 + 0.4 * validation_labels + rng.normal(0, 0.2, 60), 0, 1)
+    test_probs = np.clip(0.3 + 0.4 * test_labels + rng.normal(0, 0.2, 80), 0, 1)
+
+    original = quality_report(validation_labels, validation_probs, test_labels, test_probs)
+    permuted = quality_report(validation_labels, validation_probs, rng.permutation(test_labels), test_probs)
+
+    assert original["validation_threshold"] == best_f1_threshold(validation_labels, validation_probs)
+    assert permuted["validation_threshold"] == original["validation_threshold"]
+    assert permuted["validation"] == original["validation"]
+    assert permuted["test"] != original["test"]  # the test labels did reach the test metrics
+
+
+def test_batched_inference_keeps_the_order_and_matches_one_comment_at_a_time():
+    model, tokenizer = tiny_classifier(layers=2), tiny_tokenizer()
+    texts = ["you idiot", "thanks for the reply great point", "what a dumb thing to say you moron loser",
+             "nice", "i love this article and agree with your comment", "stupid"]
+    batched = predict_toxic_probs(model, tokenizer, texts, max_length=32, batch_size=4)
+    with torch.inference_mode():
+        one_by_one = [torch.softmax(model(**tokenizer(text, return_tensors="pt")).logits, -1)[0, 1].item()
+                      for text in texts]
+    assert batched == pytest.approx(one_by_one, abs=1e-5)
+
+
+# ---------------------------------------------------------------- the whole report on tiny runs
+
+TOXIC_WORDS = ["idiot", "stupid", "moron", "loser", "dumb", "hate"]
+CLEAN_WORDS = [w for w in TINY_WORDS if w not in TOXIC_WORDS]
+
+
+def tiny_split(size: int, seed: int) -> Split:
+    """Comments of 2-12 words; the toxic ones (every third) contain an insult."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for i in range(size):
+        words = list(rng.choice(CLEAN_WORDS, rng.integers(2, 12)))
+        if i % 3 == 0:
+            words.insert(int(rng.integers(len(words))), str(rng.choice(TOXIC_WORDS)))
+        texts.append(" ".join(words))
+        labels.append(int(i % 3 == 0))
+    return Split(texts, labels)
+
+
+def write_run(folder, method: str, seed: int, model_seed: int, dataset: str = "tiny") -> None:
+    """A run folder as train.py writes it: the HF model and tokenizer, history.json, a LoRA adapter."""
+    model = tiny_classifier(layers=2, seed=model_seed)
+    model.save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = total // 10 if method.startswith("lora") else total
+    if method.startswith("lora"):
+        save_file({"lora_A": torch.zeros(4, 32), "lora_B": torch.zeros(32, 4)}, str(folder / "adapter.safetensors"))
+    steps = [{"step": s, "epoch": s // 5, "loss": 0.7 - 0.02 * s, "lr": 1e-4} for s in range(10)]
+    history = {
+        "method": method,
+        "args": {"dataset": dataset, "text_column": None, "label_column": None, "toxic_labels": None,
+                 "val_fraction": 0.1, "seed": seed, "split_seed": 42, "max_length": 32, "model": "tiny", "epochs": 2},
+        "data": {}, "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total},
+        "steps": steps,
+        "epochs": [{"epoch": e, "train_loss": 0.65 - 0.1 * e - 0.01 * model_seed, "validation": {}, "wall_time_s": 1.0}
+                   for e in range(2)],
+        "best_epoch": 1, "validation_threshold": 0.5, "wall_time_s": 90.0 + model_seed, "examples_per_s": 10.0,
+        "device": "cpu",
+    }
+    (folder / "history.json").write_text(json.dumps(history))
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project folder with runs/ (main runs, a two-seed study, a hidden checkpoint) and a README."""
+    runs = tmp_path / "runs"
+    for i, (name, method, seed) in enumerate([("teacher", "teacher", 42), ("odd", "odd", 42), ("even", "even", 42),
+                                              ("lora", "lora", 42), ("study/odd-seed1", "odd", 1),
+                                              ("study/even-seed1", "even", 1), (".checkpoints/odd", "odd", 42)]):
+        (runs / name).mkdir(parents=True)
+        write_run(runs / name, method, seed, model_seed=i)
+    (tmp_path / "README.md").write_text(f"# Project\n\nIntro.\n\n{START}\nold numbers\n{END}\n\nOutro.\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def load_calls(monkeypatch) -> list[dict]:
+    """Replace the dataset loader by tiny fixed splits (like the embedded data: the test split never
+    depends on the seed) and record every call."""
+    calls = []
+
+    def fake_load_splits(name, **kwargs) -> Splits:
+        calls.append({"name": name, **kwargs})
+        return Splits(tiny_split(40, 0), tiny_split(30, 1), tiny_split(45, 2), source=f"fake {name}")
+
+    monkeypatch.setattr(evaluate, "load_splits", fake_load_splits)
+    return calls
+
+
+def test_evaluate_writes_the_report_and_the_readme_section_from_the_same_numbers(project, load_calls, capsys):
+    results = evaluate.main(["--bootstrap", "200", "--no-speed", "--threads", "1"])
+
+    # Which runs: all non-hidden run folders one or two levels down; one split load per dataset settings.
+    assert [r["name"] for r in results["runs"]] == ["teacher", "odd", "even", "lora", "odd-seed1", "even-seed1"]
+    assert [r["path"] for r in results["runs"]][:2] == ["runs/teacher", "runs/odd"]
+    assert [call["seed"] for call in load_calls] == [42], "runs that differ only in training seed share splits"
+
+    on_disk = json.loads((project / "results" / "results.json").read_text())
+    assert on_disk["runs"][0].keys() >= {"name", "method", "path", "seed", "validation", "test",
+                                         "validation_threshold", "params", "size_mb", "adapter_size_mb",
+                                         "speed", "train_wall_time_s", "train_loss", "flags"}
+    assert on_disk["generated_by"] == "python evaluate.py --bootstrap 200 --no-speed --threads 1"
+    lora, odd = on_disk["runs"][3], on_disk["runs"][1]
+    assert lora["adapter_size_mb"] == pytest.approx((project / "runs/lora/adapter.safetensors").stat().st_size / 1e6)
+    assert odd["adapter_size_mb"] is None
+    assert odd["size_mb"] == pytest.approx(sum(f.stat().st_size for f in (project / "runs/odd").iterdir()) / 1e6)
+    assert odd["params"]["total"] == sum(p.numel() for p in tiny_classifier(layers=2).parameters())
+    assert odd["train_loss"] == pytest.approx(0.65 - 0.1 - 0.01)  # the last epoch's mean loss
+    assert on_disk["seeds"]["odd"]["seeds"] == [1, 42] and on_disk["seeds"]["teacher"]["roc_auc"]["std"] is None
+    assert on_disk["comparisons"]["odd_vs_even"]["seeds"] == [1, 42]
+    assert on_disk["comparisons"]["lora_vs_odd"]["seeds"] == [42]
+    assert "skipped" in on_disk["comparisons"]["lora-kd_vs_lora"]
+
+    for figure in on_disk["figures"].values():
+        assert (project / "results" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The README section is replaced, the text around it kept, and its numbers are those of results.json.
+    readme = (project / "README.md").read_text()
+    assert readme.startswith("# Project\n\nIntro.\n\n") and readme.endswith(f"{END}\n\nOutro.\n")
+    section = readme[readme.index(START):readme.index(END)]
+    assert "old numbers" not in section and "| Model Type | Training Loss | Test Set Performance |" in section
+    for run in on_disk["runs"][:4]:
+        assert f"| {number(run['train_loss'], 4)} | {performance_cell(run)} |" in section
+    comparison = on_disk["comparisons"]["odd_vs_even"]
+    assert f"odd − even, test ROC-AUC: {signed(comparison['difference'])} (95% CI [{signed(comparison['ci95'][0])}" in section
+    assert "![ROC curves on the test split](results/roc_test.png)" in section
+    flagged = [run["name"] for run in on_disk["runs"] if run["flags"]]
+    assert all(f"⚠ **{name}**" in section for name in flagged)
+    assert (project / "results" / "results.md").read_text().count("| Model Type |") == 1
+    assert "| Model Type | Training Loss | Test Set Performance |" in capsys.readouterr().out
+
+
+def test_moving_test_labels_never_moves_the_validation_threshold(project, monkeypatch):
+    def load(permute_test: bool):
+        def fake_load_splits(name, **kwargs) -> Splits:
+            test = tiny_split(45, 2)
+            if permute_test:
+                test = Split(test.texts, list(np.random.default_rng(0).permutation(test.labels)))
+            return Splits(tiny_split(40, 0), tiny_split(30, 1), test, source="fake")
+        monkeypatch.setattr(evaluate, "load_splits", fake_load_splits)
+        return evaluate.main(["runs/odd", "runs/even", "--no-speed", "--no-readme", "--bootstrap", "20", "--threads", "1"])["runs"]
+
+    original, permuted = load(False), load(True)
+    for before, after in zip(original, permuted):
+        assert after["validation_threshold"] == before["validation_threshold"]
+        assert after["validation"] == before["validation"]
+        assert after["test"] != before["test"]
+
+
+def test_evaluate_reads_a_local_csv_through_load_splits(tmp_path, monkeypatch):
+    split = tiny_split(80, 3)
+    csv = tmp_path / "comments.csv"
+    csv.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in zip(split.texts, split.labels)))
+    write_run(tmp_path / "odd", "odd", 42, model_seed=0, dataset=str(csv))
+    monkeypatch.chdir(tmp_path)
+
+    # One thread: on a busy shared machine, two threads spin-waiting for each other slow a tiny model 10x.
+    run = evaluate.main(["odd", "--no-readme", "--bootstrap", "10", "--threads", "1"])["runs"][0]
+
+    assert run["test_set"]["size"] == 8  # data.splits carves 10% of the CSV as test
+    assert run["speed"]["threads"] == 1 and run["speed"]["batch_1"]["comments"] == 8 and run["speed"]["batch_64"]["examples_per_s"] > 0
+    assert run["speed"]["batch_1"]["ms_per_comment"] == pytest.approx(1000 / run["speed"]["batch_1"]["examples_per_s"])
+    assert (tmp_path / "results" / "results.md").is_file()
+
+
+def test_readme_without_markers_is_left_alone(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Project\n\nNo markers here.\n")
+    assert "no <!-- results:start -->" in update_readme(readme, "| new | table |")
+    assert readme.read_text() == "# Project\n\nNo markers here.\n"
+    assert "does not exist" in update_readme(tmp_path / "missing.md", "x")
+
+
+def test_readme_update_is_idempotent(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"a\n{START}\n{END}\nb\n")
+    update_readme(readme, "numbers 1")
+    once = readme.read_text()
+    update_readme(readme, "numbers 1")
+    assert readme.read_text() == once == f"a\n{START}\nnumbers 1\n{END}\nb\n"
+    assert not re.search(r"\.partial", " ".join(p.name for p in tmp_path.iterdir()))

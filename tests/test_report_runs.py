@@ -1,0 +1,49 @@
+"""Finding run folders and reading their history: what counts as a run, and clear errors otherwise."""
+import json
+
+import pytest
+
+from report import ReportError
+from report.runs import find_run_folders, read_runs
+
+HISTORY = {"method": "odd", "args": {"dataset": "insults", "text_column": None, "label_column": None,
+                                     "toxic_labels": None, "val_fraction": 0.1, "seed": 42, "split_seed": 42, "max_length": 128},
+           "params": {"total": 10, "trainable": 10}, "steps": [], "epochs": [{"train_loss": 0.3}], "wall_time_s": 1.0}
+
+
+def write_history(folder, **changes) -> None:
+    folder.mkdir(parents=True)
+    (folder / "history.json").write_text(json.dumps({**HISTORY, **changes}))
+
+
+def test_runs_are_found_one_and_two_levels_down_but_not_in_hidden_folders(tmp_path):
+    for name in ("even", "odd", "study/odd-seed1", ".checkpoints/odd", ".even.partial", "a/b/too-deep"):
+        write_history(tmp_path / name)
+    found = [p.relative_to(tmp_path).as_posix() for p in find_run_folders(tmp_path)]
+    assert found == ["even", "odd", "study/odd-seed1"]
+
+
+def test_the_first_run_of_a_method_is_its_primary_run(tmp_path):
+    write_history(tmp_path / "study" / "odd-seed1", args={**HISTORY["args"], "seed": 1})
+    write_history(tmp_path / "odd")
+    write_history(tmp_path / "teacher", method="teacher")
+    runs = read_runs(find_run_folders(tmp_path))
+    assert [(r.name, r.primary) for r in runs] == [("teacher", True), ("odd", True), ("odd-seed1", False)]
+
+
+def test_missing_or_malformed_runs_raise_clear_errors(tmp_path):
+    with pytest.raises(ReportError, match="no runs folder"):
+        find_run_folders(tmp_path / "runs")
+    with pytest.raises(ReportError, match="no run folders"):
+        find_run_folders(tmp_path)
+    write_history(tmp_path / "old", args={"dataset": "insults"})
+    with pytest.raises(ReportError, match=r"lacks .*args\.split_seed.*args\.seed.*args\.max_length"):
+        read_runs([tmp_path / "old"])
+    write_history(tmp_path / "x" / "odd")
+    write_history(tmp_path / "y" / "odd")
+    with pytest.raises(ReportError, match="two runs are named 'odd'"):
+        read_runs([tmp_path / "x" / "odd", tmp_path / "y" / "odd"])
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "history.json").write_text("{not json")
+    with pytest.raises(ReportError, match="not valid JSON"):
+        read_runs([tmp_path / "broken"])

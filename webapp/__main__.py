@@ -1,0 +1,64 @@
+"""Serve the classifier: ``python -m webapp [--model runs/even] [--port 8080] [--server waitress]``.
+
+Without --model the app serves the run with the best validation macro-F1 in
+results/results.json, and the compare view shows every trained run under runs/.
+"""
+import argparse
+import sys
+
+import bottle
+import waitress
+
+from webapp.app import MAX_BODY_BYTES, make_app
+from webapp.predict import ModelLoadError, load_predictors, resolve_model_folder, set_serving_threads
+
+# waitress reads a whole request before the app sees it; past this size it refuses the request
+# itself, so an absurd upload never even fills a temporary file. Up to it the app answers with
+# its own 413 message.
+WAITRESS_MAX_BODY_BYTES = 4 * MAX_BODY_BYTES
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m webapp", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="run folder to serve (default: best run in --results)")
+    parser.add_argument("--threshold", type=float,
+                        help="decision threshold (default: the run's validation_threshold)")
+    parser.add_argument("--results", default="results/results.json",
+                        help="evaluate.py's results, used to pick the default model")
+    parser.add_argument("--runs-dir", default="runs", help="trained runs shown by the compare view")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="load only the served model (faster start, less memory)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--server", choices=("waitress", "bottle"), default="waitress",
+                        help="waitress (multi-threaded, for deployment) or bottle (single-threaded, local)")
+    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="intra-op threads per forward pass (see predict.set_serving_threads)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    set_serving_threads(args.torch_threads)
+    try:
+        model_folder = resolve_model_folder(args.model, args.results)
+        predictors, served = load_predictors(model_folder, threshold=args.threshold,
+                                             runs_dir=None if args.no_compare else args.runs_dir)
+    except ModelLoadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    app = make_app(predictors, served)
+    print(f"serving {served} (threshold {predictors[served].threshold:.3f}); "
+          f"compare view: {', '.join(predictors)}", flush=True)
+    if args.server == "waitress":
+        waitress.serve(app, host=args.host, port=args.port, threads=args.threads,
+                       max_request_body_size=WAITRESS_MAX_BODY_BYTES)
+    else:
+        bottle.run(app, server="wsgiref", host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
