@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
             "size_mb": folder_size_mb(run.path), "adapter_size_mb": adapter_size_mb(run.path),
             "speed": None if args.no_speed else measure_speed(model, tokenizer, splits.test.texts, max_length),
             "train_wall_time_s": run.history["wall_time_s"],
+            "command_wall_time_s": run.history.get("total_time_s"),
             "train_loss": run.history["epochs"][-1]["train_loss"],
             "test_set": {"source": splits.source, "size": len(splits.test.labels), "fingerprint": test_set},
         })

@@ -124,6 +124,15 @@ def distilled_loss(model, batch, *, teacher_logits, args, teacher=None, layers=N
         attention_mask=batch["attention_mask"] if hidden else None)
 
 
+class DegenerateRunError(RuntimeError):
+    """Training finished but the model ignores its input: it predicts (almost) the same for every comment."""
+
+
+def is_degenerate(validation: dict) -> bool:
+    """A constant predictor: the same probability for everything, or a ranking no better than chance."""
+    return validation["probability_std"] < 1e-3 or validation["roc_auc"] < 0.6
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     env = init_distributed(force_cpu=args.cpu)
@@ -212,6 +221,12 @@ def main(argv=None) -> None:
         best = history["epochs"][history["best_epoch"] - 1]["validation"]
         print(f"saved {out}/ (best epoch {history['best_epoch']}: validation ROC-AUC {best['roc_auc']:.4f}, "
               f"macro-F1 {best['macro_f1']:.4f}); wall time {history['total_time_s'] / 60:.1f} min")
+        if is_degenerate(best):
+            shutdown_distributed(env)
+            raise DegenerateRunError(
+                f"{out} ended as a (near-)constant predictor: validation ROC-AUC {best['roc_auc']:.3f}, "
+                f"probability spread {best['probability_std']:.2g}. This is a bug, not a result: check the "
+                f"learning rate, that the right parameters train, and the labels.")
     shutdown_distributed(env)
 
 
@@ -219,6 +234,6 @@ if __name__ == "__main__":
     try:
         main()
     except (DataError, AssetError, ModelError, DistillError, LoRAError, CheckpointError,
-            NonFiniteLossError) as error:
+            NonFiniteLossError, DegenerateRunError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

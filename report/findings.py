@@ -78,6 +78,17 @@ def costs(records: list[dict]) -> str | None:
     return " ".join(sentences) or None
 
 
+def pipeline_time(records: list[dict]) -> str | None:
+    """How long each `python train.py --method ...` of the main runs took, start to finish."""
+    timed = [r for r in records if r["primary"] and r.get("command_wall_time_s")]
+    if not timed:
+        return None
+    each = ", ".join(f"{r['method']} {r['command_wall_time_s'] / 60:.1f}" for r in timed)
+    total = sum(r["command_wall_time_s"] for r in timed) / 60
+    return (f"Wall time of `train.py` for the main runs, from loading the data to the saved folder "
+            f"(history.json `total_time_s`), in minutes: {each}; {total:.1f} in all.")
+
+
 def degenerate(records: list[dict]) -> str:
     flagged = [r["name"] for r in records if r["flags"]]
     if not flagged:
@@ -91,5 +102,6 @@ def findings(results: dict) -> list[str]:
     records, seeds = results["runs"], results["seeds"]
     sentences = [best_method(seeds), served_run(records)]
     sentences += [comparison(c) for c in results["comparisons"].values() if "skipped" not in c]
-    sentences += [lora_gap(seeds), teacher_retention(seeds), costs(records), degenerate(records)]
+    sentences += [lora_gap(seeds), teacher_retention(seeds), costs(records), pipeline_time(records),
+                  degenerate(records)]
     return [s for s in sentences if s]

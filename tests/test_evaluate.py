@@ -117,7 +117,8 @@ def write_run(folder, method: str, seed: int, model_seed: int, dataset: str = "t
         "steps": steps,
         "epochs": [{"epoch": e, "train_loss": 0.65 - 0.1 * e - 0.01 * model_seed, "validation": {}, "wall_time_s": 1.0}
                    for e in range(2)],
-        "best_epoch": 1, "validation_threshold": 0.5, "wall_time_s": 90.0 + model_seed, "examples_per_s": 10.0,
+        "best_epoch": 1, "validation_threshold": 0.5, "wall_time_s": 90.0 + model_seed,
+        "total_time_s": 120.0 + 6 * model_seed, "examples_per_s": 10.0,
         "device": "cpu",
     }
     (folder / "history.json").write_text(json.dumps(history))
@@ -188,6 +189,9 @@ def test_evaluate_writes_the_report_and_the_readme_section_from_the_same_numbers
     comparison = on_disk["comparisons"]["odd_vs_even"]
     assert f"odd − even, test ROC-AUC: {signed(comparison['difference'])} (95% CI [{signed(comparison['ci95'][0])}" in section
     assert "![ROC curves on the test split](results/roc_test.png)" in section
+    primary_minutes = [run["command_wall_time_s"] / 60 for run in on_disk["runs"] if run["primary"]]
+    assert f"teacher {primary_minutes[0]:.1f}, odd {primary_minutes[1]:.1f}" in section
+    assert f"{sum(primary_minutes):.1f} in all" in section
     flagged = [run["name"] for run in on_disk["runs"] if run["flags"]]
     assert all(f"⚠ **{name}**" in section for name in flagged)
     assert (project / "results" / "results.md").read_text().count("| Model Type |") == 1

@@ -22,6 +22,7 @@ MODEL = os.environ.get("DVL_BROWSER_MODEL")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
                                 "(pip install -r requirements-test.txt)")
 pytestmark = [
+    pytest.mark.assets,
     pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
                        reason="needs Debian's chromium and chromium-driver "
                               "(apt-get install -y chromium chromium-driver)"),

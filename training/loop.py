@@ -91,6 +91,7 @@ def validate(model, split: EncodedSplit, pad_id: int, device, config: TrainingCo
     metrics = binary_metrics(split.labels, probs)
     metrics["loss"] = F.cross_entropy(logits, torch.tensor(split.labels)).item()
     metrics["best_f1_threshold"] = best_f1_threshold(split.labels, probs)
+    metrics["probability_std"] = float(probs.std())
     return metrics
 
 
