@@ -14,7 +14,7 @@ temporary name and renamed into place, so it is never half-written; a failed scr
 FAILED in its section, with the end of its error output, and makes this command exit 1.
 
 Some scripts need the trained runs of ``make all``: teacher_cache (runs/teacher), speed_levers'
-quantisation lever (runs/even) and load_webapp (results/results.json).
+quantisation lever (runs/even) and load_webapp (runs/odd, a 6-layer student).
 """
 import argparse
 import datetime
@@ -30,6 +30,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
+
+from training.files import write_text_atomically
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "bench" / "RESULTS.md"
@@ -57,7 +59,8 @@ BENCHMARKS = (
     Benchmark("hardware_limit", "Achieved FLOP/s vs the matmul peak",
               ("-m", "bench.hardware_limit"),
               ("--limit", "32", "--batch-size", "8", "--matrix-size", "512", "--repeats", "3")),
-    Benchmark("load_webapp", "The web app under load", ("bench/load_webapp.py",),
+    Benchmark("load_webapp", "The web app under load, serving the odd-layer student",
+              ("bench/load_webapp.py", "--model", "runs/odd"),
               ("--single-requests", "10", "--requests", "16", "--clients", "2"), takes_threads=False),
 )
 
@@ -184,12 +187,6 @@ def document(outcomes: list[Outcome], args: argparse.Namespace) -> str:
                        + [section(number, outcome) for number, outcome in enumerate(outcomes, start=1)]) + "\n"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     names = [b.name for b in BENCHMARKS]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -212,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if out is None:
         print(text)
     else:
-        write_atomically(out, text)
+        write_text_atomically(out, text)
         print(f"wrote {out}", file=sys.stderr)
     failed = [outcome.benchmark.name for outcome in outcomes if outcome.returncode != 0]
     if failed:

@@ -1,6 +1,6 @@
 """What each speed lever is worth on this CPU, every one measured side by side with its default.
 
-    python -m bench.speed_levers                       # 6-layer student, 512 examples
+    python -m bench.speed_levers                       # 6-layer student, 256 examples
     python -m bench.speed_levers --shape teacher       # the 12-layer teacher instead
     python -m bench.speed_levers --no-compile --limit 128 --inference-limit 256   # quicker
 
@@ -17,8 +17,9 @@ hits both sides alike:
 - batching: length buckets against random batches padded to their longest member, and against
   padding every batch to 128 tokens. Padding positions are computed like real ones, so the
   padded-token count predicts the cost; attention even grows with its square.
-- optimizer: our AdamW (PyTorch's default multi-tensor "foreach" update) against
-  ``fused=True``, one kernel over all parameters, Trainer's default. The update touches every
+- optimizer: our AdamW with ``fused=True`` (one kernel over all parameters, as
+  ``training.loop.build_optimizer`` builds it) against PyTorch's default multi-tensor "foreach"
+  update. The update touches every
   trainable parameter four times per step, so it costs in proportion to the parameter count,
   not the batch: it matters for full fine-tuning (embeddings included), not for LoRA.
 - torch.compile (``dynamic=True``: lengths vary per batch) against eager. The first pass over
@@ -74,11 +75,11 @@ def random_batches(split: EncodedSplit, batch_size: int, pad_id: int, pad_to: in
     return batches
 
 
-def fused_adamw(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """``training.loop.build_optimizer``'s AdamW (same parameter groups and weight decay), with the fused kernel."""
+def foreach_adamw(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """``training.loop.build_optimizer``'s AdamW (same parameter groups and weight decay), without the fused kernel."""
     loop_optimizer, _ = build_optimizer(model, TrainingConfig(lr=lr), total_steps=1)
     return torch.optim.AdamW([{"params": group["params"], "weight_decay": group["weight_decay"]}
-                              for group in loop_optimizer.param_groups], lr=lr, fused=True)
+                              for group in loop_optimizer.param_groups], lr=lr, foreach=True)
 
 
 def threads_label(threads: int) -> str:
@@ -104,7 +105,7 @@ def training_levers(model: nn.Module, split: EncodedSplit, args: argparse.Namesp
     def lever(name: str, variants: dict[str, Callable[[], Throughput]]) -> list[list]:
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
         base = default()
-        return [row(name, f"default: bf16, bucketed, foreach AdamW, eager, {threads_label(torch.get_num_threads())}",
+        return [row(name, f"default: bf16, bucketed, fused AdamW, eager, {threads_label(torch.get_num_threads())}",
                     base, base)] + \
                [row(name, variant, measure_variant(), base) for variant, measure_variant in variants.items()]
 
@@ -114,8 +115,8 @@ def training_levers(model: nn.Module, split: EncodedSplit, args: argparse.Namesp
             lambda: measure(random_batches(split, args.batch_size, pad_id), bf16=True),
         f"random batches, padded to {args.max_length}":
             lambda: measure(random_batches(split, args.batch_size, pad_id, args.max_length), bf16=True)})
-    rows += lever("optimizer", {"fused AdamW": lambda: measure(bucketed, bf16=True,
-                                                                optimizer=fused_adamw(model, args.lr))})
+    rows += lever("optimizer", {"foreach AdamW": lambda: measure(bucketed, bf16=True,
+                                                                  optimizer=foreach_adamw(model, args.lr))})
     default_threads = torch.get_num_threads()
     for threads in args.thread_counts:
         if threads != default_threads:
@@ -200,8 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shape", choices=SHAPES, default="student", help="model whose training is timed")
     parser.add_argument("--base", default="e5-small", help="pretrained base (as train.py's --model)")
     parser.add_argument("--model", default="runs/even", help="trained run folder for the quantisation lever")
-    parser.add_argument("--limit", type=int, default=512, help="training examples timed per variant")
-    parser.add_argument("--inference-limit", type=int, help="test examples timed per inference variant (default: all)")
+    parser.add_argument("--limit", type=int, default=256, help="training examples timed per variant")
+    parser.add_argument("--inference-limit", type=int, default=512, help="test examples timed per inference variant")
     parser.add_argument("--batch-size", type=int, default=32, help="training batch size (train.py's default)")
     parser.add_argument("--inference-batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=5e-5)

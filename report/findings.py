@@ -89,6 +89,20 @@ def pipeline_time(records: list[dict]) -> str | None:
             f"(history.json `total_time_s`), in minutes: {each}; {total:.1f} in all.")
 
 
+def study_time(records: list[dict]) -> str | None:
+    """How long the multi-seed study (`make study`) took: the extra-seed runs, on top of `make all`'s."""
+    extra = [r for r in records if not r["primary"] and r.get("command_wall_time_s")]
+    if not extra:
+        return None
+    seeds = sorted({r["seed"] for r in extra})
+    methods = sorted({r["method"] for r in extra})
+    minutes = [r["command_wall_time_s"] / 60 for r in extra]
+    return (f"Wall time of the multi-seed study (`make study SEEDS={len(seeds) + 1}`): its {len(extra)} extra "
+            f"runs ({', '.join(methods)} with seeds {', '.join(map(str, seeds))}) took {sum(minutes):.1f} "
+            f"minutes of `train.py` in all, {min(minutes):.1f} to {max(minutes):.1f} each, on top of the "
+            f"main runs above.")
+
+
 def degenerate(records: list[dict]) -> str:
     flagged = [r["name"] for r in records if r["flags"]]
     if not flagged:
@@ -103,5 +117,6 @@ def findings(results: dict) -> list[str]:
     sentences = [best_method(seeds), served_run(records)]
     sentences += [comparison(c) for c in results["comparisons"].values() if "skipped" not in c]
     sentences += [lora_gap(seeds), teacher_retention(seeds), costs(records), pipeline_time(records),
+                  study_time(records),
                   degenerate(records)]
     return [s for s in sentences if s]

@@ -11,12 +11,16 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from report.files import save_figure_atomically
 from report.quality import RunPredictions
 from report.runs import METHOD_ORDER, Run
+from training.files import write_atomically
 
 BAR_METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"),
                ("macro_f1", "Macro-F1"), ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"))
+
+
+def save_png(figure: Figure, path: Path) -> None:
+    write_atomically(path, lambda temporary: figure.savefig(temporary, format="png", dpi=120))
 
 
 def method_colour(method: str):
@@ -58,7 +62,7 @@ def plot_loss_curves(runs: list[Run], path: Path) -> None:
     axes.set(title="Training loss per step (smoothed; faint: raw)", xlabel="epoch", ylabel="training loss")
     axes.grid(alpha=0.3)
     axes.legend(title="run")
-    save_figure_atomically(figure, path)
+    save_png(figure, path)
 
 
 def plot_roc_curves(records: list[dict], predictions: dict[str, RunPredictions], path: Path) -> None:
@@ -75,7 +79,7 @@ def plot_roc_curves(records: list[dict], predictions: dict[str, RunPredictions],
              ylabel="true positive rate (insults caught)", xlim=(0, 1), ylim=(0, 1.01), aspect="equal")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
-    save_figure_atomically(figure, path)
+    save_png(figure, path)
 
 
 def plot_test_metrics(records: list[dict], path: Path) -> None:
@@ -93,7 +97,7 @@ def plot_test_metrics(records: list[dict], path: Path) -> None:
     axes.set(title="Test metrics (threshold chosen on validation)", ylabel="score", ylim=(0, 1))
     axes.grid(axis="y", alpha=0.3)
     figure.legend(title="run", loc="outside right upper")
-    save_figure_atomically(figure, path)
+    save_png(figure, path)
 
 
 def draw_figures(runs: list[Run], records: list[dict], predictions: dict[str, RunPredictions],

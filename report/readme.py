@@ -5,7 +5,7 @@ touched, and re-running the evaluation refreshes the numbers instead of appendin
 """
 from pathlib import Path
 
-from report.files import write_text_atomically
+from training.files import write_text_atomically
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"

@@ -157,3 +157,30 @@ def test_a_failed_save_leaves_the_previous_run_untouched(tmp_path):
 def test_checkpoint_lives_beside_the_runs():
     from pathlib import Path
     assert checkpoint_dir(Path("runs/odd")) == Path("runs/.checkpoints/odd")
+
+
+def test_a_lora_checkpoint_holds_the_trainable_weights_and_checks_the_frozen_base(tmp_path):
+    from lora.model import inject_lora, mark_only_lora_trainable
+    from safetensors.torch import load_file
+
+    def lora_classifier(seed):
+        model = tiny_classifier(seed=seed)
+        inject_lora(model, r=2)
+        mark_only_lora_trainable(model)
+        return model
+
+    config = TrainingConfig(epochs=1, batch_size=8)
+    model = lora_classifier(seed=0)
+    train(model, cross_entropy_loss, tiny_split(), tiny_split(20, 1), config=config, env=CPU, pad_id=0,
+          history={}, checkpoint=tmp_path / "c")
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert set(load_file(tmp_path / "c" / "last.safetensors")) == trainable
+    assert len(trainable) < len(model.state_dict()) / 2
+
+    same_base = lora_classifier(seed=0)
+    load_checkpoint(tmp_path / "c", same_base, *loop.build_optimizer(same_base, config, 10))
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(same_base.state_dict()[name], value, rtol=0, atol=0)
+    other_base = lora_classifier(seed=1)
+    with pytest.raises(CheckpointError, match="different model"):
+        load_checkpoint(tmp_path / "c", other_base, *loop.build_optimizer(other_base, config, 10))

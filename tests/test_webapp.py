@@ -172,6 +172,20 @@ def test_a_folder_without_model_or_threshold_is_refused_clearly(tmp_path, runs_d
         Predictor.from_folder(runs_dir / "even", threshold=1.5)
 
 
+def test_a_corrupt_or_mismatched_checkpoint_is_refused_clearly(tmp_path):
+    corrupt = save_tiny_model(tmp_path / "corrupt")
+    weights = corrupt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match="corrupt or truncated"):
+        Predictor.from_folder(corrupt)
+    mismatched = save_tiny_model(tmp_path / "mismatched")
+    config = json.loads((mismatched / "config.json").read_text())
+    config["hidden_size"] *= 2
+    (mismatched / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="do not fit"):
+        Predictor.from_folder(mismatched)
+
+
 def test_runs_are_found_in_method_order(tmp_path, runs_dir):
     for name in ("lora", "teacher", "zzz"):
         (tmp_path / name).mkdir()

@@ -6,11 +6,12 @@ Everything is first written into a hidden sibling folder and then moved into pla
 rename, so a run killed at any moment leaves either the previous complete folder or nothing:
 never a half-written folder that looks complete.
 
-Between epochs the loop also writes a resume checkpoint (model weights in safetensors, optimiser
+Between epochs the loop also writes a resume checkpoint (the trainable weights in safetensors, optimiser
 and scheduler state, the history so far) under ``<runs>/.checkpoints/<name>/``. The optimiser
 state holds only tensors and numbers, so it is read back with ``torch.load(weights_only=True)``:
 nothing is ever unpickled.
 """
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from embedded.pypi import replace_folder_atomically
+from training.files import replace_folder_atomically, write_json_atomically
 
 
 class CheckpointError(RuntimeError):
@@ -33,13 +34,6 @@ def _build_folder(final: Path) -> Path:
     return build
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON through a temporary file and a rename."""
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    temporary.replace(path)
-
-
 def save_run(out_dir: Path, model, tokenizer, history: dict, extra_files: dict | None = None) -> None:
     """Write the finished run: the HF folder, its tokenizer, history.json and any extra files.
 
@@ -52,7 +46,7 @@ def save_run(out_dir: Path, model, tokenizer, history: dict, extra_files: dict |
     tokenizer.save_pretrained(build)
     for name, write in (extra_files or {}).items():
         write(build / name)
-    write_json(build / "history.json", history)
+    write_json_atomically(build / "history.json", history)
     replace_folder_atomically(build, out_dir)
 
 
@@ -63,14 +57,19 @@ def checkpoint_dir(out_dir: Path) -> Path:
 
 
 def save_checkpoint(directory: Path, model, optimizer, scheduler, state: dict,
-                    best_weights: dict[str, torch.Tensor]) -> None:
-    """Everything needed to continue after the epoch in ``state["epoch"]``."""
+                    last_weights: dict[str, torch.Tensor], best_weights: dict[str, torch.Tensor]) -> None:
+    """Everything needed to continue after the epoch in ``state["epoch"]``.
+
+    The weights are the trainable ones only (``training.loop.trainable_state``). The frozen ones
+    are rebuilt on resume from the same base model, and a fingerprint of them in state.json makes
+    sure they really are the same.
+    """
     build = _build_folder(directory)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, build / "last.safetensors")
+    save_file({k: v.contiguous() for k, v in last_weights.items()}, build / "last.safetensors")
     save_file({k: v.contiguous() for k, v in best_weights.items()}, build / "best.safetensors")
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                build / "optimizer.pt")
-    write_json(build / "state.json", state)
+    write_json_atomically(build / "state.json", {**state, "frozen_fingerprint": frozen_fingerprint(model)})
     replace_folder_atomically(build, directory)
 
 
@@ -87,10 +86,22 @@ def load_checkpoint(directory: Path, model, optimizer, scheduler) -> tuple[dict,
     except Exception as error:
         raise CheckpointError(f"--resume: the checkpoint in {directory} is unreadable ({error}). "
                               f"Delete it and run without --resume.") from error
-    missing, unexpected = model.load_state_dict(last, strict=False)
-    if missing or unexpected:
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    if set(last) != trainable or state.get("frozen_fingerprint") != frozen_fingerprint(model):
         raise CheckpointError(f"--resume: the checkpoint in {directory} belongs to a different model "
-                              f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}).")
+                              f"(other trainable weights, e.g. {sorted(set(last) ^ trainable)[:3]}, or "
+                              f"other frozen weights). Resume with the same --method and --model.")
+    model.load_state_dict(last, strict=False)
     optimizer.load_state_dict(optimizer_state["optimizer"])
     scheduler.load_state_dict(optimizer_state["scheduler"])
     return state, best
+
+
+def frozen_fingerprint(model) -> str:
+    """sha256 of the names and values of the frozen parameters (LoRA's base weights)."""
+    digest = hashlib.sha256()
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            digest.update(name.encode())
+            digest.update(parameter.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()

@@ -2,7 +2,8 @@
 
 A trained run folder (runs/<method>/) is a plain Hugging Face ``save_pretrained`` folder, so the
 app loads it with ``AutoTokenizer`` and ``AutoModelForSequenceClassification`` and needs none of
-the training code. From history.json it reads one number, ``validation_threshold``: the decision
+the training code. It goes through ``models.load``, which refuses a corrupt weights file, weights
+that do not fit config.json and a classifier that is not two-class, each with a clear message. From history.json it reads one number, ``validation_threshold``: the decision
 threshold that maximised the toxic-class F1 on the validation split. About a quarter of the
 comments are insults, so the F1-best threshold is rarely 0.5, and a web page that said "toxic"
 at 0.5 would disagree with the figures in the results table.
@@ -23,7 +24,8 @@ import threading
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from models.load import ModelError, load_classifier, load_tokenizer
 
 MAX_LENGTH = 128
 TOXIC = "toxic"
@@ -59,13 +61,10 @@ class Predictor:
         if threshold is None:
             threshold = validation_threshold(folder)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(folder)
-            model = AutoModelForSequenceClassification.from_pretrained(folder)
-        except (OSError, ValueError, KeyError) as error:
-            raise ModelLoadError(f"cannot load the model in {folder}: {error}") from error
-        if model.config.num_labels != 2:
-            raise ModelLoadError(f"{folder} has {model.config.num_labels} labels; the app needs a "
-                                 f"two-class (not toxic / toxic) classifier.")
+            tokenizer = load_tokenizer(str(folder))
+            model = load_classifier(str(folder), num_labels=2)
+        except ModelError as error:
+            raise ModelLoadError(f"cannot serve {folder}: {error}") from error
         return cls(folder.resolve().name, tokenizer, model, threshold)
 
     def predict(self, texts: list[str]) -> list[dict]:

@@ -1,11 +1,14 @@
-"""Atomic writes: a report file is either the old complete version or the new complete one.
+"""Atomic writes: a file or folder on disk is either the old complete version or the new complete one.
 
-Each file is written next to its target under a hidden temporary name and then renamed over
-it; a rename within one folder is atomic, so an interrupted run never leaves half a file.
+Everything is first written next to its target under a hidden temporary name and then renamed
+over it. A rename within one folder is atomic, so a run killed at any moment never leaves half a
+file, or a half-written model folder that looks complete. Run folders, resume checkpoints, the
+converted teacher, the report and the benchmark results all go through here.
 """
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -26,10 +29,6 @@ def write_text_atomically(path: Path, text: str) -> None:
     write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
-def save_figure_atomically(figure, path: Path) -> None:
-    write_atomically(path, lambda temporary: figure.savefig(temporary, format="png", dpi=120))
-
-
 def strict_json(data) -> str:
     """JSON text with NaN turned into null: NaN is not JSON, and browsers refuse to parse it."""
     def clean(value):
@@ -41,3 +40,23 @@ def strict_json(data) -> str:
             return [clean(item) for item in value]
         return value
     return json.dumps(clean(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_json_atomically(path: Path, data) -> None:
+    write_text_atomically(path, strict_json(data))
+
+
+def replace_folder_atomically(build: Path, final: Path) -> None:
+    """Move a fully written folder ``build`` to ``final``, so ``final`` is never half-written.
+
+    ``os.replace`` cannot swap non-empty folders, so an existing ``final`` is first renamed
+    aside and removed only after the new folder is in place.
+    """
+    old = final.with_name(f".{final.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(build, final)
+    if old.exists():
+        shutil.rmtree(old)
