@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from data import DataError
 from data.load import load_splits
@@ -64,8 +65,9 @@ def main(argv: list[str] | None = None) -> dict:
     # Score every run; runs trained on the same dataset settings share one load of the splits.
     splits_by_dataset = {}
     records, predictions = [], {}
-    for run in runs:
-        print(f"evaluating {run.name} ({run.path}) ...", file=sys.stderr, flush=True)
+    progress = tqdm(runs, desc="evaluating", unit="run", dynamic_ncols=True)
+    for run in progress:
+        progress.set_postfix_str(f"{run.name} ({run.path})")
         dataset = dataset_args(run.history)
         key = json.dumps(dataset, sort_keys=True)
         if key not in splits_by_dataset:
