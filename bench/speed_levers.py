@@ -19,9 +19,8 @@ hits both sides alike:
   padded-token count predicts the cost; attention even grows with its square.
 - optimizer: our AdamW with ``fused=True`` (one kernel over all parameters, as
   ``training.loop.build_optimizer`` builds it) against PyTorch's default multi-tensor "foreach"
-  update. The update touches every
-  trainable parameter four times per step, so it costs in proportion to the parameter count,
-  not the batch: it matters for full fine-tuning (embeddings included), not for LoRA.
+  update. The update touches every trainable parameter four times per step, so it costs in
+  proportion to the parameter count, not the batch: it matters for full fine-tuning (embeddings included), not for LoRA.
 - torch.compile (``dynamic=True``: lengths vary per batch) against eager. The first pass over
   the batches compiles and is reported apart; the timed pass reruns the same batches.
 - threads: torch intra-op threads, e.g. 1 against 2.

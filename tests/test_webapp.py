@@ -184,6 +184,11 @@ def test_a_corrupt_or_mismatched_checkpoint_is_refused_clearly(tmp_path):
     (mismatched / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="do not fit"):
         Predictor.from_folder(mismatched)
+    three_labels = save_tiny_model(tmp_path / "three-labels")
+    BertForSequenceClassification(tiny_bert_config(layers=2, max_position_embeddings=128, num_labels=3)) \
+        .save_pretrained(three_labels)
+    with pytest.raises(ModelLoadError, match="num_labels"):
+        Predictor.from_folder(three_labels)
 
 
 def test_runs_are_found_in_method_order(tmp_path, runs_dir):

@@ -6,8 +6,8 @@ Everything is first written into a hidden sibling folder and then moved into pla
 rename, so a run killed at any moment leaves either the previous complete folder or nothing:
 never a half-written folder that looks complete.
 
-Between epochs the loop also writes a resume checkpoint (the trainable weights in safetensors, optimiser
-and scheduler state, the history so far) under ``<runs>/.checkpoints/<name>/``. The optimiser
+Between epochs the loop also writes a resume checkpoint (the trainable weights in safetensors,
+optimiser and scheduler state, the history so far) under ``<runs>/.checkpoints/<name>/``. The optimiser
 state holds only tensors and numbers, so it is read back with ``torch.load(weights_only=True)``:
 nothing is ever unpickled.
 """
@@ -87,10 +87,15 @@ def load_checkpoint(directory: Path, model, optimizer, scheduler) -> tuple[dict,
         raise CheckpointError(f"--resume: the checkpoint in {directory} is unreadable ({error}). "
                               f"Delete it and run without --resume.") from error
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    if set(last) != trainable or state.get("frozen_fingerprint") != frozen_fingerprint(model):
+    if set(last) != trainable:
+        difference = "other trainable weights, e.g. " + ", ".join(sorted(set(last) ^ trainable)[:3])
+    elif state.get("frozen_fingerprint") != frozen_fingerprint(model):
+        difference = "the same trainable weights, but other frozen ones"
+    else:
+        difference = None
+    if difference:
         raise CheckpointError(f"--resume: the checkpoint in {directory} belongs to a different model "
-                              f"(other trainable weights, e.g. {sorted(set(last) ^ trainable)[:3]}, or "
-                              f"other frozen weights). Resume with the same --method and --model.")
+                              f"({difference}). Resume with the same --method and --model.")
     model.load_state_dict(last, strict=False)
     optimizer.load_state_dict(optimizer_state["optimizer"])
     scheduler.load_state_dict(optimizer_state["scheduler"])

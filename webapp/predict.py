@@ -2,11 +2,12 @@
 
 A trained run folder (runs/<method>/) is a plain Hugging Face ``save_pretrained`` folder, so the
 app loads it with ``AutoTokenizer`` and ``AutoModelForSequenceClassification`` and needs none of
-the training code. It goes through ``models.load``, which refuses a corrupt weights file, weights
-that do not fit config.json and a classifier that is not two-class, each with a clear message. From history.json it reads one number, ``validation_threshold``: the decision
-threshold that maximised the toxic-class F1 on the validation split. About a quarter of the
-comments are insults, so the F1-best threshold is rarely 0.5, and a web page that said "toxic"
-at 0.5 would disagree with the figures in the results table.
+the training code. It goes through ``models.load``, which refuses a corrupt weights file,
+weights that do not fit config.json and a classifier that is not two-class, each with a clear
+message. From history.json it reads one number, ``validation_threshold``: the decision threshold
+that maximised the toxic-class F1 on the validation split. About a quarter of the comments are
+insults, so the F1-best threshold is rarely 0.5, and a web page that said "toxic" at 0.5 would
+disagree with the figures in the results table.
 
 The model is loaded once at start-up and shared by every server thread:
 
