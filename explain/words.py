@@ -1,0 +1,43 @@
+"""The words of a comment as a reader sees them, and the tokens that spell each one.
+
+A subword tokenizer cuts "id1ot" into "▁id", "1", "ot"; a contribution per piece would mean little
+to a reader, who points at words. The unit of an explanation is therefore a *word as written*: a
+maximal run of non-space characters of the original text, so "idiot!" or "i.d.i.o.t" is one word.
+Fast tokenizers report the character span of every token (``offset_mapping``), and each token is
+given to the word in which its first character lies. The tokenizer's own ``word_ids()`` would not
+do: BERT's pre-tokenizer makes "idiot" and "!" two words, e5's makes them one.
+"""
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+
+WORD = re.compile(r"\S+")
+
+
+@dataclass
+class WordTokens:
+    """A comment's words (character spans) and its full encoding, special tokens included, untruncated.
+
+    ``word_of_token[i]`` is the index of the word that token ``i`` spells, or None for a special
+    token (``[CLS]``, ``</s>``...), which belongs to no word and is never left out.
+    """
+    text: str
+    spans: list[tuple[int, int]]
+    token_ids: list[int]
+    word_of_token: list[int | None]
+
+    @property
+    def words(self) -> list[str]:
+        return [self.text[start:end] for start, end in self.spans]
+
+
+def encode_words(tokenizer, text: str) -> WordTokens:
+    """Tokenise ``text`` whole (truncation comes later, per variant) and map every token to its word."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError("explanations need a fast (Rust) tokenizer: they map tokens to words by character offsets")
+    encoding = tokenizer(text, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
+    spans = [match.span() for match in WORD.finditer(text)]
+    starts = [start for start, _ in spans]
+    word_of_token = [None if special or not spans else max(bisect_right(starts, start) - 1, 0)
+                     for (start, _), special in zip(encoding["offset_mapping"], encoding["special_tokens_mask"])]
+    return WordTokens(text, spans, list(encoding["input_ids"]), word_of_token)
