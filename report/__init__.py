@@ -9,6 +9,7 @@
 - ``flags``     degenerate runs (constant predictor, near-chance ranking, duplicated predictions)
 - ``stats``     mean ± std and the paired bootstrap of a ROC-AUC difference
 - ``study``     the multi-seed study: per-method summaries and paired method comparisons
+- ``behaviour`` the behavioural suite (data/behaviour.py) on every run: pass rates, failures, explained
 - ``tables``, ``plots``, ``findings``, ``document``  the Markdown tables, figures and sentences
 - ``readme``    replaces the marked results section of README.md
 

@@ -3,6 +3,7 @@
 The same text goes to results/results.md and, with image links relative to the README and
 headings one level deeper, into the marked results section of README.md.
 """
+from report.behaviour import capability_table
 from report.findings import findings
 from report.tables import (WARNING, assignment_table, comparisons_table, costs_table, flag_list, quality_table,
                            seeds_table)
@@ -37,6 +38,13 @@ def results_markdown(results: dict, image_dir: str = "", heading: str = "##") ->
         seeds_table(results["seeds"]),
         f"{heading} Paired comparisons",
         comparisons_table(results["comparisons"]),
+        f"{heading} Behavioural tests: pass rate per capability",
+        (f"The {results['behaviour_suite']['cases']} cases of `data/behaviour.py` (CheckList's minimum functionality "
+         f"tests, Ribeiro et al. 2020), each run at its validation threshold; the header gives each capability's "
+         f"number of cases. A case passes when the verdict matches the label that the dataset's definition gives it "
+         f"(toxic: an insult aimed at a participant of the conversation). The failing cases of the distilled and "
+         f"LoRA students, side by side and explained word by word, are in [behaviour.md]({prefix}behaviour.md)."),
+        capability_table(records),
         f"{heading} Figures",
         *(f"![{title}]({prefix}{filename})" for title, filename in results["figures"].items()),
     ]

@@ -1,7 +1,6 @@
 """The findings in words, every number inserted from the results (none is ever typed by hand)."""
+from report.behaviour import DISTILLED, bare_insult_finding
 from report.tables import WARNING, millions, number, signed
-
-DISTILLED = ("odd", "even")
 
 
 def seed_note(summary: dict) -> str:
@@ -116,7 +115,7 @@ def findings(results: dict) -> list[str]:
     records, seeds = results["runs"], results["seeds"]
     sentences = [best_method(seeds), served_run(records)]
     sentences += [comparison(c) for c in results["comparisons"].values() if "skipped" not in c]
-    sentences += [lora_gap(seeds), teacher_retention(seeds), costs(records), pipeline_time(records),
-                  study_time(records),
+    sentences += [lora_gap(seeds), bare_insult_finding(records), teacher_retention(seeds), costs(records),
+                  pipeline_time(records), study_time(records),
                   degenerate(records)]
     return [s for s in sentences if s]

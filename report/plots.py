@@ -1,4 +1,5 @@
-"""The report's figures: training-loss curves, test ROC curves and test metrics side by side.
+"""The report's figures: training-loss curves, test ROC curves, test metrics side by side, and the
+behavioural pass rates as a heat map.
 
 Each figure is drawn on a ``matplotlib.figure.Figure``, which renders with the Agg backend
 and touches no global pyplot state, so the report also works on a machine without a display.
@@ -100,14 +101,36 @@ def plot_test_metrics(records: list[dict], path: Path) -> None:
     save_png(figure, path)
 
 
+def plot_capability_heatmap(records: list[dict], path: Path) -> None:
+    """Behavioural pass rate per capability (columns) and run (rows): red fails, green passes."""
+    capabilities = list(records[0]["behaviour"]["pass_rates"])
+    rates = np.array([[r["behaviour"]["pass_rates"][c]["rate"] for c in capabilities] for r in records])
+    figure = Figure(figsize=(1.3 * len(capabilities) + 2.5, 0.45 * len(records) + 2.2), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(rates, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    for (row, column), rate in np.ndenumerate(rates):
+        axes.text(column, row, f"{100 * rate:.0f}", ha="center", va="center", fontsize=9,
+                  color="white" if abs(rate - 0.5) > 0.35 else "black")
+    axes.set_xticks(range(len(capabilities)), [c.replace(" ", "\n", 1) for c in capabilities], fontsize=9)
+    axes.set_yticks(range(len(records)), [r["name"] for r in records])
+    axes.set(title="Behavioural tests: % of cases passed at each run's validation threshold")
+    figure.colorbar(image, ax=axes, label="pass rate", fraction=0.04)
+    save_png(figure, path)
+
+
 def draw_figures(runs: list[Run], records: list[dict], predictions: dict[str, RunPredictions],
                  out: Path) -> dict[str, str]:
-    """The three figures for the primary run of each method, written into ``out``: title -> file name."""
+    """The figures, written into ``out``: title -> file name.
+
+    Loss, ROC and metrics show the primary run of each method; the behavioural heat map every run.
+    """
     primary = [record for record in records if record["primary"]]
     figures = {
         "Training loss": ("training_loss.png", lambda path: plot_loss_curves([r for r in runs if r.primary], path)),
         "ROC curves on the test split": ("roc_test.png", lambda path: plot_roc_curves(primary, predictions, path)),
         "Test metrics": ("test_metrics.png", lambda path: plot_test_metrics(primary, path)),
+        "Behavioural tests: pass rate per capability": (
+            "behaviour_heatmap.png", lambda path: plot_capability_heatmap(records, path)),
     }
     for filename, draw in figures.values():
         draw(out / filename)

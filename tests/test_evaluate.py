@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 
 import evaluate
 from conftest import TINY_WORDS, tiny_classifier, tiny_tokenizer
+from data.behaviour import CAPABILITIES
 from data.splits import Split, Splits
 from report.inference import predict_toxic_probs
 from report.quality import quality_report
@@ -195,6 +196,13 @@ def test_evaluate_writes_the_report_and_the_readme_section_from_the_same_numbers
     flagged = [run["name"] for run in on_disk["runs"] if run["flags"]]
     assert all(f"⚠ **{name}**" in section for name in flagged)
     assert (project / "results" / "results.md").read_text().count("| Model Type |") == 1
+
+    # The behavioural suite ran on every run: table and heat map in the section, failures in behaviour.md.
+    assert all(list(run["behaviour"]["pass_rates"]) == list(CAPABILITIES) for run in on_disk["runs"])
+    assert f"| `odd` | {on_disk['runs'][1]['validation_threshold']:.3f} |" in section
+    assert "![Behavioural tests: pass rate per capability](results/behaviour_heatmap.png)" in section
+    assert "(results/behaviour.md)" in section
+    assert (project / "results" / "behaviour.md").read_text().startswith("# Behavioural tests")
     assert "| Model Type | Training Loss | Test Set Performance |" in capsys.readouterr().out
 
 
