@@ -31,12 +31,17 @@ class WordTokens:
         return [self.text[start:end] for start, end in self.spans]
 
 
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """The (start, end) character span of each word of ``text``."""
+    return [match.span() for match in WORD.finditer(text)]
+
+
 def encode_words(tokenizer, text: str) -> WordTokens:
     """Tokenise ``text`` whole (truncation comes later, per variant) and map every token to its word."""
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError("explanations need a fast (Rust) tokenizer: they map tokens to words by character offsets")
     encoding = tokenizer(text, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
-    spans = [match.span() for match in WORD.finditer(text)]
+    spans = word_spans(text)
     starts = [start for start, _ in spans]
     word_of_token = [None if special or not spans else max(bisect_right(starts, start) - 1, 0)
                      for (start, _), special in zip(encoding["offset_mapping"], encoding["special_tokens_mask"])]

@@ -8,7 +8,10 @@ trace; the server goes on serving. The limits bound the work one request can cau
 * 64 texts a batch (400) and 1 MiB a body (413): Bottle 0.13 caps only what it parses itself
   (``MEMFILE_MAX``, 100 KiB) and spools larger bodies to a temporary file, so the app reads the
   body itself, after checking ``Content-Length``;
-* the body must be UTF-8 (400), and so must the percent-escapes of a form.
+* the body must be UTF-8 (400), and so must the percent-escapes of a form;
+* 100 words a request for explanations (400): explaining n words costs a forward pass of n + 1
+  comments (explain/occlusion.py), so the API refuses more, and the page explains a comment of
+  up to that many words and says so for a longer one.
 """
 import json
 import urllib.parse
@@ -17,11 +20,17 @@ from pathlib import Path
 import bottle
 from bottle import HTTPError, request, response
 
+from explain.occlusion import Explanation
+from explain.words import word_spans
 from webapp.predict import Predictor
 
 MAX_TEXT_CHARS = 5_000
 MAX_BATCH = 64
 MAX_BODY_BYTES = 1024 * 1024
+MAX_EXPLAIN_WORDS = 100
+# A word's colour steps up at these changes of P(toxic) when it is left out. The steps are
+# absolute, not relative to the comment, so one colour means the same in every model's row.
+CONTRIBUTION_STEPS = (0.02, 0.1, 0.25, 0.5)
 VIEWS_DIR = Path(__file__).parent / "views"
 TEMPLATE_LOOKUP = [str(VIEWS_DIR)]
 EXAMPLES = (
@@ -64,7 +73,8 @@ def make_app(predictors: dict[str, Predictor], default_name: str):
 
     def page(status: int = 200, **values) -> str:
         response.status = status
-        values = {"text": "", "result": None, "comparison": None, "error": None, **values}
+        values = {"text": "", "result": None, "comparison": None, "error": None, "explanation": None,
+                  "explain_note": None, **values}
         return bottle.template("index.tpl", template_lookup=TEMPLATE_LOOKUP, examples=EXAMPLES,
                                model=default, model_count=len(predictors), **values)
 
@@ -81,10 +91,17 @@ def make_app(predictors: dict[str, Predictor], default_name: str):
             check_text(text)
         except InputError as error:
             return page(error.status, text=text, error=error.message)
+        words = len(word_spans(text))
+        explain = words <= MAX_EXPLAIN_WORDS
+        note = None if explain else (f"Explanations are shown for comments of up to {MAX_EXPLAIN_WORDS} words; "
+                                     f"this one has {words:,}.")
         if fields.get("mode") == "compare":
-            comparison = [(predictor, predictor.predict([text])[0]) for predictor in predictors.values()]
-            return page(text=text, comparison=comparison)
-        return page(text=text, result=default.predict([text])[0])
+            comparison = [(predictor, predictor.predict([text])[0],
+                           highlighted(predictor.explain(text)) if explain else None)
+                          for predictor in predictors.values()]
+            return page(text=text, comparison=comparison, explain_note=note)
+        return page(text=text, result=default.predict([text])[0], explain_note=note,
+                    explanation=highlighted(default.explain(text)) if explain else None)
 
     @app.post("/api/predict")
     def api_predict():
@@ -92,11 +109,15 @@ def make_app(predictors: dict[str, Predictor], default_name: str):
             payload = read_json()
             texts = texts_from_payload(payload)
             predictor = predictors[model_from_payload(payload, predictors, default_name)]
+            explain = explain_from_payload(payload, texts)
         except InputError as error:
             response.status = error.status
             return {"error": error.message}
-        return {"results": predictor.predict(texts), "model": predictor.name,
-                "threshold": predictor.threshold}
+        results = predictor.predict(texts)
+        if explain:
+            for result, text in zip(results, texts):
+                result["explanation"] = predictor.explain(text).as_json()
+        return {"results": results, "model": predictor.name, "threshold": predictor.threshold}
 
     @app.get("/health")
     def health():
@@ -199,6 +220,34 @@ def model_from_payload(payload: dict, predictors: dict[str, Predictor], default_
     if not isinstance(name, str) or name not in predictors:
         raise InputError(400, f"Unknown model {name!r}; this server has {', '.join(predictors)}.")
     return name
+
+
+def explain_from_payload(payload: dict, texts: list[str]) -> bool:
+    """Whether ``"explain": true`` was asked, refused when the texts hold more than MAX_EXPLAIN_WORDS words."""
+    explain = payload.get("explain", False)
+    if not isinstance(explain, bool):
+        raise InputError(400, '"explain" must be true or false.')
+    words = sum(len(word_spans(text)) for text in texts)
+    if explain and words > MAX_EXPLAIN_WORDS:
+        raise InputError(400, f'"explain" covers up to {MAX_EXPLAIN_WORDS} words a request (each word costs a '
+                              f'forward pass); these texts hold {words:,}. Send fewer or shorter texts, or '
+                              f'leave out "explain".')
+    return explain
+
+
+def highlighted(explanation: Explanation) -> list[tuple[str, str | None, float | None]]:
+    """The comment as (text, CSS class, contribution) pieces: each word with its shade, the spaces between as typed."""
+    text, pieces, end = explanation.words.text, [], 0
+    for (start, stop), contribution in zip(explanation.words.spans, explanation.contributions):
+        pieces += [(text[end:start], None, None), (text[start:stop], shade(contribution), contribution)]
+        end = stop
+    return pieces + [(text[end:], None, None)]
+
+
+def shade(contribution: float) -> str:
+    """``push-toxic-1`` ... ``push-toxic-4``, ``push-clean-1`` ... ``push-clean-4``, or ``push-none`` below the first step."""
+    level = sum(abs(contribution) >= step for step in CONTRIBUTION_STEPS)
+    return f"push-{'toxic' if contribution > 0 else 'clean'}-{level}" if level else "push-none"
 
 
 def check_text(text: str, what: str = "The text") -> None:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from explain.occlusion import Explanation, occlusion
+from explain.words import encode_words
 from models.load import ModelError, load_classifier, load_tokenizer
 
 MAX_LENGTH = 128
@@ -86,6 +88,15 @@ class Predictor:
         return [{"label": TOXIC if probability >= self.threshold else NOT_TOXIC,
                  "toxic_probability": probability}
                 for probability in toxic_probabilities]
+
+    def explain(self, text: str) -> Explanation:
+        """Each word's contribution to this model's P(toxic) for ``text`` (explain/occlusion.py); thread-safe.
+
+        Costs one batched forward pass of n + 1 comments for n words: callers bound n.
+        """
+        with self._tokenizer_lock:
+            words = encode_words(self.tokenizer, text)
+        return occlusion(self.model, self.tokenizer, words, self.max_length)
 
 
 def check_threshold(threshold: float) -> float:

@@ -21,16 +21,26 @@ the threshold chosen on validation data, the verdict is <em>toxic</em>.</p>
   <p class="probability">Probability of toxic: <strong id="probability">{{'%.3f' % result['toxic_probability']}}</strong></p>
   % include('bar.tpl', probability=result['toxic_probability'], threshold=model.threshold)
   <p class="meta">Threshold <span id="threshold">{{'%.3f' % model.threshold}}</span> &middot; model <span id="model">{{model.name}}</span></p>
+  % if explanation:
+  <h2 class="why">Why: what each word does to the probability</h2>
+  <div id="explanation" class="explained" data-model="{{model.name}}">
+  % include('explanation.tpl', pieces=explanation)
+  </div>
+  % include('legend.tpl')
+  % end
   <p class="meta">You wrote:</p>
   <blockquote id="submitted-text">{{text}}</blockquote>
 </section>
+% end
+% if explain_note:
+<p id="explain-note" class="meta">{{explain_note}}</p>
 % end
 % if comparison:
 <section id="comparison" class="result">
   <table>
     <thead><tr><th>Model</th><th>Verdict</th><th>P(toxic)</th><th></th><th>Threshold</th></tr></thead>
     <tbody>
-    % for predictor, prediction in comparison:
+    % for predictor, prediction, _ in comparison:
       <tr data-model="{{predictor.name}}" data-label="{{prediction['label']}}">
         <td>{{predictor.name}}{{' (default)' if predictor is model else ''}}</td>
         <td class="{{prediction['label']}}">{{verdicts[prediction['label']]}}</td>
@@ -43,6 +53,18 @@ the threshold chosen on validation data, the verdict is <em>toxic</em>.</p>
     % end
     </tbody>
   </table>
+  % if not explain_note:
+  <h2 class="why">Why: what each word does to each model's probability</h2>
+  <div id="explanations">
+  % for predictor, _, pieces in comparison:
+    <div class="explained" data-model="{{predictor.name}}">
+      <span class="model-name">{{predictor.name}}</span>
+      % include('explanation.tpl', pieces=pieces)
+    </div>
+  % end
+  </div>
+  % include('legend.tpl')
+  % end
   <p class="meta">You wrote:</p>
   <blockquote id="submitted-text">{{text}}</blockquote>
 </section>
