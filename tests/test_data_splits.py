@@ -54,3 +54,24 @@ def test_carve_splits_keeps_the_sources_own_test_split():
 def test_positive_rate():
     assert Split(["a", "b", "c", "d"], [1, 0, 0, 1]).positive_rate == 0.5
     assert Split([], []).positive_rate == 0.0
+
+
+@pytest.mark.parametrize("val_fraction", [0.1, 0.25, 0.5])
+def test_validation_and_test_never_share_an_example(val_fraction):
+    """Test is read once at the end: an example that also chose the epoch or threshold would flatter it."""
+    labels = [int(i % 4 == 0) for i in range(200)]
+    train = Split([f"text {i}" for i in range(200)], labels)
+    for seed in range(5):
+        splits = carve_splits(train, None, None, val_fraction=val_fraction, seed=seed, source="toy")
+        validation, test = set(splits.validation.texts), set(splits.test.texts)
+        assert validation and test and not validation & test
+        assert len(validation | test | set(splits.train.texts)) == 200, "every example lands in one split"
+
+
+def test_load_splits_keeps_validation_and_test_apart_on_a_csv(tmp_path):
+    from data.load import load_splits
+    rows = "".join(f"comment {i},{int(i % 3 == 0)}\n" for i in range(120))
+    (tmp_path / "comments.csv").write_text("text,label\n" + rows)
+    splits = load_splits(str(tmp_path / "comments.csv"), val_fraction=0.2, seed=3)
+    assert not set(splits.validation.texts) & set(splits.test.texts)
+    assert not set(splits.train.texts) & (set(splits.validation.texts) | set(splits.test.texts))

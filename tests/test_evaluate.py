@@ -255,3 +255,36 @@ def test_readme_update_is_idempotent(tmp_path):
     update_readme(readme, "numbers 1")
     assert readme.read_text() == once == f"a\n{START}\nnumbers 1\n{END}\nb\n"
     assert not re.search(r"\.partial", " ".join(p.name for p in tmp_path.iterdir()))
+
+
+def test_each_run_is_scored_with_its_own_model(tmp_path, monkeypatch):
+    """Two runs whose models rank the test comments in opposite orders get the AUCs of their own folders."""
+    from sklearn.metrics import roc_auc_score
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    splits = Splits(tiny_split(40, 0), tiny_split(30, 1), tiny_split(45, 2), source="fake")
+    monkeypatch.setattr(evaluate, "load_splits", lambda name, **kwargs: splits)
+    write_run(tmp_path / "odd", "odd", 42, model_seed=2)  # a seed whose random model ranks better than chance
+    write_run(tmp_path / "even", "even", 42, model_seed=2)
+    flipped = tiny_classifier(layers=2, seed=2)
+    with torch.no_grad():  # the same model with its head negated: every ranking reversed, AUC -> 1 - AUC
+        flipped.classifier.weight.neg_()
+        flipped.classifier.bias.neg_()
+    flipped.save_pretrained(tmp_path / "even")
+    monkeypatch.chdir(tmp_path)
+
+    runs = evaluate.main(["odd", "even", "--no-speed", "--no-readme", "--bootstrap", "20", "--threads", "1"])["runs"]
+
+    def own_auc(folder):
+        model = AutoModelForSequenceClassification.from_pretrained(tmp_path / folder).eval()
+        tokenizer = AutoTokenizer.from_pretrained(tmp_path / folder)
+        with torch.inference_mode():
+            probs = [torch.softmax(model(**tokenizer(text, return_tensors="pt")).logits, -1)[0, 1].item()
+                     for text in splits.test.texts]
+        return roc_auc_score(splits.test.labels, probs)
+
+    odd_auc, even_auc = own_auc("odd"), own_auc("even")
+    assert abs(odd_auc - even_auc) > 0.1, "the two tiny models must rank the test set clearly differently"
+    assert [r["name"] for r in runs] == ["odd", "even"]
+    assert runs[0]["test"]["at_0.5"]["roc_auc"] == pytest.approx(odd_auc, abs=1e-6)
+    assert runs[1]["test"]["at_0.5"]["roc_auc"] == pytest.approx(even_auc, abs=1e-6)

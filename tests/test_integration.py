@@ -6,6 +6,7 @@ and for one epoch; these tests check what it produced.
 import json
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 pytestmark = pytest.mark.assets
@@ -38,3 +39,7 @@ def test_the_teacher_learns_and_the_students_beat_chance(pipeline):
 def test_the_lora_run_trained_only_a_small_share(pipeline):
     history = json.loads((pipeline / "runs" / "lora" / "history.json").read_text())
     assert history["params"]["trainable_share"] <= 0.03
+    adapter = load_file(pipeline / "runs" / "lora" / "adapter.safetensors")
+    b_matrices = [tensor for name, tensor in adapter.items() if name.endswith("lora_B")]
+    assert b_matrices and all(tensor.abs().max() > 0 for tensor in b_matrices), \
+        "the adapters trained (B starts at zero), not only the head"

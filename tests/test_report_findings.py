@@ -18,3 +18,100 @@ def test_pipeline_and_study_times_are_summed_from_the_runs():
 
 def test_without_study_runs_there_is_no_study_sentence():
     assert study_time([record("odd", "odd", 42, True, 240.0)]) is None
+
+
+# ------------------------------------------------- every sentence of the Findings, on known inputs
+
+def summary(*aucs):
+    """seed_summary's shape for one method: the mean and sample std of its runs' test ROC-AUC."""
+    import statistics
+    return {"roc_auc": {"mean": statistics.mean(aucs), "std": statistics.stdev(aucs) if len(aucs) > 1 else None,
+                        "n": len(aucs)}}
+
+
+def run_record(name, method, *, validation_f1, test_f1, trainable=None, adapter_mb=None, speed=None, flags=()):
+    total = 20_000_000
+    return {"name": name, "method": method, "seed": 42, "primary": True, "flags": list(flags),
+            "validation": {"macro_f1": validation_f1}, "test": {"at_validation_threshold": {"macro_f1": test_f1}},
+            "params": {"total": total, "trainable": trainable or total, "trainable_share": (trainable or total) / total},
+            "adapter_size_mb": adapter_mb, "size_mb": 80.4,
+            "speed": speed and {"batch_1": {"examples_per_s": speed}}, "command_wall_time_s": 60.0}
+
+
+def comparison_result(a, b, difference, low, high, per_seed, verdict):
+    return {"a": a, "b": b, "difference": difference, "ci95": [low, high], "resamples": 500,
+            "share_a_better": 0.973, "per_seed_differences": per_seed, "verdict": verdict}
+
+
+SEEDS = {"teacher": summary(0.95), "odd": summary(0.92, 0.93), "even": summary(0.90, 0.91), "lora": summary(0.88)}
+
+
+def test_best_method_and_the_served_run():
+    from report.findings import best_method, served_run
+    assert best_method(SEEDS) == "Best test ROC-AUC: **teacher**, 0.950."
+    assert best_method({"odd": SEEDS["odd"], "lora": SEEDS["lora"]}) == \
+        "Best test ROC-AUC: **odd**, 0.925 ± 0.007 over 2 seeds."
+    records = [run_record("teacher", "teacher", validation_f1=0.81, test_f1=0.79),
+               run_record("odd", "odd", validation_f1=0.84, test_f1=0.80)]
+    assert served_run(records) == ("The web app serves `odd`, the run with the best validation macro-F1 "
+                                   "(0.840; test macro-F1 0.800).")
+
+
+def test_comparison_sentences_give_the_verdict_and_warn_when_seeds_disagree():
+    from report.findings import comparison
+    clear = comparison_result("odd", "even", 0.02, 0.011, 0.029, {"1": 0.015, "42": 0.025}, "odd better")
+    assert comparison(clear) == (
+        "odd − even, test ROC-AUC: +0.020 (95% CI [+0.011, +0.029] from 500 paired bootstrap resamples of the "
+        "test set; odd ahead in 97% of them; per seed: +0.015, +0.025). The test set separates them: **odd better**.")
+    flipping = comparison_result("lora", "odd", -0.01, -0.02, -0.001, {"1": 0.004, "42": -0.024}, "odd better")
+    assert comparison(flipping).endswith(
+        "The test set separates them: **odd better**. But the per-seed differences change sign, so the seed "
+        "matters as much as the method.")
+    all_negative = comparison_result("lora", "odd", -0.03, -0.04, -0.02, {"1": -0.02, "42": -0.04}, "odd better")
+    assert comparison(all_negative).endswith("per seed: −0.020, −0.040). The test set separates them: **odd better**.")
+    noise = comparison_result("lora-kd", "lora", 0.002, -0.001, 0.005, {"42": 0.002}, "within noise")
+    assert comparison(noise).endswith("per seed: +0.002). The difference is within noise: the interval contains 0.")
+
+
+def test_lora_gap_and_teacher_retention():
+    from report.findings import lora_gap, teacher_retention
+    assert lora_gap(SEEDS) == "LoRA vs the best distilled student (odd): test ROC-AUC 0.880 vs 0.925, a gap of −0.045."
+    assert lora_gap({"odd": SEEDS["odd"]}) is None and lora_gap({"lora": SEEDS["lora"]}) is None
+    assert teacher_retention(SEEDS) == ("Share of the teacher's test ROC-AUC (0.950) that each method keeps: "
+                                        "odd 97.4%, even 95.3%, lora 92.6%.")
+    assert teacher_retention({"teacher": SEEDS["teacher"]}) is None
+    assert teacher_retention({"odd": SEEDS["odd"], "even": SEEDS["even"]}) is None
+
+
+def test_costs_sentence_names_the_adapter_and_the_speedups():
+    from report.findings import costs
+    records = [run_record("teacher", "teacher", validation_f1=0.8, test_f1=0.8, speed=20.0),
+               run_record("odd", "odd", validation_f1=0.8, test_f1=0.8, speed=45.0),
+               run_record("lora", "lora", validation_f1=0.8, test_f1=0.8, trainable=150_000, adapter_mb=0.6,
+                          speed=41.0)]
+    assert costs(records) == (
+        "lora trains 0.15 M parameters (0.8% of 20.00 M); its adapter takes 0.60 MB next to 80.4 MB for the "
+        "whole run folder. Speed at batch 1 relative to the teacher (20.0 comments/s): odd ×2.25, lora ×2.05.")
+    assert costs([run_record("odd", "odd", validation_f1=0.8, test_f1=0.8)]) is None
+
+
+def test_degenerate_runs_are_named():
+    from report.findings import degenerate
+    fine = run_record("odd", "odd", validation_f1=0.8, test_f1=0.8)
+    assert degenerate([fine]) == "No run was flagged as degenerate."
+    broken = run_record("lora", "lora", validation_f1=0.4, test_f1=0.4, flags=["constant predictions"])
+    assert degenerate([fine, broken]) == ("⚠ **1 run(s) flagged as degenerate: lora.** Their numbers are not "
+                                          "to be trusted; see the warnings above.")
+
+
+def test_findings_come_in_reading_order_and_leave_out_skipped_comparisons():
+    from report.findings import findings
+    records = [run_record("teacher", "teacher", validation_f1=0.81, test_f1=0.79, speed=20.0),
+               run_record("odd", "odd", validation_f1=0.84, test_f1=0.80, speed=45.0)]
+    results = {"runs": records, "seeds": {"teacher": SEEDS["teacher"], "odd": SEEDS["odd"]},
+               "comparisons": {"odd_vs_even": {"skipped": "no even run"},
+                               "lora_vs_odd": comparison_result("lora", "odd", -0.03, -0.04, -0.02, {"42": -0.03},
+                                                                "odd better")}}
+    sentences = findings(results)
+    assert [s.split(" ")[0] for s in sentences] == ["Best", "The", "lora", "Share", "Speed", "Wall", "No"]
+    assert not any("odd − even" in s for s in sentences)

@@ -184,3 +184,35 @@ def test_a_lora_checkpoint_holds_the_trainable_weights_and_checks_the_frozen_bas
     other_base = lora_classifier(seed=1)
     with pytest.raises(CheckpointError, match="different model"):
         load_checkpoint(tmp_path / "c", other_base, *loop.build_optimizer(other_base, config, 10))
+
+
+def test_the_best_epochs_weights_are_the_ones_kept(tmp_path, monkeypatch):
+    """Epoch 1 validates best and epoch 2 worse: the model must end with epoch 1's weights, not the last ones."""
+    real_validate, weights_at_validation = loop.validate, []
+
+    def epoch_two_is_worse(model, *args, **kwargs):
+        weights_at_validation.append(loop.trainable_state(model))
+        metrics = real_validate(model, *args, **kwargs)
+        metrics["roc_auc"] = {1: 0.9, 2: 0.6}[len(weights_at_validation)]
+        metrics["best_f1_threshold"] = {1: 0.25, 2: 0.75}[len(weights_at_validation)]
+        return metrics
+
+    monkeypatch.setattr(loop, "validate", epoch_two_is_worse)
+    model = tiny_classifier()
+    history = train(model, cross_entropy_loss, tiny_split(), tiny_split(20, seed=1),
+                    config=TrainingConfig(epochs=2, lr=1e-3, batch_size=8), env=CPU, pad_id=0,
+                    history={}, checkpoint=tmp_path / "ckpt")
+
+    epoch_one, epoch_two = weights_at_validation
+    assert any(not torch.equal(epoch_one[k], epoch_two[k]) for k in epoch_one), "epoch 2 did train"
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, epoch_one.get(name, value), rtol=0, atol=0)
+    assert history["best_epoch"] == 1 and history["validation_threshold"] == 0.25
+    assert [e["validation"]["roc_auc"] for e in history["epochs"]] == [0.9, 0.6]
+
+    saved = tmp_path / "run"
+    save_run(saved, model, tiny_tokenizer(), history)
+    from transformers import AutoModelForSequenceClassification
+    on_disk = AutoModelForSequenceClassification.from_pretrained(saved).state_dict()
+    for name, value in epoch_one.items():
+        torch.testing.assert_close(on_disk[name], value, rtol=0, atol=0)

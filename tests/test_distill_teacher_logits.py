@@ -1,0 +1,86 @@
+"""The teacher-logit cache: one teacher pass per (teacher weights, training data), logits in example order."""
+import pytest
+import torch
+
+import distill.teacher_logits as teacher_logits
+from conftest import tiny_classifier
+from distill.teacher_logits import cache_key, cached_teacher_logits
+from test_training import CPU, tiny_split
+from training.loop import EncodedSplit
+
+
+@pytest.fixture
+def teacher_dir(tmp_path):
+    folder = tmp_path / "teacher"
+    tiny_classifier(layers=2, seed=0).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def passes(monkeypatch) -> list[int]:
+    """Count the teacher passes: one entry (the number of examples) per real computation."""
+    calls, real = [], teacher_logits.predict_logits
+
+    def counted(model, split, *args, **kwargs):
+        calls.append(len(split.labels))
+        return real(model, split, *args, **kwargs)
+
+    monkeypatch.setattr(teacher_logits, "predict_logits", counted)
+    return calls
+
+
+def cached(teacher, teacher_dir, split, cache_dir):
+    return cached_teacher_logits(teacher, teacher_dir, split, cache_dir, pad_id=0, env=CPU)
+
+
+def test_the_second_run_reads_the_cache_instead_of_running_the_teacher(teacher_dir, tmp_path, passes):
+    teacher, split = tiny_classifier(layers=2, seed=0), tiny_split(30)
+    first = cached(teacher, teacher_dir, split, tmp_path / "cache")
+    second = cached(teacher, teacher_dir, split, tmp_path / "cache")
+    assert passes == [30], "the teacher ran once; the second call was a cache hit"
+    torch.testing.assert_close(second, first, rtol=0, atol=0)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [
+        f"teacher-logits-{cache_key(teacher_dir, split)}.safetensors"], "one file, no partial file left"
+
+
+def test_another_teacher_or_other_data_misses_the_cache(teacher_dir, tmp_path, passes):
+    teacher, split = tiny_classifier(layers=2, seed=0), tiny_split(30)
+    cached(teacher, teacher_dir, split, tmp_path / "cache")
+
+    other_dir = tmp_path / "other-teacher"
+    other_teacher = tiny_classifier(layers=2, seed=1)
+    other_teacher.save_pretrained(other_dir)
+    from_other_teacher = cached(other_teacher, other_dir, split, tmp_path / "cache")
+    assert not torch.allclose(from_other_teacher, cached(teacher, teacher_dir, split, tmp_path / "cache"))
+
+    one_token_changed = EncodedSplit([list(ids) for ids in split.token_ids], split.labels)
+    one_token_changed.token_ids[-1][1] += 1
+    cached(teacher, teacher_dir, one_token_changed, tmp_path / "cache")
+    assert passes == [30, 30, 30], "a new teacher and a changed token each ran the teacher again"
+    assert len(list((tmp_path / "cache").iterdir())) == 3
+
+
+def test_the_key_depends_on_the_weights_and_on_every_token_id_in_order(teacher_dir, tmp_path):
+    split = EncodedSplit([[2, 5, 6, 3], [2, 7, 3]], [0, 1])
+    key = cache_key(teacher_dir, split)
+    assert key == cache_key(teacher_dir, EncodedSplit([[2, 5, 6, 3], [2, 7, 3]], [1, 1])), \
+        "labels are not teacher inputs"
+    assert len({key,
+                cache_key(teacher_dir, EncodedSplit([[2, 7, 3], [2, 5, 6, 3]], [0, 1])),  # order
+                cache_key(teacher_dir, EncodedSplit([[2, 5], [6, 3, 2, 7, 3]], [0, 1])),  # boundaries
+                cache_key(teacher_dir, EncodedSplit([[2, 5, 6, 3]], [0]))}) == 4  # fewer examples
+    same_bytes_elsewhere = tmp_path / "copy"
+    same_bytes_elsewhere.mkdir()
+    (same_bytes_elsewhere / "model.safetensors").write_bytes((teacher_dir / "model.safetensors").read_bytes())
+    assert cache_key(same_bytes_elsewhere, split) == key, "the weights, not the folder's name, identify the teacher"
+
+
+def test_cached_logits_are_in_example_order_not_batch_order(teacher_dir, tmp_path):
+    teacher, split = tiny_classifier(layers=2, seed=0), tiny_split(70)
+    assert len({len(ids) for ids in split.token_ids}) > 5, "lengths vary, so batching by length reorders"
+    logits = cached(teacher, teacher_dir, split, tmp_path / "cache")
+    with torch.inference_mode():
+        one_by_one = torch.cat([teacher(input_ids=torch.tensor([ids])).logits for ids in split.token_ids])
+    torch.testing.assert_close(logits, one_by_one, rtol=1e-4, atol=1e-5)
+    from_file = cached(teacher, teacher_dir, split, tmp_path / "cache")
+    torch.testing.assert_close(from_file, one_by_one, rtol=1e-4, atol=1e-5)
