@@ -6,7 +6,9 @@
 
 For each run: rebuild the splits it was trained on (from its history.json), predict the
 validation and test comments, choose the decision threshold on validation, score the test split
-at 0.5 and at that threshold, and measure what the model costs. Then flag degenerate runs,
+at 0.5 and at that threshold, and measure what the model costs. A run that cannot be read or
+scored (no weights, a corrupt history, a dataset that is gone) is skipped and listed with the
+reason; the exit status is non-zero only with --strict or when no run could be scored. Then flag degenerate runs,
 summarise each method over its seeds, compare methods with a paired bootstrap, and write
 results/results.md, results/results.json and the figures. The results section of README.md
 (between <!-- results:start --> and <!-- results:end -->) is regenerated from the same numbers.
@@ -34,7 +36,7 @@ from report.inference import predict_toxic_probs
 from report.plots import draw_figures
 from report.quality import RunPredictions, fingerprint, quality_report
 from report.readme import update_readme
-from report.runs import dataset_args, display_path, find_run_folders, read_runs
+from report.runs import Run, arrange_runs, dataset_args, display_path, find_run_folders, read_run
 from report.study import method_comparisons, seed_summary
 from training.files import write_json_atomically, write_text_atomically
 
@@ -51,6 +53,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-speed", action="store_true", help="skip the inference speed measurement")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch threads for every run's inference (default: torch's default)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with an error if any run had to be skipped (default: report the others)")
     args = parser.parse_args(argv)
     if args.bootstrap < 1:
         parser.error("--bootstrap needs at least 1 resample")
@@ -61,7 +65,14 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     torch.set_num_threads(args.threads)  # one setting for all runs, so their speeds compare
-    runs = read_runs(args.paths or find_run_folders(args.runs_dir))
+    skipped = []  # {"path", "reason"} of every run that could not be read or scored
+    readable = []
+    for folder in args.paths or find_run_folders(args.runs_dir):
+        try:
+            readable.append(read_run(folder))
+        except ReportError as error:
+            skipped.append({"path": display_path(folder), "reason": str(error)})
+    runs = arrange_runs(readable)
 
     # Score every run; runs trained on the same dataset settings share one load of the splits.
     splits_by_dataset = {}
@@ -69,34 +80,22 @@ def main(argv: list[str] | None = None) -> dict:
     progress = tqdm(runs, desc="evaluating", unit="run", dynamic_ncols=True)
     for run in progress:
         progress.set_postfix_str(f"{run.name} ({run.path})")
-        dataset = dataset_args(run.history)
-        key = json.dumps(dataset, sort_keys=True)
-        if key not in splits_by_dataset:
-            splits_by_dataset[key] = load_splits(**dataset)
-        splits = splits_by_dataset[key]
-        model, tokenizer = load_classifier(str(run.path)), load_tokenizer(str(run.path))
-        max_length = run.history["args"]["max_length"]
-
-        validation_probs = predict_toxic_probs(model, tokenizer, splits.validation.texts, max_length)
-        test_probs = predict_toxic_probs(model, tokenizer, splits.test.texts, max_length)
-        quality = quality_report(splits.validation.labels, validation_probs, splits.test.labels, test_probs)
-        test_set = fingerprint(splits.test.texts, splits.test.labels)
-        predictions[run.name] = RunPredictions(np.asarray(splits.test.labels), test_probs, test_set)
-
-        total = count_parameters(model)
-        trainable = run.history["params"]["trainable"]
-        records.append({
-            "name": run.name, "method": run.method, "path": display_path(run.path), "seed": run.seed,
-            "primary": run.primary, **quality,
-            "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total},
-            "size_mb": folder_size_mb(run.path), "adapter_size_mb": adapter_size_mb(run.path),
-            "speed": None if args.no_speed else measure_speed(model, tokenizer, splits.test.texts, max_length),
-            "train_wall_time_s": run.history["wall_time_s"],
-            "command_wall_time_s": run.history.get("total_time_s"),
-            "train_loss": run.history["epochs"][-1]["train_loss"],
-            "behaviour": run_suite(model, tokenizer, max_length, quality["validation_threshold"]),
-            "test_set": {"source": splits.source, "size": len(splits.test.labels), "fingerprint": test_set},
-        })
+        try:
+            record, predictions[run.name] = score_run(run, splits_by_dataset, measure=not args.no_speed)
+        except (ReportError, DataError, ModelError) as error:
+            skipped.append({"path": display_path(run.path), "reason": str(error)})
+            continue
+        records.append(record)
+    for skip in skipped:
+        print(f"evaluate.py: skipped {skip['path']}: {skip['reason']}", file=sys.stderr)
+    if not records:
+        raise ReportError(f"no run could be scored ({len(skipped)} skipped, reasons above)")
+    # A method whose primary run was skipped is represented by its next run.
+    by_name = {record["name"]: record for record in records}
+    runs = arrange_runs([run for run in runs if run.name in by_name])
+    records = [by_name[run.name] for run in runs]
+    for record, run in zip(records, runs):
+        record["primary"] = run.primary
 
     # Warnings, the seed study and the paired comparisons, then the report itself.
     flags = degenerate_flags(records, predictions)
@@ -104,6 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
         record["flags"] = flags[record["name"]]
     results = {
         "runs": records,
+        "skipped": skipped,
         "seeds": seed_summary(records),
         "behaviour_suite": suite_summary(),
         "comparisons": method_comparisons(records, predictions, args.bootstrap, args.bootstrap_seed),
@@ -123,7 +123,41 @@ def main(argv: list[str] | None = None) -> dict:
         image_dir = os.path.relpath(args.out.resolve(), args.readme.resolve().parent)
         print(update_readme(args.readme, results_markdown(results, image_dir=Path(image_dir).as_posix(),
                                                           heading="###")))
+    if args.strict and skipped:
+        raise ReportError(f"--strict: {len(skipped)} run(s) skipped (listed above); the report covers the others")
     return results
+
+
+def score_run(run: Run, splits_by_dataset: dict, measure: bool) -> tuple[dict, RunPredictions]:
+    """The results.json record of one run and its test predictions; ``splits_by_dataset`` caches the splits."""
+    dataset = dataset_args(run.history)
+    key = json.dumps(dataset, sort_keys=True)
+    if key not in splits_by_dataset:
+        splits_by_dataset[key] = load_splits(**dataset)
+    splits = splits_by_dataset[key]
+    model, tokenizer = load_classifier(str(run.path)), load_tokenizer(str(run.path))
+    max_length = run.history["args"]["max_length"]
+
+    validation_probs = predict_toxic_probs(model, tokenizer, splits.validation.texts, max_length)
+    test_probs = predict_toxic_probs(model, tokenizer, splits.test.texts, max_length)
+    quality = quality_report(splits.validation.labels, validation_probs, splits.test.labels, test_probs)
+    test_set = fingerprint(splits.test.texts, splits.test.labels)
+
+    total = count_parameters(model)
+    trainable = run.history["params"]["trainable"]
+    record = {
+        "name": run.name, "method": run.method, "path": display_path(run.path), "seed": run.seed,
+        "primary": run.primary, **quality,
+        "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total},
+        "size_mb": folder_size_mb(run.path), "adapter_size_mb": adapter_size_mb(run.path),
+        "speed": measure_speed(model, tokenizer, splits.test.texts, max_length) if measure else None,
+        "train_wall_time_s": run.history["wall_time_s"],
+        "command_wall_time_s": run.history.get("total_time_s"),
+        "train_loss": run.history["epochs"][-1]["train_loss"],
+        "behaviour": run_suite(model, tokenizer, max_length, quality["validation_threshold"]),
+        "test_set": {"source": splits.source, "size": len(splits.test.labels), "fingerprint": test_set},
+    }
+    return record, RunPredictions(np.asarray(splits.test.labels), test_probs, test_set)
 
 
 if __name__ == "__main__":

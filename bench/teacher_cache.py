@@ -34,7 +34,7 @@ from distill.loss import distillation_loss
 from distill.student import build_student, parse_layers
 from distill.teacher_logits import cached_teacher_logits
 from models.load import load_classifier, load_tokenizer
-from train import distilled_loss
+from train import distillation_step_loss
 from train import parse_args as train_py_settings
 from training.distributed import Distributed
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
                                        Distributed(rank=0, world_size=1, device=CPU))
         cache_s = time.perf_counter() - started
     print("cached: training ...", file=sys.stderr, flush=True)
-    cached = measure(copy.deepcopy(student), loss_fn=partial(distilled_loss, teacher_logits=logits, args=settings))
+    cached = measure(copy.deepcopy(student), loss_fn=partial(distillation_step_loss, teacher_logits=logits, args=settings))
     print("live teacher: training ...", file=sys.stderr, flush=True)
     live = measure(copy.deepcopy(student), loss_fn=partial(live_teacher_loss, teacher=teacher, args=settings))
 

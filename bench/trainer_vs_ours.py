@@ -148,17 +148,17 @@ def build_model(task: str, base: str, settings: argparse.Namespace, *, ours: boo
     if task == "teacher":
         return load_classifier(base)
     depth = AutoConfig.from_pretrained(base).num_hidden_layers
-    model, new_head = build_student_from_base(base, parse_layers(settings.init_layers, depth))
+    model, new_head_modules = build_student_from_base(base, parse_layers(settings.init_layers, depth))
     targets = settings.lora_targets.split(",")
     if ours:
         inject_lora(model, targets=targets, r=settings.lora_r, alpha=settings.lora_alpha,
                     dropout=settings.lora_dropout)
-        mark_only_lora_trainable(model, also=new_head)
+        mark_only_lora_trainable(model, extra_trainable_modules=new_head_modules)
         return model
     # peft matches modules_to_save by name suffix, so our names ("bert.pooler", "classifier") fit as they are.
     config = LoraConfig(task_type=TaskType.SEQ_CLS, r=settings.lora_r, lora_alpha=settings.lora_alpha,
                         lora_dropout=settings.lora_dropout, target_modules=targets,
-                        modules_to_save=list(new_head))
+                        modules_to_save=list(new_head_modules))
     return get_peft_model(model, config)
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from distill import DistillError
 from training.distributed import Distributed
+from training.files import write_atomically
 from training.loop import EncodedSplit, predict_logits
 
 
@@ -30,15 +32,37 @@ def cached_teacher_logits(teacher, teacher_dir: Path, split: EncodedSplit, cache
                           pad_id: int, env: Distributed) -> torch.Tensor:
     """Logits [examples, classes] of the teacher on ``split``, from the cache when present.
 
-    Rank 0 computes and writes the file; the other ranks wait at a barrier and read it.
+    Rank 0 computes and writes the file; the other ranks wait at a barrier and read it. Two
+    runs that build the same cache at once each write their own temporary file
+    (``training.files.write_atomically``), and both end with the same complete file.
     """
     path = Path(cache_dir) / f"teacher-logits-{cache_key(teacher_dir, split)}.safetensors"
     if env.is_main and not path.exists():
         logits = predict_logits(teacher, split, pad_id, env.device)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        save_file({"logits": logits.contiguous()}, partial)
-        partial.replace(path)
+        write_atomically(path, lambda temporary: save_file({"logits": logits.contiguous()}, temporary))
         print(f"cached teacher logits for {len(split.labels)} examples in {path}")
     env.barrier()
     return load_file(path)["logits"]
+
+
+def check_same_tokenizer(student_tokenizer, teacher_tokenizer, student_source: str, teacher_source: str) -> None:
+    """Refuse to distil through token ids that the teacher would read as other words.
+
+    The teacher's logits are computed on the student's token ids (one encoding, shared with the
+    cache), which is right only when both tokenizers map text to the same ids. ``lora-kd`` builds
+    its student from ``--model`` and its teacher comes from ``--teacher``, so nothing else
+    guarantees it: a different vocabulary would give soft targets for garbled comments.
+    """
+    student_vocab, teacher_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
+    if student_vocab != teacher_vocab:
+        differing = sum(1 for token, index in student_vocab.items() if teacher_vocab.get(token) != index)
+        differing += len(set(teacher_vocab) - set(student_vocab))
+        raise DistillError(f"the student's tokenizer ({student_source}) is not the teacher's ({teacher_source}): "
+                           f"{differing} of {len(teacher_vocab)} vocabulary entries differ, so the teacher would "
+                           f"read the student's token ids as other words. Build the student from the base model "
+                           f"the teacher was fine-tuned from (--model).")
+    probe = "Hello World, you IDIOT! naïve café 123"
+    if student_tokenizer(probe)["input_ids"] != teacher_tokenizer(probe)["input_ids"]:
+        raise DistillError(f"the student's tokenizer ({student_source}) splits text differently from the "
+                           f"teacher's ({teacher_source}) although their vocabularies match (another "
+                           f"normaliser or lower-casing?); use the teacher's base model as --model.")

@@ -37,13 +37,20 @@ def _dropout_of_checked_layers(model: nn.Module, r: int, alpha: float, targets: 
 
 def save_adapter(path: str | os.PathLike, model: nn.Module, *, r: int, alpha: float, targets: Iterable[str],
                  base_model: str, layers: list[int] | None = None,
-                 also: Iterable[str] = ("classifier",)) -> Path:
-    """Write the adapters and head of ``model`` to one safetensors file, atomically."""
-    path, targets = Path(path), tuple(targets)
+                 head_modules: Iterable[str] = ("classifier",)) -> Path:
+    """Write the adapters and the head of ``model`` to one safetensors file, atomically.
+
+    ``head_modules`` are the module paths trained in full because they started random (the
+    classifier, and the pooler when the base has none); they are recorded so that loading can
+    check they are all there.
+    """
+    path, targets, head_modules = Path(path), tuple(targets), list(head_modules)
     dropout = _dropout_of_checked_layers(model, r, alpha, targets)
     metadata = {"format": FORMAT, "r": str(r), "alpha": str(alpha), "targets": json.dumps(list(targets)),
-                "base_model": str(base_model), "layers": json.dumps(layers), "dropout": str(dropout)}
-    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in lora_state_dict(model, also).items()}
+                "base_model": str(base_model), "layers": json.dumps(layers), "dropout": str(dropout),
+                "head_modules": json.dumps(head_modules)}
+    tensors = {name: tensor.detach().cpu().contiguous()
+               for name, tensor in lora_state_dict(model, head_modules).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
@@ -57,7 +64,10 @@ def save_adapter(path: str | os.PathLike, model: nn.Module, *, r: int, alpha: fl
 
 
 def load_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read an adapter file: (tensors, metadata with r, alpha, targets, base_model, layers, dropout)."""
+    """Read an adapter file: (tensors, metadata with r, alpha, targets, base_model, layers, dropout, head_modules).
+
+    Files written before ``head_modules`` was recorded get the one head every run trains, the classifier.
+    """
     path = Path(path)
     if not path.is_file():
         raise LoRAError(f"no adapter file at {path}")
@@ -73,14 +83,15 @@ def load_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     try:
         meta = {"format": FORMAT, "r": int(raw["r"]), "alpha": float(raw["alpha"]),
                 "targets": json.loads(raw["targets"]), "base_model": raw["base_model"],
-                "layers": json.loads(raw["layers"]), "dropout": float(raw["dropout"])}
+                "layers": json.loads(raw["layers"]), "dropout": float(raw["dropout"]),
+                "head_modules": json.loads(raw.get("head_modules", '["classifier"]'))}
     except (KeyError, ValueError) as error:  # json.JSONDecodeError is a ValueError
         raise LoRAError(f"{path}: the adapter metadata is incomplete or malformed ({error!r})") from error
     return state, meta
 
 
 def apply_adapter(model: nn.Module, state: dict[str, torch.Tensor], meta: dict) -> nn.Module:
-    """Rebuild the recorded LoRA layers on a fresh base ``model`` and load the adapter tensors into them."""
+    """Rebuild the recorded LoRA layers on a fresh base ``model`` and load the adapter and head tensors into them."""
     inject_lora(model, targets=meta["targets"], r=meta["r"], alpha=meta["alpha"], dropout=meta["dropout"])
-    load_lora_state_dict(model, state)
+    load_lora_state_dict(model, state, meta["head_modules"])
     return model

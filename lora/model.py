@@ -15,9 +15,32 @@ from lora.layer import LoRAError, LoRALinear
 LORA_PARAMETERS = ("lora_A", "lora_B")
 
 
-def _is_adapter_name(name: str, also: Iterable[str]) -> bool:
-    """True for the tensors LoRA trains and saves: A, B, and any name containing a part in ``also``."""
-    return name.rpartition(".")[2] in LORA_PARAMETERS or any(part in name for part in also)
+def _in_module(name: str, module: str) -> bool:
+    """Whether the tensor ``name`` belongs to the module at path ``module`` (whole path components only).
+
+    "bert.pooler" holds "bert.pooler.dense.weight", but "dense" holds nothing: a substring test
+    would put every feed-forward ``...output.dense`` layer in it.
+    """
+    return name.startswith(f"{module}.")
+
+
+def _is_adapter_name(name: str, extra_trainable_modules: tuple[str, ...]) -> bool:
+    """True for the tensors LoRA trains and saves: A, B, and those of the ``extra_trainable_modules``."""
+    return (name.rpartition(".")[2] in LORA_PARAMETERS
+            or any(_in_module(name, module) for module in extra_trainable_modules))
+
+
+def _checked_module_names(model: nn.Module, modules: Iterable[str]) -> tuple[str, ...]:
+    """``modules`` as a tuple, after checking that each is the full path of a module with parameters."""
+    modules = (modules,) if isinstance(modules, str) else tuple(modules)
+    names = [name for name, _ in model.named_parameters()]
+    unknown = [module for module in modules if not any(_in_module(name, module) for name in names)]
+    if unknown:
+        top_level = sorted({name.split(".")[0] for name in names})
+        raise LoRAError(f"no module with parameters at {unknown} in {type(model).__name__}: give full module "
+                        f"paths as model.get_submodule takes them, e.g. 'classifier' or 'bert.pooler' "
+                        f"(top-level modules: {top_level})")
+    return modules
 
 
 def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -30,42 +53,59 @@ def inject_lora(model: nn.Module, targets: Iterable[str] = ("query", "value"), r
     """Wrap, in place, every ``nn.Linear`` whose attribute name is in ``targets`` in a LoRALinear.
 
     Matching is on the last part of the module name, so "query" hits BERT's
-    ``encoder.layer.<i>.attention.self.query`` in every layer. Returns how many were wrapped.
+    ``encoder.layer.<i>.attention.self.query`` in every layer. Every target must match at least
+    one layer: a misspelt (or unstripped, " value") target would otherwise train silently with
+    fewer adapters than asked for. Returns how many layers were wrapped.
     """
     targets = (targets,) if isinstance(targets, str) else tuple(targets)
     linears = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    available = {name.rpartition(".")[2] for name in linears}
+    unmatched = [target for target in targets if target not in available]
+    if unmatched or not targets:
+        raise LoRAError(f"no nn.Linear named {unmatched or list(targets)} in {type(model).__name__}; "
+                        f"its linear layers are named {sorted(available)[:20]}")
     chosen = [name for name in linears if name.rpartition(".")[2] in targets]
-    if not chosen:
-        available = sorted({name.rpartition(".")[2] for name in linears})
-        raise LoRAError(f"no nn.Linear named {list(targets)} in {type(model).__name__}; "
-                        f"its linear layers are named {available[:20]}")
     for name in chosen:
         _replace_module(model, name, LoRALinear(linears[name], r, alpha, dropout))
     return len(chosen)
 
 
-def mark_only_lora_trainable(model: nn.Module, also: Iterable[str] = ("classifier",)) -> None:
-    """Freeze every parameter except LoRA's A and B and those whose name contains a part in ``also``."""
-    also = tuple(also)
+def mark_only_lora_trainable(model: nn.Module, extra_trainable_modules: Iterable[str] = ("classifier",)) -> None:
+    """Freeze every parameter except LoRA's A and B and those of ``extra_trainable_modules``.
+
+    ``extra_trainable_modules`` are full module paths (``"classifier"``, ``"bert.pooler"``), each of
+    which must exist: the new head, which has no pretrained value and must train in full.
+    """
+    modules = _checked_module_names(model, extra_trainable_modules)
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(_is_adapter_name(name, also))
+        parameter.requires_grad_(_is_adapter_name(name, modules))
 
 
-def lora_state_dict(model: nn.Module, also: Iterable[str] = ("classifier",)) -> dict[str, torch.Tensor]:
-    """The tensors that differ from the base model: the adapters, plus the head named by ``also``."""
-    also = tuple(also)
-    return {name: tensor for name, tensor in model.state_dict().items() if _is_adapter_name(name, also)}
+def lora_state_dict(model: nn.Module, extra_trainable_modules: Iterable[str] = ("classifier",)) -> dict[str, torch.Tensor]:
+    """The tensors that differ from the base model: the adapters, plus those of ``extra_trainable_modules``."""
+    modules = _checked_module_names(model, extra_trainable_modules)
+    return {name: tensor for name, tensor in model.state_dict().items() if _is_adapter_name(name, modules)}
 
 
-def load_lora_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load adapter tensors into an injected model; every LoRA layer must get its A and B, shapes must agree."""
+def load_lora_state_dict(model: nn.Module, state: dict[str, torch.Tensor],
+                         head_modules: Iterable[str] = ("classifier",)) -> None:
+    """Load adapter tensors into an injected model.
+
+    Every LoRA layer must get its A and B, and every tensor of ``head_modules`` (the head that was
+    trained from scratch) must be in ``state``: without it the model would silently keep a
+    random head. Shapes must agree.
+    """
     own = model.state_dict()
+    head_modules = _checked_module_names(model, head_modules)
     unexpected = sorted(name for name in state if name not in own)
     missing = sorted(name for name in own if name.rpartition(".")[2] in LORA_PARAMETERS and name not in state)
+    missing_head = sorted(name for name in own if name not in state
+                          and any(_in_module(name, module) for module in head_modules))
     wrong_shape = [f"{name} {tuple(state[name].shape)} vs {tuple(own[name].shape)} in the model"
                    for name in sorted(state) if name in own and state[name].shape != own[name].shape]
     problems = [f"{label} ({len(names)}): {names[:4]}" for label, names in
                 (("keys the model lacks", unexpected), ("LoRA keys missing from the adapter", missing),
+                 ("head keys missing from the adapter, so the head would stay random", missing_head),
                  ("shape mismatches", wrong_shape)) if names]
     if problems:
         raise LoRAError("the adapter does not fit this model (another base model, r or targets?): "

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from huggingface_hub import constants
 from safetensors import SafetensorError
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel,
-                          PreTrainedTokenizerBase)
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig,
+                          PreTrainedModel, PreTrainedTokenizerBase)
 
 from embedded.e5_small import e5_small_folder
 from embedded.hub import hub_reachable
@@ -49,6 +49,15 @@ def resolve_model(name: str, cache_dir: str | Path | None = None) -> str:
                              f"model.safetensors and the tokenizer files.")
         return str(folder)
     return name
+
+
+def load_config(name_or_path: str, cache_dir: str | Path | None = None) -> PretrainedConfig:
+    """The config of a model (anything ``resolve_model`` accepts): the cheapest check that a name loads.
+
+    ``train.py`` calls it for every model name before any work starts, so an unknown or offline
+    name ends in one line within seconds, whichever method asked for it.
+    """
+    return _from_pretrained(AutoConfig.from_pretrained, resolve_model(name_or_path, cache_dir), "config")
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:

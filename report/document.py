@@ -23,6 +23,10 @@ def results_markdown(results: dict, image_dir: str = "", heading: str = "##") ->
     warnings = flag_list(records)
     if warnings:
         parts += [f"**{WARNING} {len(warnings.splitlines())} run(s) flagged as degenerate:**", warnings]
+    skipped = results.get("skipped")
+    if skipped:
+        parts += [f"**{WARNING} {len(skipped)} run(s) skipped, not in any table:**",
+                  "\n".join(f"- `{skip['path']}`: {skip['reason']}" for skip in skipped)]
     parts += [
         f"{heading} Findings",
         "\n".join(f"- {sentence}" for sentence in findings(results)),

@@ -2,7 +2,8 @@
 
 A run is any folder holding a ``history.json``: ``runs/<method>/`` for the main runs and
 ``runs/study/<method>-seed<k>/`` for the multi-seed study. Hidden folders (``.checkpoints``,
-``.even.partial``) hold resume state or half-written runs and are never evaluated.
+``.even.partial``) hold resume state or half-written runs, and ``<name>.failed/`` folders hold
+runs that train.py refused to save as results; none of them is ever evaluated.
 """
 import json
 import os
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from report import ReportError
+from training.checkpoint import is_failed_run
 
 METHOD_ORDER = ("teacher", "odd", "even", "lora", "lora-kd")
 REQUIRED_HISTORY_KEYS = ("method", "args", "params", "steps", "epochs", "wall_time_s")
@@ -41,7 +43,7 @@ def find_run_folders(runs_dir: str | os.PathLike) -> list[Path]:
     for pattern in ("*/history.json", "*/*/history.json"):
         for history_file in sorted(runs_dir.glob(pattern)):
             relative = history_file.parent.relative_to(runs_dir)
-            if not any(part.startswith(".") for part in relative.parts):
+            if not any(part.startswith(".") for part in relative.parts) and not is_failed_run(relative):
                 folders.append(history_file.parent)
     if not folders:
         raise ReportError(f"no run folders (folders with a history.json) under {runs_dir}")
@@ -70,7 +72,11 @@ def read_run(folder: str | os.PathLike) -> Run:
 
 def read_runs(folders: list[str | os.PathLike]) -> list[Run]:
     """The runs in ``folders``, primary runs first, each group in method order then seed order."""
-    runs = [read_run(folder) for folder in folders]
+    return arrange_runs([read_run(folder) for folder in folders])
+
+
+def arrange_runs(runs: list[Run]) -> list[Run]:
+    """Mark each method's primary run and sort: primary runs first, then method order, then seed."""
     by_name: dict[str, Run] = {}
     for run in runs:
         if run.name in by_name:

@@ -105,7 +105,7 @@ def test_merged_model_agrees_with_the_unmerged_one(tuned, batch):
 
 
 def test_only_lora_and_head_learn(tuned, batch):
-    mark_only_lora_trainable(tuned, also=("classifier",))
+    mark_only_lora_trainable(tuned, extra_trainable_modules=("classifier",))
     trainable = {name for name, p in tuned.named_parameters() if p.requires_grad}
     assert len(trainable) == 4 * 2 + 2  # A and B of 4 layers, classifier weight and bias
     assert all(name.endswith(("lora_A", "lora_B")) or name.startswith("classifier.") for name in trainable)
@@ -132,11 +132,11 @@ def test_adapter_round_trip_reproduces_the_outputs(batch, tmp_path):
     tuned.eval()
 
     path = save_adapter(tmp_path / "adapter.safetensors", tuned, r=4, alpha=8, targets=("query", "value"),
-                        base_model="tiny-bert", layers=[0, 1], also=("classifier",))
+                        base_model="tiny-bert", layers=[0, 1], head_modules=("classifier",))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter.safetensors"]  # no temp file left
     state, meta = load_adapter(path)
     assert meta == {"format": "distil-vs-lora-adapter/1", "r": 4, "alpha": 8.0, "targets": ["query", "value"],
-                    "base_model": "tiny-bert", "layers": [0, 1], "dropout": 0.05}
+                    "base_model": "tiny-bert", "layers": [0, 1], "dropout": 0.05, "head_modules": ["classifier"]}
     assert len(state) == 4 * 2 + 2 and all("lora_" in name or "classifier" in name for name in state)
 
     restored = apply_adapter(copy.deepcopy(base), state, meta).eval()
@@ -165,7 +165,7 @@ def test_trainable_share_on_the_e5_small_shape():
     model = BertForSequenceClassification(config)
     inject_lora(model, r=8, alpha=16)
     # The e5 checkpoint has no pooler weights: the pooler starts random, so it is trained with the head.
-    mark_only_lora_trainable(model, also=("classifier", "pooler"))
+    mark_only_lora_trainable(model, extra_trainable_modules=("classifier", "bert.pooler"))
     trainable, total = count_parameters(model)
     lora = 6 * 2 * (8 * 384 + 384 * 8)
     pooler, classifier = 384 * 384 + 384, 384 * 2 + 2

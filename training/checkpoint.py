@@ -6,14 +6,20 @@ Everything is first written into a hidden sibling folder and then moved into pla
 rename, so a run killed at any moment leaves either the previous complete folder or nothing:
 never a half-written folder that looks complete.
 
+A run that finished but is not usable (a near-constant predictor) or that stopped on a NaN is
+kept for inspection in ``<name>.failed/`` beside the run folder, with ``failure.json`` saying why,
+and never replaces a good run.
+
 Between epochs the loop also writes a resume checkpoint (the trainable weights in safetensors,
-optimiser and scheduler state, the history so far) under ``<runs>/.checkpoints/<name>/``. The optimiser
+optimiser and scheduler state, the history so far with the full arguments of the run) under
+``<runs>/.checkpoints/<name>/``. ``--resume`` continues only with the same arguments. The optimiser
 state holds only tensors and numbers, so it is read back with ``torch.load(weights_only=True)``:
 nothing is ever unpickled.
 """
 import hashlib
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -38,16 +44,45 @@ def save_run(out_dir: Path, model, tokenizer, history: dict, extra_files: dict |
     """Write the finished run: the HF folder, its tokenizer, history.json and any extra files.
 
     ``extra_files`` maps a file name to a function that writes that file at the given path
-    (the LoRA adapter uses it), so that it moves into place together with the model.
+    (the LoRA adapter uses it), so that it moves into place together with the model. A model of
+    None writes no weights (a run that failed before it had any worth keeping).
     """
     out_dir = Path(out_dir)
     build = _build_folder(out_dir)
-    model.save_pretrained(build, safe_serialization=True)
-    tokenizer.save_pretrained(build)
+    if model is not None:
+        model.save_pretrained(build, safe_serialization=True)
+        tokenizer.save_pretrained(build)
     for name, write in (extra_files or {}).items():
         write(build / name)
     write_json_atomically(build / "history.json", history)
     replace_folder_atomically(build, out_dir)
+
+
+FAILED_SUFFIX = ".failed"
+
+
+def failed_run_dir(out_dir: Path) -> Path:
+    """Where a failed run of ``out_dir`` is kept: ``runs/odd`` -> ``runs/odd.failed``."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(out_dir.name + FAILED_SUFFIX)
+
+
+def is_failed_run(folder: Path) -> bool:
+    """A folder written by ``save_failed_run``: never evaluated or served."""
+    return Path(folder).name.endswith(FAILED_SUFFIX)
+
+
+def save_failed_run(out_dir: Path, reason: str, history: dict, model=None, tokenizer=None,
+                    extra_files: dict | None = None) -> Path:
+    """Keep a failed run in ``<out_dir>.failed/`` with ``failure.json`` (the reason); ``out_dir`` is untouched.
+
+    The previous good run, if any, stays where evaluate.py and the web app look for it.
+    """
+    folder = failed_run_dir(out_dir)
+    failure = {"reason": reason, "run": str(out_dir), "args": history.get("args")}
+    save_run(folder, model, tokenizer, history,
+             {**(extra_files or {}), "failure.json": lambda path: write_json_atomically(path, failure)})
+    return folder
 
 
 def checkpoint_dir(out_dir: Path) -> Path:
@@ -73,22 +108,58 @@ def save_checkpoint(directory: Path, model, optimizer, scheduler, state: dict,
     replace_folder_atomically(build, directory)
 
 
-def load_checkpoint(directory: Path, model, optimizer, scheduler) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Restore model, optimiser and scheduler in place; return (state, best weights)."""
+def read_checkpoint_state(directory: Path) -> dict:
+    """The checkpoint's state.json (epoch, best ROC-AUC, history with the run's arguments)."""
     directory = Path(directory)
     if not (directory / "state.json").exists():
         raise CheckpointError(f"--resume: no checkpoint in {directory}; run without --resume to start afresh.")
     try:
-        state = json.loads((directory / "state.json").read_text())
+        return json.loads((directory / "state.json").read_text())
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"--resume: the checkpoint in {directory} is unreadable ({error}). "
+                              f"Delete it and run without --resume.") from error
+
+
+def check_same_settings(directory: Path, settings: dict, ignored: Iterable[str] = ()) -> None:
+    """Refuse, in one line naming every difference, to resume a checkpoint made with other settings.
+
+    ``settings`` are this run's arguments (``vars(args)``); ``ignored`` are those that do not
+    change the result (the output folder, the thread count). Resuming with another learning
+    rate, method or seed would train a mixture of two runs and record it as one of them.
+    """
+    saved = read_checkpoint_state(directory).get("history", {}).get("args")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"--resume: the checkpoint in {directory} does not record the arguments it "
+                              f"was made with, so it cannot be checked; run without --resume to start afresh.")
+    current = json.loads(json.dumps(settings))  # the same JSON types as the saved ones (tuples as lists)
+    ignored = set(ignored)
+    differences = [f"--{key.replace('_', '-')} {current.get(key)!r} (checkpoint: {saved.get(key)!r})"
+                   for key in sorted(set(saved) | set(current))
+                   if key not in ignored and saved.get(key) != current.get(key)]
+    if differences:
+        raise CheckpointError(f"--resume: the checkpoint in {directory} was made with other settings: "
+                              f"{'; '.join(differences)}. Resume with the checkpoint's settings, or run "
+                              f"without --resume to start afresh.")
+
+
+def load_checkpoint(directory: Path, model, optimizer, scheduler) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Restore model, optimiser and scheduler in place; return (state, best weights)."""
+    directory = Path(directory)
+    state = read_checkpoint_state(directory)
+    try:
         last = load_file(directory / "last.safetensors")
         best = load_file(directory / "best.safetensors")
         optimizer_state = torch.load(directory / "optimizer.pt", weights_only=True)
     except Exception as error:
         raise CheckpointError(f"--resume: the checkpoint in {directory} is unreadable ({error}). "
                               f"Delete it and run without --resume.") from error
-    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    if set(last) != trainable:
-        difference = "other trainable weights, e.g. " + ", ".join(sorted(set(last) ^ trainable)[:3])
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    other_shapes = [f"{name} {tuple(last[name].shape)} vs {tuple(p.shape)}" for name, p in trainable.items()
+                    if name in last and last[name].shape != p.shape]
+    if set(last) != set(trainable):
+        difference = "other trainable weights, e.g. " + ", ".join(sorted(set(last) ^ set(trainable))[:3])
+    elif other_shapes:
+        difference = "weights of other shapes, e.g. " + ", ".join(other_shapes[:3])
     elif state.get("frozen_fingerprint") != frozen_fingerprint(model):
         difference = "the same trainable weights, but other frozen ones"
     else:

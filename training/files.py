@@ -9,15 +9,21 @@ import json
 import math
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Callable
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(temporary_path)``, then move the finished file to ``path``."""
+    """Call ``write(temporary_path)``, then move the finished file to ``path``.
+
+    The temporary name is unique to this call (process id and a random suffix), so two processes
+    writing the same file at once (two runs building one teacher-logit cache) never write into,
+    or rename away, each other's temporary file: the last complete rename wins.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
     try:
         write(temporary)
         os.replace(temporary, path)

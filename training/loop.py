@@ -10,6 +10,10 @@ then the linear warm-up/decay schedule (Devlin et al. 2019, the BERT fine-tuning
 each epoch the model is validated, the best epoch by validation ROC-AUC is remembered, and a
 resume checkpoint is written, so a killed run continues with ``--resume`` and a NaN stops the
 run while the last good checkpoint stays on disk.
+
+Validation always runs in fp32, even when training uses bf16 autocast: the best epoch and the
+stored ``validation_threshold`` (which the web app serves) are then the ones ``evaluate.py``
+recomputes from the saved model, not bf16 approximations of them.
 """
 import copy
 import time
@@ -30,6 +34,8 @@ from training.distributed import Distributed
 from training.metrics import best_f1_threshold, binary_metrics
 
 LossFn = Callable[[torch.nn.Module, dict], dict[str, torch.Tensor]]
+# The history entries that training writes, restored from the checkpoint on --resume.
+TRAINING_RECORD = ("steps", "epochs", "best_epoch", "validation_threshold", "train_time_s", "resumed_after_epochs")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -85,8 +91,8 @@ def predict_logits(model, split: EncodedSplit, pad_id: int, device: torch.device
 
 
 def validate(model, split: EncodedSplit, pad_id: int, device, config: TrainingConfig) -> dict:
-    """Validation metrics at 0.5 and the F1-maximising threshold chosen on this split."""
-    logits = predict_logits(model, split, pad_id, device, config.eval_batch_size, config.bf16)
+    """Validation metrics at 0.5 and the F1-maximising threshold chosen on this split, in fp32 (see above)."""
+    logits = predict_logits(model, split, pad_id, device, config.eval_batch_size, bf16=False)
     probs = torch.softmax(logits, dim=-1)[:, 1].numpy()
     metrics = binary_metrics(split.labels, probs)
     metrics["loss"] = F.cross_entropy(logits, torch.tensor(split.labels)).item()
@@ -111,6 +117,17 @@ def build_optimizer(model, config: TrainingConfig, total_steps: int):
     return optimizer, scheduler
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The torch seed of one epoch (dropout masks, LoRA dropout), derived from the pair (seed, epoch).
+
+    The seed is reset every epoch so that a resumed run draws exactly the dropout masks of an
+    uninterrupted one. ``seed + epoch`` would give seed 1 epoch 1 the stream of seed 2 epoch 0,
+    coupling the runs of a multi-seed study; hashing the pair (NumPy's SeedSequence, as the
+    batch order does) gives every pair its own stream.
+    """
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0])
+
+
 def trainable_state(model) -> dict[str, torch.Tensor]:
     """A detached copy of the weights that training changes, to restore the best epoch at the end.
 
@@ -126,6 +143,9 @@ def train(model, loss_fn: LossFn, train_split: EncodedSplit, val_split: EncodedS
     """Train ``model`` in place, leave it holding the best epoch's weights, and return the history."""
     device = env.device
     model.to(device)
+    # The forward pass goes through the DDP wrapper, whose backward all-reduces the gradients;
+    # clipping, validation and checkpoints use the raw model: the same parameters, without
+    # DDP's "module." prefix in their names and without its collective calls on rank 0 alone.
     network = DistributedDataParallel(model) if env.world_size > 1 else model
     lengths = [len(ids) for ids in train_split.token_ids]
     first_batches = length_bucketed_batches(lengths, config.batch_size, seed=config.seed, epoch=0,
@@ -136,16 +156,20 @@ def train(model, loss_fn: LossFn, train_split: EncodedSplit, val_split: EncodedS
     history.setdefault("steps", [])
     history.setdefault("epochs", [])
     best_weights, best_auc, first_epoch = trainable_state(model), -1.0, 0
+    checkpointed_epoch = None  # the last epoch (1-based) whose checkpoint this run wrote or resumed from
     if resume:
         state, best_weights = load_checkpoint(checkpoint, model, optimizer, scheduler)
-        history.update(state["history"])
+        # What training recorded comes back; the rest (the arguments, data sizes) is this process's.
+        history.update({key: value for key, value in state["history"].items() if key in TRAINING_RECORD})
         best_auc, first_epoch = state["best_auc"], state["epoch"] + 1
+        checkpointed_epoch = first_epoch
+        history.setdefault("resumed_after_epochs", []).append(first_epoch)
         if env.is_main:
-            print(f"resuming after epoch {state['epoch'] + 1} of {config.epochs}")
+            print(f"resuming after epoch {first_epoch} of {config.epochs}")
 
     started = time.perf_counter() - history.get("train_time_s", 0.0)
     for epoch in range(first_epoch, config.epochs):
-        torch.manual_seed(config.seed + epoch)
+        torch.manual_seed(epoch_seed(config.seed, epoch))
         model.train()
         batches = length_bucketed_batches(lengths, config.batch_size, seed=config.seed, epoch=epoch,
                                           rank=env.rank, world_size=env.world_size)
@@ -161,10 +185,13 @@ def train(model, loss_fn: LossFn, train_split: EncodedSplit, val_split: EncodedS
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             if not (torch.isfinite(terms["loss"]) and torch.isfinite(grad_norm)):
                 optimizer.zero_grad(set_to_none=True)
+                kept = ("no checkpoint of this run was saved (it failed in its first epoch)"
+                        if checkpointed_epoch is None else
+                        f"the last good checkpoint (after epoch {checkpointed_epoch}) is in {checkpoint}")
                 raise NonFiniteLossError(
                     f"the loss became {terms['loss'].item()} (gradient norm {grad_norm.item()}) at epoch "
-                    f"{epoch + 1}, step {len(history['steps']) + 1}. Training stopped; the last good "
-                    f"checkpoint is in {checkpoint}. Try a lower --lr.")
+                    f"{epoch + 1}, step {len(history['steps']) + 1}. Training stopped; {kept}. "
+                    f"Try a lower --lr.")
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -191,6 +218,7 @@ def train(model, loss_fn: LossFn, train_split: EncodedSplit, val_split: EncodedS
                             {"epoch": epoch, "best_auc": best_auc, "history": history},
                             trainable_state(model), best_weights)
         env.barrier()
+        checkpointed_epoch = epoch + 1
 
     if env.is_main:
         model.load_state_dict(best_weights, strict=False)

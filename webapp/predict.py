@@ -21,6 +21,7 @@ The model is loaded once at start-up and shared by every server thread:
 """
 import json
 import math
+import sys
 import threading
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import torch
 from explain.occlusion import Explanation, occlusion
 from explain.words import encode_words
 from models.load import ModelError, load_classifier, load_tokenizer
+from training.checkpoint import is_failed_run
 
 MAX_LENGTH = 128
 TOXIC = "toxic"
@@ -120,11 +122,16 @@ def validation_threshold(folder: Path) -> float:
 
 
 def find_runs(runs_dir: str | Path) -> list[Path]:
-    """Every trained run under ``runs_dir`` (a folder with a history.json), in method order."""
+    """Every trained run under ``runs_dir`` (a folder with a history.json), in method order.
+
+    Hidden folders (half-written runs) and ``<name>.failed`` folders (runs train.py refused to
+    save as results) are left out.
+    """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    runs = [folder for folder in runs_dir.iterdir() if (folder / "history.json").is_file()]
+    runs = [folder for folder in runs_dir.iterdir() if (folder / "history.json").is_file()
+            and not folder.name.startswith(".") and not is_failed_run(folder)]
 
     def method_order(folder: Path) -> tuple[int, str]:
         position = METHOD_ORDER.index(folder.name) if folder.name in METHOD_ORDER else len(METHOD_ORDER)
@@ -184,13 +191,21 @@ def load_predictors(model_folder: str | Path, *, threshold: float | None = None,
 
     Returns the predictors by name and the name of the served one. ``threshold`` overrides the
     served model's validation threshold only; each compared run keeps its own. The runs come in
-    method order, and the served model stands in for the run with its folder name.
+    method order, and the served model stands in for the run with its folder name. A compared
+    run that cannot be loaded is left out with a warning on stderr: one broken folder must not
+    stop a server whose served model is fine (a broken served model is still an error).
     """
     served = Predictor.from_folder(model_folder, threshold=threshold)
     runs = {folder.name: folder for folder in find_runs(runs_dir)} if runs_dir else {}
     predictors = {} if served.name in runs else {served.name: served}
     for name, folder in runs.items():
-        predictors[name] = served if name == served.name else Predictor.from_folder(folder)
+        if name == served.name:
+            predictors[name] = served
+            continue
+        try:
+            predictors[name] = Predictor.from_folder(folder)
+        except ModelLoadError as error:
+            print(f"warning: the compare view leaves out {folder}: {error}", file=sys.stderr)
     return predictors, served.name
 
 
