@@ -2,11 +2,13 @@
 
 The verdicts must be right, so this test needs a trained model: the teacher that the integration
 pipeline fixture trains (tests/conftest.py), or the run folder in DVL_BROWSER_MODEL (e.g. runs/even). Chromium and ChromeDriver come from Debian's packages
-(``apt-get install -y chromium chromium-driver``); Selenium is pointed at those binaries and
+(``apt-get install -y chromium chromium-driver``), found on PATH (or named by $CHROMIUM and
+$CHROMEDRIVER); Selenium is pointed at those binaries and
 SE_OFFLINE is set, so Selenium Manager never tries to download a browser or a driver.
 The screenshot goes to DVL_SCREENSHOT if set (e.g. webapp/screenshot.png), else to a tmp folder.
 """
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,16 +17,23 @@ from test_webapp import serve
 from webapp.app import make_app
 from webapp.predict import NOT_TOXIC, TOXIC, Predictor
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+def find_binary(variable: str, *names: str) -> Path | None:
+    """$variable if set, else the first of ``names`` on PATH (Debian: /usr/bin/chromium, /usr/bin/chromedriver)."""
+    found = os.environ.get(variable) or next(filter(None, map(shutil.which, names)), None)
+    return Path(found) if found else None
+
+
+CHROMIUM = find_binary("CHROMIUM", "chromium", "chromium-browser")
+CHROMEDRIVER = find_binary("CHROMEDRIVER", "chromedriver")
 MODEL = os.environ.get("DVL_BROWSER_MODEL")
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
                                 "(pip install -r requirements-test.txt)")
 pytestmark = [
     pytest.mark.assets,
-    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                       reason="needs Debian's chromium and chromium-driver "
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                       reason="needs Debian's chromium and chromium-driver on PATH "
                               "(apt-get install -y chromium chromium-driver)"),
 ]
 
