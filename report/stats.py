@@ -1,12 +1,13 @@
 """Is a difference between two methods real or noise? Seed spread and the paired bootstrap.
 
-Two sources of noise blur a comparison: the training seed (initialisation, data order,
-validation split) and the finite test set. The spread over seeds is summarised by mean ± sample
-standard deviation. The test-set noise is measured with a paired bootstrap (Efron & Tibshirani
-1993; Koehn 2004 for NLP): resample the test comments with replacement, score both methods on the
-same resample, and look at the distribution of the difference. The 95% interval is the 2.5th to
-97.5th percentile of the resampled differences (percentile bootstrap); when it contains 0, the
-test set cannot tell the two methods apart.
+Two sources of noise blur a comparison: the training seed (the initialisation of a new head,
+dropout, the data order; not the validation split, which ``--split-seed`` keeps fixed so that
+every seed is validated and tested on the same comments) and the finite test set. The spread over
+seeds is summarised by mean ± sample standard deviation. The test-set noise is measured with a
+paired bootstrap (Efron & Tibshirani 1993; Koehn 2004 for NLP): resample the test comments with
+replacement, score both methods on the same resample, and look at the distribution of the
+difference. The 95% interval is the 2.5th to 97.5th percentile of the resampled differences
+(percentile bootstrap); when it contains 0, the test set cannot tell the two methods apart.
 """
 import numpy as np
 from scipy.stats import rankdata

@@ -84,3 +84,22 @@ def test_cached_logits_are_in_example_order_not_batch_order(teacher_dir, tmp_pat
     torch.testing.assert_close(logits, one_by_one, rtol=1e-4, atol=1e-5)
     from_file = cached(teacher, teacher_dir, split, tmp_path / "cache")
     torch.testing.assert_close(from_file, one_by_one, rtol=1e-4, atol=1e-5)
+
+
+def test_two_builders_of_one_cache_at_once_do_not_clash(teacher_dir, tmp_path, monkeypatch):
+    """A second run builds the same cache file while the first is between writing and renaming it."""
+    teacher, split = tiny_classifier(layers=2, seed=0), tiny_split(30)
+    real_save_file, builders = teacher_logits.save_file, []
+
+    def save_then_let_another_builder_run(tensors, path):
+        real_save_file(tensors, path)
+        builders.append(path)
+        if len(builders) == 1:  # the concurrent builder runs to the end before the first one renames
+            cached(teacher, teacher_dir, split, tmp_path / "cache")
+
+    monkeypatch.setattr(teacher_logits, "save_file", save_then_let_another_builder_run)
+    logits = cached(teacher, teacher_dir, split, tmp_path / "cache")
+    assert len(builders) == 2 and builders[0] != builders[1], "each builder writes its own temporary file"
+    torch.testing.assert_close(logits, cached(teacher, teacher_dir, split, tmp_path / "cache"), rtol=0, atol=0)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [
+        f"teacher-logits-{cache_key(teacher_dir, split)}.safetensors"]

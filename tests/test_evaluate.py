@@ -12,6 +12,7 @@ import evaluate
 from conftest import TINY_WORDS, tiny_classifier, tiny_tokenizer
 from data.behaviour import CAPABILITIES
 from data.splits import Split, Splits
+from report import ReportError
 from report.inference import predict_toxic_probs
 from report.quality import quality_report
 from report.readme import END, START, update_readme
@@ -288,3 +289,29 @@ def test_each_run_is_scored_with_its_own_model(tmp_path, monkeypatch):
     assert [r["name"] for r in runs] == ["odd", "even"]
     assert runs[0]["test"]["at_0.5"]["roc_auc"] == pytest.approx(odd_auc, abs=1e-6)
     assert runs[1]["test"]["at_0.5"]["roc_auc"] == pytest.approx(even_auc, abs=1e-6)
+
+
+def test_a_run_without_weights_is_skipped_and_the_others_are_reported(project, load_calls, capsys):
+    (project / "runs" / "even" / "model.safetensors").unlink()
+    (project / "runs" / "study" / "odd-seed1" / "history.json").write_text("{not json")
+    (project / "runs" / "odd.failed").mkdir()  # a run train.py refused: not even looked at
+    (project / "runs" / "odd.failed" / "history.json").write_text("{}")
+    arguments = ["--no-speed", "--no-readme", "--bootstrap", "20", "--threads", "1"]
+
+    results = evaluate.main(arguments)
+
+    assert [run["name"] for run in results["runs"]] == ["teacher", "odd", "even-seed1", "lora"]
+    assert next(run for run in results["runs"] if run["name"] == "even-seed1")["primary"], \
+        "with runs/even skipped, the study's even run represents the method"
+    skipped = {skip["path"]: skip["reason"] for skip in results["skipped"]}
+    assert set(skipped) == {"runs/even", "runs/study/odd-seed1"}
+    assert "could not load the classifier" in skipped["runs/even"] and "not valid JSON" in skipped["runs/study/odd-seed1"]
+    assert "evaluate.py: skipped runs/even:" in capsys.readouterr().err
+    assert "2 run(s) skipped, not in any table" in (project / "results" / "results.md").read_text()
+
+    with pytest.raises(ReportError, match=r"--strict: 2 run\(s\) skipped"):
+        evaluate.main([*arguments, "--strict"])
+    for name in ("teacher", "odd", "lora", "study/even-seed1"):
+        (project / "runs" / name / "model.safetensors").unlink()
+    with pytest.raises(ReportError, match=r"no run could be scored \(6 skipped"):
+        evaluate.main(arguments)

@@ -244,3 +244,26 @@ def test_lora_works_under_bfloat16_autocast(tuned, batch):
     torch.testing.assert_close(got.float(), expected, atol=0.05, rtol=0.05)
     loss.backward()
     assert layer.lora_B.grad.dtype == torch.float32 and layer.lora_B.grad.abs().sum() > 0
+
+
+def test_extra_trainable_modules_match_whole_path_components_not_substrings(tuned):
+    mark_only_lora_trainable(tuned, extra_trainable_modules=("bert.pooler",))
+    trainable = {name for name, p in tuned.named_parameters() if p.requires_grad}
+    assert {name for name in trainable if "lora_" not in name} == {"bert.pooler.dense.weight", "bert.pooler.dense.bias"}
+    # "dense" is a substring of every feed-forward layer's name, but the path of no module: refused,
+    # instead of unfreezing the whole feed-forward network.
+    with pytest.raises(LoRAError, match=r"no module with parameters at \['dense'\]"):
+        mark_only_lora_trainable(tuned, extra_trainable_modules=("dense",))
+
+
+def test_an_adapter_without_its_head_is_refused_instead_of_loading_a_random_head(tuned, tmp_path):
+    base = tiny_bert()
+    for head_modules, dropped in ((("classifier",), "classifier."), (("bert.pooler", "classifier"), "bert.pooler.")):
+        path = save_adapter(tmp_path / "adapter.safetensors", tuned, r=4, alpha=8, targets=("query", "value"),
+                            base_model="tiny-bert", head_modules=head_modules)
+        state, meta = load_adapter(path)
+        assert meta["head_modules"] == list(head_modules)
+        headless = {name: tensor for name, tensor in state.items() if not name.startswith(dropped)}
+        with pytest.raises(LoRAError, match=f"head keys missing from the adapter.*{dropped}"):
+            apply_adapter(copy.deepcopy(base), headless, meta)
+        apply_adapter(copy.deepcopy(base), state, meta)  # the complete file loads

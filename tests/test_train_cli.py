@@ -25,6 +25,7 @@ from models.load import ModelError
 from report.inference import predict_toxic_probs
 from report.quality import quality_report
 from report.runs import dataset_args, find_run_folders
+from test_training import killed_in_epoch_two
 from training import loop
 from training.checkpoint import CheckpointError
 from training.loop import NonFiniteLossError
@@ -157,17 +158,8 @@ def test_an_odd_checkpoint_cannot_be_resumed_as_even(world):
 
 
 def test_a_resumed_run_records_where_it_resumed_and_keeps_its_settings(world, monkeypatch):
-    real_batches = loop.length_bucketed_batches
-
-    def killed_in_epoch_two(*args, **kwargs):
-        if kwargs.get("epoch") == 1 and kwargs.get("shuffle", True):
-            raise KeyboardInterrupt
-        return real_batches(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "length_bucketed_batches", killed_in_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_in_epoch_two(monkeypatch):
         train.main(args_for("teacher", "--epochs", "2", "--seed", "3"))
-    monkeypatch.setattr(loop, "length_bucketed_batches", real_batches)
     train.main(args_for("teacher", "--epochs", "2", "--seed", "3", "--resume", "--threads", "1"))
 
     history = json.loads((world / "runs" / "teacher" / "history.json").read_text())

@@ -1,4 +1,5 @@
 """The shared training machinery: batching, a real training step, resume, NaN stop, atomic saves."""
+import contextlib
 import json
 
 import pytest
@@ -68,24 +69,31 @@ def test_a_real_training_run_updates_the_model_and_logs_everything(tmp_path):
     assert (tmp_path / "ckpt" / "state.json").exists()
 
 
+@contextlib.contextmanager
+def killed_in_epoch_two(monkeypatch):
+    """Training inside this block is interrupted, as by Ctrl-C, when its second epoch starts."""
+    real_batches = loop.length_bucketed_batches
+
+    def interrupted_at_epoch_two(*args, **kwargs):
+        if kwargs.get("epoch") == 1 and kwargs.get("shuffle", True):
+            raise KeyboardInterrupt
+        return real_batches(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "length_bucketed_batches", interrupted_at_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        yield
+    monkeypatch.setattr(loop, "length_bucketed_batches", real_batches)
+
+
 def test_resume_continues_exactly_where_a_killed_run_stopped(tmp_path, monkeypatch):
     config = TrainingConfig(epochs=2, lr=1e-3, batch_size=8)
     reference = tiny_classifier()
     train(reference, cross_entropy_loss, tiny_split(), tiny_split(20, 1), config=config, env=CPU,
           pad_id=0, history={}, checkpoint=tmp_path / "a")
 
-    real_batches = loop.length_bucketed_batches
-
-    def killed_in_epoch_two(*args, **kwargs):
-        if kwargs.get("epoch") == 1 and kwargs.get("shuffle", True):
-            raise KeyboardInterrupt
-        return real_batches(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "length_bucketed_batches", killed_in_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_in_epoch_two(monkeypatch):
         train(tiny_classifier(), cross_entropy_loss, tiny_split(), tiny_split(20, 1), config=config, env=CPU,
               pad_id=0, history={}, checkpoint=tmp_path / "b")
-    monkeypatch.setattr(loop, "length_bucketed_batches", real_batches)
     resumed = tiny_classifier(seed=123)
     history = train(resumed, cross_entropy_loss, tiny_split(), tiny_split(20, 1), config=config, env=CPU,
                     pad_id=0, history={}, checkpoint=tmp_path / "b", resume=True)
@@ -216,3 +224,58 @@ def test_the_best_epochs_weights_are_the_ones_kept(tmp_path, monkeypatch):
     on_disk = AutoModelForSequenceClassification.from_pretrained(saved).state_dict()
     for name, value in epoch_one.items():
         torch.testing.assert_close(on_disk[name], value, rtol=0, atol=0)
+
+
+def test_epoch_seeds_of_two_run_seeds_never_share_a_dropout_stream(tmp_path, monkeypatch):
+    seeds, real_manual_seed = [], torch.manual_seed
+
+    def recorded(seed):
+        seeds.append(seed)
+        return real_manual_seed(seed)
+
+    models = [tiny_classifier(), tiny_classifier()]  # (their initialisation seeds torch too)
+    monkeypatch.setattr(torch, "manual_seed", recorded)
+    for model, (run_seed, epochs) in zip(models, ((1, 2), (2, 1))):
+        train(model, cross_entropy_loss, tiny_split(), tiny_split(20, 1),
+              config=TrainingConfig(epochs=epochs, batch_size=8, seed=run_seed), env=CPU, pad_id=0,
+              history={}, checkpoint=tmp_path / f"seed{run_seed}")
+    seed_1_epochs, seed_2_epochs = seeds[:2], seeds[2:]
+    assert len(seeds) == 3 and not set(seed_1_epochs) & set(seed_2_epochs), \
+        "seed 1 epoch 1 must not replay the dropout of seed 2 epoch 0"
+    assert seeds == [loop.epoch_seed(1, 0), loop.epoch_seed(1, 1), loop.epoch_seed(2, 0)]
+
+
+def test_a_nan_in_the_first_epoch_says_no_checkpoint_was_saved(tmp_path):
+    def nan_loss(model, batch):
+        terms = cross_entropy_loss(model, batch)
+        return {**terms, "loss": terms["loss"] * float("nan")}
+
+    with pytest.raises(NonFiniteLossError) as error:
+        train(tiny_classifier(), nan_loss, tiny_split(), tiny_split(20, 1), config=TrainingConfig(epochs=2, batch_size=8),
+              env=CPU, pad_id=0, history={}, checkpoint=tmp_path / "ckpt")
+    assert "no checkpoint of this run was saved" in str(error.value)
+    assert str(tmp_path / "ckpt") not in str(error.value) and not (tmp_path / "ckpt").exists()
+
+
+def test_validation_runs_in_fp32_even_when_training_uses_bf16():
+    model, split = tiny_classifier(), tiny_split(20, 1)
+    in_bf16_run = loop.validate(model, split, 0, torch.device("cpu"), TrainingConfig(bf16=True))
+    in_fp32_run = loop.validate(model, split, 0, torch.device("cpu"), TrainingConfig(bf16=False))
+    assert in_bf16_run == in_fp32_run
+
+
+def test_a_checkpoint_with_other_lora_shapes_is_refused_in_one_line(tmp_path):
+    from lora.model import inject_lora, mark_only_lora_trainable
+
+    def lora_classifier(r):
+        model = tiny_classifier(seed=0)
+        inject_lora(model, r=r)
+        mark_only_lora_trainable(model)
+        return model
+
+    config = TrainingConfig(epochs=1, batch_size=8)
+    train(lora_classifier(r=2), cross_entropy_loss, tiny_split(), tiny_split(20, 1), config=config, env=CPU,
+          pad_id=0, history={}, checkpoint=tmp_path / "c")
+    other_rank = lora_classifier(r=4)
+    with pytest.raises(CheckpointError, match=r"weights of other shapes, e\.g\. .*lora_A \(2, 32\) vs \(4, 32\)"):
+        load_checkpoint(tmp_path / "c", other_rank, *loop.build_optimizer(other_rank, config, 10))

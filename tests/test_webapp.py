@@ -398,3 +398,17 @@ def test_waitress_serves_the_wsgi_entry(runs_dir):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_broken_compare_run_is_left_out_with_a_warning_and_the_app_serves(tmp_path, capsys):
+    save_tiny_model(tmp_path / "odd", threshold=0.6, seed=1)
+    broken = save_tiny_model(tmp_path / "even", threshold=0.42, seed=0)
+    (broken / "model.safetensors").unlink()
+    failed = save_tiny_model(tmp_path / "lora.failed", seed=2)  # a run train.py refused to save as a result
+    predictors, served = load_predictors(tmp_path / "odd", runs_dir=tmp_path)
+    assert served == "odd" and list(predictors) == ["odd"]
+    warning = capsys.readouterr().err
+    assert f"the compare view leaves out {broken}" in warning and str(failed) not in warning
+    assert predictors["odd"].predict(["you idiot"])[0]["label"] in (TOXIC, NOT_TOXIC)
+    with pytest.raises(ModelLoadError, match="cannot serve"):  # the served model itself must load
+        load_predictors(broken, runs_dir=tmp_path)
