@@ -26,13 +26,14 @@ from tqdm import tqdm
 
 from data import DataError
 from data.load import load_splits
-from models.load import ModelError, load_classifier, load_tokenizer
+from baselines.tfidf import TfidfError
+from models.load import ModelError
 from report import ReportError
 from report.behaviour import failures_markdown, run_suite, suite_summary
-from report.costs import adapter_size_mb, count_parameters, folder_size_mb, measure_speed
+from report.costs import adapter_size_mb, folder_size_mb, measure_speed
 from report.document import results_markdown
 from report.flags import degenerate_flags
-from report.inference import predict_toxic_probs
+from report.inference import load_scorer
 from report.plots import draw_figures
 from report.quality import RunPredictions, fingerprint, quality_report
 from report.readme import update_readme
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
         progress.set_postfix_str(f"{run.name} ({run.path})")
         try:
             record, predictions[run.name] = score_run(run, splits_by_dataset, measure=not args.no_speed)
-        except (ReportError, DataError, ModelError) as error:
+        except (ReportError, DataError, ModelError, TfidfError) as error:
             skipped.append({"path": display_path(run.path), "reason": str(error)})
             continue
         records.append(record)
@@ -135,26 +136,24 @@ def score_run(run: Run, splits_by_dataset: dict, measure: bool) -> tuple[dict, R
     if key not in splits_by_dataset:
         splits_by_dataset[key] = load_splits(**dataset)
     splits = splits_by_dataset[key]
-    model, tokenizer = load_classifier(str(run.path)), load_tokenizer(str(run.path))
-    max_length = run.history["args"]["max_length"]
-
-    validation_probs = predict_toxic_probs(model, tokenizer, splits.validation.texts, max_length)
-    test_probs = predict_toxic_probs(model, tokenizer, splits.test.texts, max_length)
+    scorer = load_scorer(run.path, run.history["args"]["max_length"])
+    validation_probs = scorer.predict(splits.validation.texts)
+    test_probs = scorer.predict(splits.test.texts)
     quality = quality_report(splits.validation.labels, validation_probs, splits.test.labels, test_probs)
     test_set = fingerprint(splits.test.texts, splits.test.labels)
 
-    total = count_parameters(model)
+    total = scorer.num_parameters
     trainable = run.history["params"]["trainable"]
     record = {
         "name": run.name, "method": run.method, "path": display_path(run.path), "seed": run.seed,
         "primary": run.primary, **quality,
         "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total},
         "size_mb": folder_size_mb(run.path), "adapter_size_mb": adapter_size_mb(run.path),
-        "speed": measure_speed(model, tokenizer, splits.test.texts, max_length) if measure else None,
+        "speed": measure_speed(scorer, splits.test.texts) if measure else None,
         "train_wall_time_s": run.history["wall_time_s"],
         "command_wall_time_s": run.history.get("total_time_s"),
         "train_loss": run.history["epochs"][-1]["train_loss"],
-        "behaviour": run_suite(model, tokenizer, max_length, quality["validation_threshold"]),
+        "behaviour": run_suite(scorer, quality["validation_threshold"]),
         "test_set": {"source": splits.source, "size": len(splits.test.labels), "fingerprint": test_set},
     }
     return record, RunPredictions(np.asarray(splits.test.labels), test_probs, test_set)
@@ -163,5 +162,5 @@ def score_run(run: Run, splits_by_dataset: dict, measure: bool) -> tuple[dict, R
 if __name__ == "__main__":
     try:
         main()
-    except (ReportError, DataError, ModelError) as error:
+    except (ReportError, DataError, ModelError, TfidfError) as error:
         sys.exit(f"evaluate.py: {error}")

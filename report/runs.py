@@ -13,7 +13,7 @@ from pathlib import Path
 from report import ReportError
 from training.checkpoint import is_failed_run
 
-METHOD_ORDER = ("teacher", "odd", "even", "lora", "lora-kd")
+METHOD_ORDER = ("teacher", "odd", "even", "lora", "lora-kd", "odd-ce", "lora-odd", "full-even", "minilm", "tfidf")
 REQUIRED_HISTORY_KEYS = ("method", "args", "params", "steps", "epochs", "wall_time_s")
 DATASET_ARGS = ("dataset", "text_column", "label_column", "toxic_labels", "val_fraction", "split_seed")
 

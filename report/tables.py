@@ -11,6 +11,11 @@ MODEL_TYPES = {
     "even": "Distilled student: even teacher layers",
     "lora": "LoRA fine-tuning, merged",
     "lora-kd": "LoRA + distillation, merged",
+    "odd-ce": "Control: odd student's start, cross-entropy only",
+    "lora-odd": "Control: LoRA from the odd student's start, merged",
+    "full-even": "Control: LoRA's start, every weight trained",
+    "minilm": "Baseline: MiniLM-L6 fine-tuned directly",
+    "tfidf": "Baseline: TF-IDF n-grams + logistic regression",
 }
 WARNING = "⚠"
 

@@ -104,7 +104,7 @@ def test_pickled_weights_are_never_loaded(base_folder):
 def test_unreachable_hub_fails_fast_with_a_hint(hub_offline):
     started = time.perf_counter()
     for load in (load_classifier, load_tokenizer):
-        with pytest.raises(ModelError, match="may be offline.*Pass e5-small or a local folder"):
+        with pytest.raises(ModelError, match="may be offline.*Pass e5-small, minilm or a local folder"):
             load("no-such-org/no-such-model-4f1c")
     assert time.perf_counter() - started < 10  # the hub client alone retries for about a minute
 

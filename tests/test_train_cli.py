@@ -186,7 +186,7 @@ def test_a_bad_number_is_a_one_line_error_at_parse_time(flag, value, capsys):
 
 
 def test_lr_is_the_methods_default_only_when_not_given():
-    assert train.parse_args(["--method", "lora"]).lr == train.DEFAULT_LR["lora"]
+    assert train.parse_args(["--method", "lora"]).lr == train.method_defaults("lora")["lr"]
     assert train.parse_args(["--method", "lora", "--lr", "1e-7"]).lr == 1e-7
 
 

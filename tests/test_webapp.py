@@ -191,12 +191,14 @@ def test_a_corrupt_or_mismatched_checkpoint_is_refused_clearly(tmp_path):
         Predictor.from_folder(three_labels)
 
 
-def test_runs_are_found_in_method_order(tmp_path, runs_dir):
-    for name in ("lora", "teacher", "zzz"):
+def test_runs_are_found_in_method_order_and_only_classifiers_are_compared(tmp_path, runs_dir):
+    for name in ("lora", "teacher", "zzz", "minilm", "tfidf"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "history.json").write_text("{}")
+        if name != "tfidf":  # the TF-IDF baseline is no Hugging Face model: no config.json
+            (tmp_path / name / "config.json").write_text("{}")
     (tmp_path / "unfinished").mkdir()
-    assert [folder.name for folder in find_runs(tmp_path)] == ["teacher", "lora", "zzz"]
+    assert [folder.name for folder in find_runs(tmp_path)] == ["teacher", "lora", "minilm", "zzz"]
     assert list(load_predictors(runs_dir / "odd", runs_dir=runs_dir)[0]) == ["odd", "even"]
 
 

@@ -85,6 +85,15 @@ def save_failed_run(out_dir: Path, reason: str, history: dict, model=None, token
     return folder
 
 
+def save_tfidf_run(out_dir: Path, model, history: dict) -> None:
+    """Write a TF-IDF baseline run (``baselines/tfidf.py``): its plain-data files and history.json."""
+    out_dir = Path(out_dir)
+    build = _build_folder(out_dir)
+    model.save(build)
+    write_json_atomically(build / "history.json", history)
+    replace_folder_atomically(build, out_dir)
+
+
 def checkpoint_dir(out_dir: Path) -> Path:
     """Where the resume checkpoint of the run in ``out_dir`` lives."""
     out_dir = Path(out_dir)

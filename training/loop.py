@@ -173,7 +173,7 @@ def train(model, loss_fn: LossFn, train_split: EncodedSplit, val_split: EncodedS
         model.train()
         batches = length_bucketed_batches(lengths, config.batch_size, seed=config.seed, epoch=epoch,
                                           rank=env.rank, world_size=env.world_size)
-        epoch_losses = []
+        epoch_terms: dict[str, list[float]] = {}
         progress = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not env.is_main,
                         dynamic_ncols=True)
         for indices in progress:
@@ -198,15 +198,19 @@ def train(model, loss_fn: LossFn, train_split: EncodedSplit, val_split: EncodedS
             logged = {name: round(value.item(), 6) for name, value in terms.items()}
             history["steps"].append({"step": len(history["steps"]) + 1, "epoch": epoch + 1,
                                      "lr": scheduler.get_last_lr()[0], **logged})
-            epoch_losses.append(logged["loss"])
+            for name, value in logged.items():
+                epoch_terms.setdefault(name, []).append(value)
             progress.set_postfix({k: f"{v:.4f}" for k, v in logged.items()})
 
         if env.is_main:
             validation = validate(model, val_split, pad_id, device, config)
-            history["epochs"].append({"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses)),
-                                      "validation": validation,
+            # Every loss term's mean over the epoch: "loss" is the objective, "ce" the hard-label
+            # cross-entropy, which every method has and so compares across methods.
+            train_terms = {name: float(np.mean(values)) for name, values in epoch_terms.items()}
+            history["epochs"].append({"epoch": epoch + 1, "train_loss": train_terms["loss"],
+                                      "train_terms": train_terms, "validation": validation,
                                       "wall_time_s": round(time.perf_counter() - started, 2)})
-            print(f"epoch {epoch + 1}: train loss {np.mean(epoch_losses):.4f} | validation loss "
+            print(f"epoch {epoch + 1}: train loss {train_terms['loss']:.4f} | validation loss "
                   f"{validation['loss']:.4f} acc {validation['accuracy']:.4f} F1 {validation['f1']:.4f} "
                   f"ROC-AUC {validation['roc_auc']:.4f}", flush=True)
             if validation["roc_auc"] > best_auc:

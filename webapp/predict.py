@@ -122,15 +122,16 @@ def validation_threshold(folder: Path) -> float:
 
 
 def find_runs(runs_dir: str | Path) -> list[Path]:
-    """Every trained run under ``runs_dir`` (a folder with a history.json), in method order.
+    """Every trained classifier under ``runs_dir`` (a folder with a history.json and a config.json), in method order.
 
-    Hidden folders (half-written runs) and ``<name>.failed`` folders (runs train.py refused to
-    save as results) are left out.
+    Hidden folders (half-written runs), ``<name>.failed`` folders (runs train.py refused to save
+    as results) and runs that are not Hugging Face models (the TF-IDF baseline) are left out.
     """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    runs = [folder for folder in runs_dir.iterdir() if (folder / "history.json").is_file()
+    runs = [folder for folder in runs_dir.iterdir()
+            if (folder / "history.json").is_file() and (folder / "config.json").is_file()
             and not folder.name.startswith(".") and not is_failed_run(folder)]
 
     def method_order(folder: Path) -> tuple[int, str]:
