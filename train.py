@@ -37,7 +37,7 @@ from distill.loss import aligned_hidden_states, distillation_loss
 from distill.student import build_student, build_student_from_base, parse_layers
 from distill.teacher_logits import cached_teacher_logits, check_same_tokenizer
 from embedded.pypi import AssetError, cache_root
-from lora import LoRAError
+from lora import LoRAError, LoRALinear
 from lora.adapter import save_adapter
 from lora.model import count_parameters, inject_lora, mark_only_lora_trainable, merge_lora
 from models.load import ModelError, load_classifier, load_config, load_tokenizer, resolve_model
@@ -367,7 +367,8 @@ def main(argv=None) -> None:
     # -- model ----------------------------------------------------------------------------
     model, tokenizer_source, teacher, layers, head_modules = build_model(args, method)
     if method.lora and env.is_main:
-        print(f"LoRA on {args.lora_targets}; trained in full besides the adapters: {', '.join(head_modules)}")
+        wrapped = sum(isinstance(module, LoRALinear) for module in model.modules())
+        print(f"LoRA: wrapped {wrapped} linear layers; trained in full besides the adapters: {', '.join(head_modules)}")
     tokenizer = load_tokenizer(tokenizer_source)
     if method.loss == "kd" and method.start != "teacher-layers":
         check_same_tokenizer(tokenizer, load_tokenizer(args.teacher), tokenizer_source, args.teacher)
