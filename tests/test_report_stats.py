@@ -80,3 +80,46 @@ def test_compare_methods_pairs_runs_by_seed_and_reports_per_seed_differences(lab
     predictions["even-seed2"] = RunPredictions(labels, probs["even", 2], "another test set")
     assert "different test sets" in compare_methods(records, predictions, "odd", "even", 200)["skipped"]
     assert "no lora" in compare_methods(records, predictions, "lora", "even", 200)["skipped"]
+
+
+def test_two_values_already_have_a_sample_std():
+    assert mean_std([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(2 ** 0.5), "n": 2}
+
+
+def test_a_single_class_row_is_nan_without_a_numpy_warning():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a NaN row is expected, not a problem to warn about
+        aucs = roc_auc_by_ranks(np.array([[1, 1, 1], [0, 0, 0], [0, 1, 1]]), np.array([[0.2, 0.5, 0.9]] * 3))
+    assert np.isnan(aucs[0]) and np.isnan(aucs[1]) and aucs[2] == 1.0
+
+
+def test_the_bootstrap_matches_sklearn_on_the_same_resamples(labels):
+    """The documented procedure, recomputed independently: draw (resamples, n) test indices from
+    default_rng(seed), score A and B on each resample with sklearn, take the 2.5th and 97.5th percentiles."""
+    probs_a, probs_b = noisy_scores(labels, 0.8, 1), noisy_scores(labels, 1.0, 2)
+    result = paired_bootstrap_auc_difference(labels, [probs_a], [probs_b], resamples=200, seed=7)
+    draws = np.random.default_rng(7).integers(0, len(labels), size=(200, len(labels)))
+    differences = np.array([roc_auc_score(labels[d], probs_a[d]) - roc_auc_score(labels[d], probs_b[d])
+                            for d in draws])
+    assert result["ci95"] == pytest.approx(np.percentile(differences, [2.5, 97.5]), abs=1e-12)
+    assert result["bootstrap_mean"] == pytest.approx(differences.mean(), abs=1e-12)
+    assert result["share_a_better"] == pytest.approx(np.mean(differences > 0))
+    assert result["difference"] == pytest.approx(roc_auc_score(labels, probs_a) - roc_auc_score(labels, probs_b))
+    assert result["resamples"] == 200 and result["bootstrap_seed"] == 7
+
+
+def test_the_bootstrap_defaults_are_2000_resamples_with_seed_0(labels):
+    probs_a, probs_b = noisy_scores(labels, 0.8, 1), noisy_scores(labels, 1.0, 2)
+    default = paired_bootstrap_auc_difference(labels, [probs_a], [probs_b])
+    assert default == paired_bootstrap_auc_difference(labels, [probs_a], [probs_b], resamples=2000, seed=0)
+    assert default["resamples"] == 2000 and default["bootstrap_seed"] == 0
+
+
+def test_every_test_example_can_be_drawn():
+    """Here only the first comment is toxic: a resample without it has no AUC and is dropped."""
+    labels = np.array([1, 0, 0, 0, 0])
+    probs = np.array([0.9, 0.1, 0.2, 0.3, 0.4])
+    result = paired_bootstrap_auc_difference(labels, [probs], [probs[::-1].copy()], resamples=500, seed=0)
+    # P(a resample of 5 holds the toxic one) = 1 - (4/5)^5 = 0.67
+    assert result["resamples"] == pytest.approx(500 * (1 - 0.8 ** 5), rel=0.15)
