@@ -12,9 +12,9 @@ and the controls odd-ce, lora-odd and full-even. Read it top to bottom: the meth
 flags (each checked as it is parsed), the checks that need no training, data, model for the
 chosen method, loss, the shared loop, save. The distilled students (odd, even) copy their layers
 from the fine-tuned teacher (--teacher); the LoRA students (lora, lora-kd) take theirs from the
-pretrained base (--model, --init-layers), and lora-kd uses the teacher only for its soft labels. A run that ends unusable is kept in runs/<name>.failed/ and
-never replaces a good runs/<name>/. Under ``torchrun --nproc_per_node=N train.py ...`` the same
-script trains data-parallel.
+pretrained base (--model, --init-layers), and lora-kd uses the teacher only for its soft labels.
+A run that ends unusable is kept in runs/<name>.failed/ and never replaces a good runs/<name>/.
+Under ``torchrun --nproc_per_node=N train.py ...`` the same script trains data-parallel.
 """
 import argparse
 import copy
@@ -47,7 +47,6 @@ from training.checkpoint import (CheckpointError, check_same_settings, checkpoin
 from training.distributed import init_distributed, shutdown_distributed
 from training.loop import (EncodedSplit, NonFiniteLossError, TrainingConfig, cross_entropy_loss,
                            train)
-
 
 
 @dataclass(frozen=True)

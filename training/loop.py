@@ -169,7 +169,7 @@ def train(model, loss_fn: LossFn, train_split: EncodedSplit, val_split: EncodedS
 
     started = time.perf_counter() - history.get("train_time_s", 0.0)
     for epoch in range(first_epoch, config.epochs):
-        torch.manual_seed(epoch_seed(config.seed, epoch))
+        torch.manual_seed(epoch_seed(config.seed, epoch))  # per epoch, so --resume replays the same dropout
         model.train()
         batches = length_bucketed_batches(lengths, config.batch_size, seed=config.seed, epoch=epoch,
                                           rank=env.rank, world_size=env.world_size)
