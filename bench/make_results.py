@@ -14,7 +14,7 @@ temporary name and renamed into place, so it is never half-written; a failed scr
 FAILED in its section, with the end of its error output, and makes this command exit 1.
 
 Some scripts need the trained runs of ``make all``: teacher_cache (runs/teacher), speed_levers'
-quantisation lever (runs/even) and load_webapp (runs/odd, a 6-layer student).
+quantisation lever (runs/even), load_webapp and explain_latency (runs/odd, a 6-layer student).
 """
 import argparse
 import datetime
@@ -62,6 +62,9 @@ BENCHMARKS = (
     Benchmark("load_webapp", "The web app under load, serving the odd-layer student",
               ("bench/load_webapp.py", "--model", "runs/odd"),
               ("--single-requests", "10", "--requests", "16", "--clients", "2"), takes_threads=False),
+    Benchmark("explain_latency", "What a word-by-word explanation adds to a request, odd-layer student",
+              ("-m", "bench.explain_latency", "--model", "runs/odd"),
+              ("--comments", "6", "--rounds", "1"), takes_threads=False),
 )
 
 

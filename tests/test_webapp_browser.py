@@ -1,11 +1,13 @@
 """The form as a person uses it: headless Chromium types a comment, submits it and reads the verdict.
 
 The verdicts must be right, so this test needs a trained model: the teacher that the integration
-pipeline fixture trains (tests/conftest.py), or the run folder in DVL_BROWSER_MODEL (e.g. runs/even). Chromium and ChromeDriver come from Debian's packages
+pipeline fixture trains (tests/conftest.py), or the run folder in DVL_BROWSER_MODEL (e.g. runs/even);
+the other runs beside it fill the compare view. Chromium and ChromeDriver come from Debian's packages
 (``apt-get install -y chromium chromium-driver``), found on PATH (or named by $CHROMIUM and
 $CHROMEDRIVER); Selenium is pointed at those binaries and
 SE_OFFLINE is set, so Selenium Manager never tries to download a browser or a driver.
-The screenshot goes to DVL_SCREENSHOT if set (e.g. webapp/screenshot.png), else to a tmp folder.
+The screenshots go to DVL_SCREENSHOT if set (e.g. webapp/screenshot.png, and the compare view with
+its explanations to webapp/screenshot-compare.png), else to a tmp folder.
 """
 import os
 import shutil
@@ -15,7 +17,7 @@ import pytest
 
 from test_webapp import serve
 from webapp.app import make_app
-from webapp.predict import NOT_TOXIC, TOXIC, Predictor
+from webapp.predict import NOT_TOXIC, TOXIC, load_predictors
 
 
 def find_binary(variable: str, *names: str) -> Path | None:
@@ -40,9 +42,9 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def address(request):
-    folder = MODEL or request.getfixturevalue("pipeline") / "runs" / "teacher"
-    predictor = Predictor.from_folder(folder)
-    with serve(make_app({predictor.name: predictor}, predictor.name)) as address:
+    folder = Path(MODEL or request.getfixturevalue("pipeline") / "runs" / "teacher")
+    predictors, served = load_predictors(folder, runs_dir=folder.parent)
+    with serve(make_app(predictors, served)) as address:
         yield address
 
 
@@ -63,15 +65,29 @@ def browser(tmp_path, monkeypatch):
     driver.quit()
 
 
-def classify(browser, address, text: str):
-    """Type ``text`` into the form, press Classify, and return the verdict element."""
+def classify(browser, address, text: str, button: str = "classify"):
+    """Type ``text`` into the form and press ``button`` (classify or compare)."""
     from selenium.webdriver.common.by import By
 
     browser.get("http://%s:%s/" % address)
     box = browser.find_element(By.ID, "text")
     box.send_keys(text)
-    browser.find_element(By.ID, "classify").click()
-    return browser.find_element(By.ID, "verdict")
+    browser.find_element(By.ID, button).click()
+    return browser.find_element(By.ID, "verdict" if button == "classify" else "comparison")
+
+
+def save_screenshot(browser, path: Path) -> None:
+    partial = path.with_name(f".{path.name}.partial.png")
+    assert browser.save_screenshot(str(partial))
+    os.replace(partial, path)
+
+
+def highlighted(container) -> dict[str, tuple[float, str]]:
+    """Each highlighted word in ``container``: its contribution and its colour as the browser draws it."""
+    from selenium.webdriver.common.by import By
+
+    return {word.text: (float(word.get_attribute("data-contribution")), word.value_of_css_property("background-color"))
+            for word in container.find_elements(By.CSS_SELECTOR, ".explanation .word")}
 
 
 def test_a_person_reads_a_toxic_and_a_not_toxic_verdict(browser, address, tmp_path):
@@ -83,11 +99,29 @@ def test_a_person_reads_a_toxic_and_a_not_toxic_verdict(browser, address, tmp_pa
     assert verdict.value_of_css_property("color") == "rgba(192, 57, 43, 1)", \
         "the stylesheet loads under the Content-Security-Policy"
     assert browser.find_element(By.ID, "submitted-text").text == "I hate you, you idiot"
-    screenshot = Path(os.environ.get("DVL_SCREENSHOT") or tmp_path / "screenshot.png")
-    partial = screenshot.with_name(f".{screenshot.name}.partial.png")
-    assert browser.save_screenshot(str(partial))
-    os.replace(partial, screenshot)
+    words = highlighted(browser.find_element(By.ID, "explanation"))
+    assert list(words) == ["I", "hate", "you,", "you", "idiot"]
+    strongest = max(words, key=lambda word: words[word][0])
+    assert strongest in ("hate", "idiot") and words[strongest][0] > 0.02, words
+    assert words[strongest][1] != "rgba(0, 0, 0, 0)", "the word is shaded: the stylesheet's classes apply"
+    save_screenshot(browser, Path(os.environ.get("DVL_SCREENSHOT") or tmp_path / "screenshot.png"))
 
     verdict = classify(browser, address, "Thank you for the thoughtful reply")
     assert verdict.get_attribute("data-label") == NOT_TOXIC
     assert verdict.text == "Not toxic"
+
+
+def test_the_compare_view_shows_why_each_model_decided(browser, address, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(900, 1500)
+    comparison = classify(browser, address, "Thanks for the link, you clown", button="compare")
+    models = [row.get_attribute("data-model") for row in comparison.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    explained = comparison.find_elements(By.CSS_SELECTOR, "#explanations .explained")
+    assert [block.get_attribute("data-model") for block in explained] == models
+    for block in explained:
+        words = highlighted(block)
+        assert list(words) == ["Thanks", "for", "the", "link,", "you", "clown"]
+        assert max(words.values())[0] > 0.02, f"{block.get_attribute('data-model')} shades an insult word: {words}"
+    screenshot = Path(os.environ.get("DVL_SCREENSHOT") or tmp_path / "screenshot.png")
+    save_screenshot(browser, screenshot.with_name(f"{screenshot.stem}-compare.png"))
