@@ -49,17 +49,21 @@ class Explanation:
                 for word, contribution in zip(self.words.words, self.contributions)]
 
 
-def word_contributions(model, tokenizer, text: str, max_length: int) -> Explanation:
+def word_contributions(model, tokenizer, text: str, max_length: int, *, precision: str = "fp32") -> Explanation:
     """Each word's contribution to the model's P(toxic) for ``text`` (see the module docstring)."""
-    return occlusion(model, tokenizer, encode_words(tokenizer, text), max_length)
+    return occlusion(model, tokenizer, encode_words(tokenizer, text), max_length, precision=precision)
 
 
-def occlusion(model, tokenizer, words: WordTokens, max_length: int) -> Explanation:
-    """The n + 1 forward passes, deduplicated: a word that changes nothing gets exactly 0."""
+def occlusion(model, tokenizer, words: WordTokens, max_length: int, *, precision: str = "fp32") -> Explanation:
+    """The n + 1 forward passes, deduplicated: a word that changes nothing gets exactly 0.
+
+    ``precision`` (fp32 or bf16) is that of the predictions being explained, so that the
+    probability explained is the probability shown.
+    """
     variants = [tuple(without_word(words, drop, max_length)) for drop in (None, *range(len(words.spans)))]
     distinct = list(dict.fromkeys(variants))
     probability_of = dict(zip(distinct, toxic_probabilities(model, [list(v) for v in distinct],
-                                                           tokenizer.pad_token_id)))
+                                                           tokenizer.pad_token_id, precision)))
     whole = probability_of[variants[0]]
     return Explanation(words, whole, [whole - probability_of[variant] for variant in variants[1:]])
 
@@ -79,10 +83,11 @@ def without_word(words: WordTokens, drop: int | None, max_length: int) -> list[i
     return [token for token, _ in kept[:head] + text[:room] + kept[len(kept) - tail:]]
 
 
-def toxic_probabilities(model, token_ids: list[list[int]], pad_token_id: int) -> list[float]:
+def toxic_probabilities(model, token_ids: list[list[int]], pad_token_id: int, precision: str) -> list[float]:
     """P(toxic) of each token-id sequence, through the training loop's own batched prediction path."""
     if pad_token_id is None:
         raise ValueError("the tokenizer has no pad token, so the variants of a comment cannot be batched")
     device = next(model.parameters()).device
-    logits = predict_logits(model, EncodedSplit(token_ids, [0] * len(token_ids)), pad_token_id, device, BATCH_SIZE)
+    logits = predict_logits(model, EncodedSplit(token_ids, [0] * len(token_ids)), pad_token_id, device, BATCH_SIZE,
+                            bf16=precision == "bf16")
     return torch.softmax(logits.float(), dim=-1)[:, TOXIC_CLASS_INDEX].tolist()
