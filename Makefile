@@ -64,6 +64,9 @@ $(MUTATION_VENV)/installed: requirements.txt requirements-test.txt requirements-
 
 .PHONY: mutation
 mutation: $(MUTATION_VENV)/installed
+	@for path in $$(git ls-files '*.py' | sed 's|/.*|/|' | grep -vx tests/ | sort -u); do \
+	  grep -qx "    $$path" setup.cfg || { echo "setup.cfg [mutmut]: add $$path to also_copy"; exit 1; }; \
+	done
 	rm -rf mutants
 	started=$$(date +%s) && $(MUTATION_VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) && \
 	  $(MUTATION_VENV)/bin/python tests/mutation_report.py --wall-time $$(($$(date +%s) - started))
