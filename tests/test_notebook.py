@@ -77,4 +77,5 @@ def test_the_notebook_runs_on_trained_runs(kernel, monkeypatch, pipeline):
     assert TINY_NOTE not in text and "teacher: the fine-tuned run in" in text
     verdict_header = next(line for line in text.splitlines() if line.startswith("| comment |"))
     assert all(f"`{run}`" in verdict_header for run in ("teacher", "odd", "lora")), verdict_header
+    assert "| run | P(toxic) | each word's contribution |" in text, "the explanations are missing"
 
