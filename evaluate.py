@@ -40,6 +40,8 @@ from report.readme import update_readme
 from report.runs import Run, arrange_runs, dataset_args, display_path, find_run_folders, read_run
 from report.study import method_comparisons, seed_summary
 from training.files import write_json_atomically, write_text_atomically
+from training.metrics import binary_metrics
+from training.model_card import write_model_card
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -156,7 +158,25 @@ def score_run(run: Run, splits_by_dataset: dict, measure: bool) -> tuple[dict, R
         "behaviour": run_suite(scorer, quality["validation_threshold"]),
         "test_set": {"source": splits.source, "size": len(splits.test.labels), "fingerprint": test_set},
     }
+    if scorer.model is not None:  # a Hugging Face run folder: its model card gets the test scores
+        refresh_model_card(run, record, splits.test.labels, test_probs)
     return record, RunPredictions(np.asarray(splits.test.labels), test_probs, test_set)
+
+
+def refresh_model_card(run: Run, record: dict, test_labels: list[int], test_probs: np.ndarray) -> None:
+    """Rewrite the run folder's README.md with its test scores, speed and size.
+
+    The card names the threshold that predict.py and the web app apply (history.json's
+    ``validation_threshold``), so its test row is scored at that threshold. A folder that cannot
+    be written (read-only) keeps its old card; the report goes on.
+    """
+    threshold = run.history["validation_threshold"]
+    evaluation = {"test": binary_metrics(test_labels, test_probs, threshold), "test_at_0.5": record["test"]["at_0.5"],
+                  "size_mb": record["size_mb"], "speed": record["speed"]}
+    try:
+        write_model_card(run.path, run.history, evaluation)
+    except OSError as error:
+        print(f"warning: the model card of {run.path} was not updated ({error})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Run every benchmark and write bench/RESULTS.md from their output: `make bench` calls this.
 
     python -m bench.make_results                      # everything, real sizes (about 30-40 min on 2 cores)
-    python -m bench.make_results --only teacher_cache,hardware_limit
+    python -m bench.make_results --only serving          # rerun one benchmark; the other sections stay
     python -m bench.make_results --quick              # tiny sizes, to check that every script runs;
                                                       # prints the Markdown instead of writing RESULTS.md
     python -m bench.make_results --script-args speed_levers "--shape teacher"
@@ -9,17 +9,20 @@
 Each script prints its figures to stdout; they go into RESULTS.md verbatim, one section per
 script, after a description of the machine they were measured on. Progress (stderr) streams to
 the terminal. Timing is only meaningful on a machine doing nothing else, so the load average
-before and after each script is recorded next to its figures. The file is written to a
-temporary name and renamed into place, so it is never half-written; a failed script is marked
-FAILED in its section, with the end of its error output, and makes this command exit 1.
+before and after each script, the date and the git revision are recorded next to its figures.
+With ``--only``, the sections of the other benchmarks are kept from the existing RESULTS.md as
+they are. The file is written to a temporary name and renamed into place, so it is never
+half-written; a failed script is marked FAILED in its section, with the end of its error
+output, and makes this command exit 1.
 
 Some scripts need the trained runs of ``make all``: teacher_cache (runs/teacher), speed_levers'
-quantisation lever (runs/even), load_webapp and explain_latency (runs/odd, a 6-layer student).
+quantisation lever (runs/even), serving and explain_latency (runs/odd, a 6-layer student).
 """
 import argparse
 import datetime
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -59,9 +62,9 @@ BENCHMARKS = (
     Benchmark("hardware_limit", "Achieved FLOP/s vs the matmul peak",
               ("-m", "bench.hardware_limit"),
               ("--limit", "32", "--batch-size", "8", "--matrix-size", "512", "--repeats", "3")),
-    Benchmark("load_webapp", "The web app under load, serving the odd-layer student",
-              ("bench/load_webapp.py", "--model", "runs/odd"),
-              ("--single-requests", "10", "--requests", "16", "--clients", "2"), takes_threads=False),
+    Benchmark("serving", "Serving the odd-layer student: precisions, request batching, the web app under load",
+              ("-m", "bench.serving", "--model", "runs/odd"),
+              ("--latency-comments", "20", "--auc-limit", "200", "--single-requests", "20", "--requests", "40")),
     Benchmark("explain_latency", "What a word-by-word explanation adds to a request, odd-layer student",
               ("-m", "bench.explain_latency", "--model", "runs/odd"),
               ("--comments", "6", "--rounds", "1"), takes_threads=False),
@@ -78,6 +81,7 @@ class Outcome:
     seconds: float
     load_before: float
     load_after: float
+    finished: str  # date and time, UTC
 
 
 def package_version(name: str) -> str:
@@ -129,7 +133,6 @@ def machine_section(threads: int | None) -> str:
         ("libraries", ", ".join(f"{name} {package_version(name)}"
                                 for name in ("transformers", "peft", "accelerate", "tokenizers"))),
         ("Python, OS", f"{platform.python_version()}, {platform.platform()}"),
-        ("code", f"git {git_revision()}"),
     ]
     return "\n".join(["| | |", "|---|---|"] + [f"| {key} | {value} |" for key, value in rows])
 
@@ -162,32 +165,54 @@ def run(benchmark: Benchmark, args: argparse.Namespace) -> Outcome:
         figures = stdout.read()
     return Outcome(benchmark, command, process.returncode, figures,
                    last_lines(tail.decode(errors="replace"), ERROR_TAIL_LINES),
-                   time.perf_counter() - started, load_before, os.getloadavg()[0])
+                   time.perf_counter() - started, load_before, os.getloadavg()[0], utc_now())
 
 
-def section(number: int, outcome: Outcome) -> str:
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def section_body(outcome: Outcome) -> str:
+    """A benchmark's section below its heading: the command, when and how it ran, its figures."""
     shown = shlex.join(["python", *outcome.command[1:]])
     status = "" if outcome.returncode == 0 else f" **FAILED (exit {outcome.returncode})**"
-    parts = [f"## {number}. {outcome.benchmark.title}",
-             f"`{shown}`: {outcome.seconds / 60:.1f} min, load average {outcome.load_before:.2f} before, "
-             f"{outcome.load_after:.2f} after.{status}",
+    parts = [f"`{shown}`: {outcome.seconds / 60:.1f} min, finished {outcome.finished} at git {git_revision()}, "
+             f"load average {outcome.load_before:.2f} before, {outcome.load_after:.2f} after.{status}",
              "```text\n" + (outcome.stdout.rstrip() or "(no output)") + "\n```"]
     if outcome.returncode != 0:
         parts.append("End of its error output:\n\n```text\n" + outcome.error_tail + "\n```")
     return "\n\n".join(parts)
 
 
-def document(outcomes: list[Outcome], args: argparse.Namespace) -> str:
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def existing_sections(path: Path) -> dict[str, str]:
+    """The benchmark sections of an existing RESULTS.md, by title, without their numbered headings."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    sections = {}
+    for block in re.split(r"(?m)^## ", text)[1:]:
+        heading, _, body = block.partition("\n")
+        numbered = re.fullmatch(r"\d+\. (.+)", heading.strip())
+        if numbered:
+            sections[numbered.group(1)] = body.strip()
+    return sections
+
+
+def document(bodies: dict[str, str], args: argparse.Namespace) -> str:
+    """RESULTS.md: the introduction, the machine, then one section per benchmark in BENCHMARKS order."""
     quick = ("\n\n**Quick mode: tiny sizes to check that the scripts run. These figures mean nothing.**"
              if args.quick else "")
-    intro = (f"# Benchmark results\n\nGenerated {when} by `make bench` (`python -m bench.make_results`): every "
-             f"figure below is the output of the command named in its section, copied verbatim. Each script's "
-             f"docstring (`python -m bench.<name> --help`) says what it measures and why. Timings depend on "
-             f"the machine and on what else runs on it: compare figures within one section, measured side by "
-             f"side, rather than across machines.{quick}")
+    intro = (f"# Benchmark results\n\nWritten {utc_now()} by `make bench` (`python -m bench.make_results`): every "
+             f"figure below is the output of the command named in its section, copied verbatim; each section "
+             f"says when and at which git revision it was measured (`--only` reruns some and keeps the others). "
+             f"Each script's docstring (`python -m bench.<name> --help`) says what it measures and why. Timings "
+             f"depend on the machine and on what else runs on it: compare figures within one section, measured "
+             f"side by side, rather than across machines.{quick}")
+    titles = [benchmark.title for benchmark in BENCHMARKS if benchmark.title in bodies]
     return "\n\n".join([intro, "## Machine", machine_section(args.threads)]
-                       + [section(number, outcome) for number, outcome in enumerate(outcomes, start=1)]) + "\n"
+                       + [f"## {number}. {title}\n\n{bodies[title]}"
+                          for number, title in enumerate(titles, start=1)]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     args.script_args = dict(args.script_args)
 
     outcomes = [run(benchmark, args) for benchmark in BENCHMARKS if benchmark.name in chosen]
-    text = document(outcomes, args)
     out = args.out or (None if args.quick else DEFAULT_OUT)
+    kept = existing_sections(out) if out is not None and args.only else {}
+    text = document({**kept, **{outcome.benchmark.title: section_body(outcome) for outcome in outcomes}}, args)
     if out is None:
         print(text)
     else:

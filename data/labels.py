@@ -28,6 +28,10 @@ TOXIC_WORDS = ("hate", "offens", "toxic", "insult", "abus", "obscen", "threat", 
                "slur", "bully")
 _NEGATED = re.compile(r"^(?:non|not\b|no\b)")
 SCORE_THRESHOLD = 0.5
+# The class names every saved run carries in config.json, so that a plain transformers pipeline
+# answers "toxic" / "not_toxic" instead of LABEL_1 / LABEL_0.
+ID2LABEL = {0: "not_toxic", 1: "toxic"}
+LABEL2ID = {name: index for index, name in ID2LABEL.items()}
 
 
 @dataclass(frozen=True)

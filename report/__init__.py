@@ -1,9 +1,9 @@
 """The evaluation report: every trained run scored on its held-out test split, side by side.
 
-``evaluate.py`` drives it top to bottom; each module here holds one concept:
+``evaluate.py`` drives it top to bottom (its inference is ``models.inference``, the one path the
+web app and ``predict.py`` share); each module here holds one concept:
 
 - ``runs``      finds run folders and reads their history.json
-- ``inference`` toxic probabilities of a model on a list of comments
 - ``quality``   metrics on validation and test, with the threshold chosen on validation only
 - ``costs``     parameters, size on disk, inference speed, training time
 - ``flags``     degenerate runs (constant predictor, near-chance ranking, duplicated predictions)

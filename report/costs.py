@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from report.inference import Scorer
+from training.model_card import CARD_FILE
 
 ADAPTER_FILE = "adapter.safetensors"
 SPEED_SETTINGS = ((1, 64), (64, 256))  # (batch size, comments timed)
@@ -22,8 +23,13 @@ BYTES_PER_MB = 1_000_000
 
 
 def folder_size_mb(folder: Path) -> float:
-    """Every file of the run folder: the weights, config, tokenizer, history and any adapter."""
-    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file()) / BYTES_PER_MB
+    """Every file of the run folder: the weights, config, tokenizer, history and any adapter.
+
+    The model card is left out: evaluate.py rewrites it with this very number, and the size
+    should not change because the report was run twice.
+    """
+    return sum(path.stat().st_size for path in Path(folder).rglob("*")
+               if path.is_file() and path.name != CARD_FILE) / BYTES_PER_MB
 
 
 def adapter_size_mb(folder: Path) -> float | None:

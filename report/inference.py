@@ -1,9 +1,10 @@
-"""Toxic probabilities of a trained run on a list of comments.
+"""What the report scores: any trained run as a ``Scorer``, P(toxic) per comment.
 
-Evaluation reuses the training loop's own prediction path (``training.loop.predict_logits``):
-batches of comments of similar length, each padded only to its longest member, under
-``torch.inference_mode()`` with ``model.eval()`` (dropout off). The numbers in the report are
-therefore computed exactly as the validation numbers were during training.
+A Hugging Face classifier is scored by ``models.inference.toxic_probabilities``, the one
+inference path that ``predict.py`` and the web app share: batches of comments of similar length,
+each padded only to its longest member, under ``torch.inference_mode()`` with ``model.eval()``,
+in fp32. It reuses the training loop's ``predict_logits``, so the numbers in the report are
+computed exactly as the validation numbers were during training.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,24 +14,8 @@ import numpy as np
 import torch
 
 from baselines.tfidf import SETTINGS_FILE as TFIDF_SETTINGS_FILE, TfidfClassifier
+from models.inference import EVAL_BATCH_SIZE, toxic_probabilities
 from models.load import load_classifier, load_tokenizer
-from report import ReportError
-from training.batching import encode_texts
-from training.loop import EncodedSplit, predict_logits
-
-EVAL_BATCH_SIZE = 64
-
-
-def predict_toxic_probs(model, tokenizer, texts: list[str], max_length: int,
-                        batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
-    """P(toxic) for each comment, in the order given: softmax over the two logits, class 1."""
-    if tokenizer.pad_token_id is None:
-        raise ReportError("the run's tokenizer has no pad token, so comments cannot be batched")
-    token_ids = encode_texts(tokenizer, texts, max_length)
-    unlabelled = EncodedSplit(token_ids=token_ids, labels=[0] * len(token_ids))  # labels are not used
-    device = next(model.parameters()).device
-    logits = predict_logits(model, unlabelled, tokenizer.pad_token_id, device, batch_size)
-    return torch.softmax(logits, dim=-1)[:, 1].numpy().astype(np.float64)
 
 
 @dataclass
@@ -58,6 +43,6 @@ def load_scorer(folder: Path, max_length: int) -> Scorer:
 
 def classifier_scorer(model, tokenizer, max_length: int) -> Scorer:
     """The scorer of a Hugging Face sequence classifier and its tokenizer."""
-    return Scorer(lambda texts, batch_size=EVAL_BATCH_SIZE: predict_toxic_probs(model, tokenizer, texts, max_length,
-                                                                                batch_size),
+    return Scorer(lambda texts, batch_size=EVAL_BATCH_SIZE: toxic_probabilities(model, tokenizer, texts, max_length,
+                                                                                batch_size=batch_size),
                   sum(parameter.numel() for parameter in model.parameters()), model, tokenizer, max_length)

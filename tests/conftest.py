@@ -42,6 +42,21 @@ def tiny_classifier(layers: int = 4, seed: int = 0) -> BertForSequenceClassifica
     return BertForSequenceClassification(tiny_bert_config(layers)).eval()
 
 
+def tiny_history(method: str = "odd", *, threshold: float = 0.5, max_length: int = 128, **args) -> dict:
+    """A history.json as train.py writes it (the keys the model card and the web app read), for tiny runs."""
+    validation = {"threshold": 0.5, "accuracy": 0.8, "precision": 0.7, "recall": 0.6, "f1": 0.65,
+                  "macro_f1": 0.75, "roc_auc": 0.85, "pr_auc": 0.7, "loss": 0.4}
+    return {"method": method, "layers": [1, 3], "validation_threshold": threshold, "best_epoch": 1,
+            "args": {"method": method, "dataset": "insults", "max_length": max_length, "epochs": 1,
+                     "batch_size": 8, "lr": 5e-5, "seed": 42, "teacher": "runs/teacher", "model": "e5-small",
+                     "alpha_ce": 0.5, "alpha_kd": 0.5, "alpha_cos": 0.1, "toxic_labels": None, **args},
+            "data": {"train": {"size": 40, "positive_rate": 0.25}, "validation": {"size": 10, "positive_rate": 0.3},
+                     "test": {"size": 10, "positive_rate": 0.3}},
+            "params": {"total": 100_000, "trainable": 100_000, "trainable_share": 1.0},
+            "epochs": [{"epoch": 1, "train_loss": 0.5, "validation": validation, "wall_time_s": 1.0}],
+            "steps": [], "wall_time_s": 1.0}
+
+
 def run(*args: str) -> str:
     result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"

@@ -12,8 +12,8 @@ import evaluate
 from conftest import TINY_WORDS, tiny_classifier, tiny_tokenizer
 from data.behaviour import CAPABILITIES
 from data.splits import Split, Splits
+from models.inference import toxic_probabilities
 from report import ReportError
-from report.inference import predict_toxic_probs
 from report.quality import quality_report
 from report.readme import END, START, update_readme
 from report.tables import number, signed, performance_cell
@@ -75,7 +75,7 @@ def test_batched_inference_keeps_the_order_and_matches_one_comment_at_a_time():
     model, tokenizer = tiny_classifier(layers=2), tiny_tokenizer()
     texts = ["you idiot", "thanks for the reply great point", "what a dumb thing to say you moron loser",
              "nice", "i love this article and agree with your comment", "stupid"]
-    batched = predict_toxic_probs(model, tokenizer, texts, max_length=32, batch_size=4)
+    batched = toxic_probabilities(model, tokenizer, texts, max_length=32, batch_size=4)
     with torch.inference_mode():
         one_by_one = [torch.softmax(model(**tokenizer(text, return_tensors="pt")).logits, -1)[0, 1].item()
                       for text in texts]
@@ -170,7 +170,8 @@ def test_evaluate_writes_the_report_and_the_readme_section_from_the_same_numbers
     lora, odd = on_disk["runs"][3], on_disk["runs"][1]
     assert lora["adapter_size_mb"] == pytest.approx((project / "runs/lora/adapter.safetensors").stat().st_size / 1e6)
     assert odd["adapter_size_mb"] is None
-    assert odd["size_mb"] == pytest.approx(sum(f.stat().st_size for f in (project / "runs/odd").iterdir()) / 1e6)
+    assert odd["size_mb"] == pytest.approx(sum(f.stat().st_size for f in (project / "runs/odd").iterdir()
+                                               if f.name != "README.md") / 1e6), "the model card is not counted"
     assert odd["params"]["total"] == sum(p.numel() for p in tiny_classifier(layers=2).parameters())
     assert odd["train_loss"] == pytest.approx(0.65 - 0.1 - 0.01)  # the last epoch's mean loss
     assert on_disk["seeds"]["odd"]["seeds"] == [1, 42] and on_disk["seeds"]["teacher"]["roc_auc"]["std"] is None

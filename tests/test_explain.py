@@ -9,7 +9,7 @@ from transformers import PreTrainedTokenizerFast
 from conftest import tiny_classifier
 from explain.occlusion import without_word, word_contributions
 from explain.words import encode_words
-from report.inference import predict_toxic_probs
+from models.inference import toxic_probabilities
 
 PIECES = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "thank", "you", "for", "the", "reply", "id", "##iot", "!", ","]
 
@@ -68,7 +68,7 @@ def test_each_contribution_is_the_probability_drop_without_that_word(tokenizer):
     explanation = word_contributions(model, tokenizer, text, max_length=64)
     words = text.split()
     without = [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
-    whole, *reduced = predict_toxic_probs(model, tokenizer, [text, *without], max_length=64)
+    whole, *reduced = toxic_probabilities(model, tokenizer, [text, *without], max_length=64)
     assert explanation.probability == pytest.approx(whole, abs=1e-5)
     assert explanation.contributions == pytest.approx([whole - p for p in reduced], abs=1e-5)
     assert min(map(abs, explanation.contributions)) > 0, "a random model reacts to every word"
@@ -83,7 +83,7 @@ def test_truncation_matches_the_predict_path_and_words_past_the_window_count_zer
     assert without_word(words, None, max_length) == tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
     explanation = word_contributions(model, tokenizer, text, max_length)
     assert explanation.contributions[4:] == [0.0] * 4
-    whole, without_first = predict_toxic_probs(model, tokenizer, [text, text.split(" ", 1)[1]], max_length)
+    whole, without_first = toxic_probabilities(model, tokenizer, [text, text.split(" ", 1)[1]], max_length)
     assert explanation.contributions[0] == pytest.approx(whole - without_first, abs=1e-5), \
         "removing a word lets the next one into the window"
 
@@ -91,7 +91,7 @@ def test_truncation_matches_the_predict_path_and_words_past_the_window_count_zer
 def test_a_one_word_comment_is_compared_with_the_empty_comment(tokenizer):
     model = tiny_classifier(layers=2)
     explanation = word_contributions(model, tokenizer, "idiot", max_length=16)
-    empty = predict_toxic_probs(model, tokenizer, [""], max_length=16)[0]
+    empty = toxic_probabilities(model, tokenizer, [""], max_length=16)[0]
     assert explanation.contributions == pytest.approx([explanation.probability - empty], abs=1e-5)
 
 

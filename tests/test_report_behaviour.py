@@ -4,7 +4,8 @@ import pytest
 from conftest import tiny_classifier, tiny_tokenizer
 from data.behaviour import CAPABILITIES, NOT_TOXIC, TOXIC, Case
 from report.behaviour import bare_insult_finding, capability_table, failures_markdown, run_suite
-from report.inference import classifier_scorer, predict_toxic_probs
+from models.inference import toxic_probabilities
+from report.inference import classifier_scorer
 
 CASES = [Case("you idiot", TOXIC, "bare insult"), Case("moron", TOXIC, "bare insult"),
          Case("thank you", NOT_TOXIC, "polite disagreement"), Case("i agree with the author", NOT_TOXIC,
@@ -13,7 +14,7 @@ CASES = [Case("you idiot", TOXIC, "bare insult"), Case("moron", TOXIC, "bare ins
 
 def test_a_case_passes_when_the_verdict_at_the_run_threshold_matches_its_label():
     model, tokenizer = tiny_classifier(layers=2), tiny_tokenizer()
-    probs = predict_toxic_probs(model, tokenizer, [c.text for c in CASES], max_length=32)
+    probs = toxic_probabilities(model, tokenizer, [c.text for c in CASES], max_length=32)
     threshold = float(sorted(probs)[1]) + 1e-9  # two cases at or above it, two below
     result = run_suite(classifier_scorer(model, tokenizer, 32), threshold, CASES)
     expected = [(p >= threshold) == (c.label == TOXIC) for p, c in zip(probs, CASES)]

@@ -22,7 +22,7 @@ from data.load import load_splits
 from distill import DistillError
 from lora import LoRAError, inject_lora
 from models.load import ModelError
-from report.inference import predict_toxic_probs
+from models.inference import toxic_probabilities
 from report.quality import quality_report
 from report.runs import dataset_args, find_run_folders
 from test_training import killed_in_epoch_two
@@ -244,8 +244,8 @@ def test_the_served_threshold_equals_the_reports_after_bf16_training(world):
     history = json.loads((run / "history.json").read_text())
     splits = load_splits(**dataset_args(history))
     model, tokenizer = train.load_classifier(str(run)), train.load_tokenizer(str(run))
-    validation_probs = predict_toxic_probs(model, tokenizer, splits.validation.texts, max_length=16)
-    test_probs = predict_toxic_probs(model, tokenizer, splits.test.texts, max_length=16)
+    validation_probs = toxic_probabilities(model, tokenizer, splits.validation.texts, max_length=16)
+    test_probs = toxic_probabilities(model, tokenizer, splits.test.texts, max_length=16)
     report = quality_report(splits.validation.labels, validation_probs, splits.test.labels, test_probs)
     assert validation_threshold(run) == pytest.approx(report["validation_threshold"], abs=1e-6)
 

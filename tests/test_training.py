@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import tiny_classifier, tiny_tokenizer
+from conftest import tiny_classifier, tiny_history, tiny_tokenizer
 from training import loop
 from training.batching import length_bucketed_batches, make_batch, pad_batch
 from training.checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, save_run
@@ -140,25 +140,25 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_save_run_writes_a_plain_hf_folder(tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    model = tiny_classifier()
-    save_run(tmp_path / "run", model, tiny_tokenizer(), {"method": "odd"})
+    model, history = tiny_classifier(), tiny_history("odd")
+    save_run(tmp_path / "run", model, tiny_tokenizer(), history)
     loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run")
     ids = torch.tensor([[2, 5, 6, 3]])
     torch.testing.assert_close(loaded.eval()(ids).logits, model(ids).logits)
     assert AutoTokenizer.from_pretrained(tmp_path / "run")("you idiot")["input_ids"] == [2, 4, 7, 3]
-    assert json.loads((tmp_path / "run" / "history.json").read_text()) == {"method": "odd"}
+    assert json.loads((tmp_path / "run" / "history.json").read_text()) == history
 
 
 def test_a_failed_save_leaves_the_previous_run_untouched(tmp_path):
     model = tiny_classifier()
-    save_run(tmp_path / "run", model, tiny_tokenizer(), {"version": 1})
+    save_run(tmp_path / "run", model, tiny_tokenizer(), tiny_history(version=1))
 
     def crash(path):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        save_run(tmp_path / "run", model, tiny_tokenizer(), {"version": 2}, {"adapter.safetensors": crash})
-    assert json.loads((tmp_path / "run" / "history.json").read_text()) == {"version": 1}
+        save_run(tmp_path / "run", model, tiny_tokenizer(), tiny_history(version=2), {"adapter.safetensors": crash})
+    assert json.loads((tmp_path / "run" / "history.json").read_text())["args"]["version"] == 1
     assert not (tmp_path / "run" / "adapter.safetensors").exists()
 
 

@@ -25,7 +25,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from data.labels import ID2LABEL, LABEL2ID
 from training.files import replace_folder_atomically, write_json_atomically
+from training.model_card import write_model_card
 
 
 class CheckpointError(RuntimeError):
@@ -41,20 +43,25 @@ def _build_folder(final: Path) -> Path:
 
 
 def save_run(out_dir: Path, model, tokenizer, history: dict, extra_files: dict | None = None) -> None:
-    """Write the finished run: the HF folder, its tokenizer, history.json and any extra files.
+    """Write the finished run: the HF folder, its tokenizer, history.json, the model card and any extra files.
 
-    ``extra_files`` maps a file name to a function that writes that file at the given path
-    (the LoRA adapter uses it), so that it moves into place together with the model. A model of
-    None writes no weights (a run that failed before it had any worth keeping).
+    The config names the classes (``toxic`` / ``not_toxic``), so that a plain ``pipeline`` on the
+    folder answers with them. ``extra_files`` maps a file name to a function that writes that
+    file at the given path (the LoRA adapter uses it), so that it moves into place together with
+    the model. A model of None writes no weights (a run that failed before it had any worth
+    keeping); a failed run gets no model card.
     """
     out_dir = Path(out_dir)
     build = _build_folder(out_dir)
     if model is not None:
+        model.config.id2label, model.config.label2id = dict(ID2LABEL), dict(LABEL2ID)
         model.save_pretrained(build, safe_serialization=True)
         tokenizer.save_pretrained(build)
     for name, write in (extra_files or {}).items():
         write(build / name)
     write_json_atomically(build / "history.json", history)
+    if model is not None and not is_failed_run(out_dir):
+        write_model_card(build, history, name=out_dir.name)
     replace_folder_atomically(build, out_dir)
 
 

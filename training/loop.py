@@ -76,12 +76,13 @@ def autocast(device: torch.device, bf16: bool):
 
 @torch.inference_mode()
 def predict_logits(model, split: EncodedSplit, pad_id: int, device: torch.device,
-                   batch_size: int = 64, bf16: bool = False) -> torch.Tensor:
+                   batch_size: int = 64, bf16: bool = False, progress: bool = False) -> torch.Tensor:
     """Logits [examples, classes] in the split's order, batched by length, without gradients."""
     model.eval()
     lengths = [len(ids) for ids in split.token_ids]
     logits = torch.zeros(len(lengths), model.config.num_labels)
-    for indices in length_bucketed_batches(lengths, batch_size, seed=0, epoch=0, shuffle=False):
+    batches = length_bucketed_batches(lengths, batch_size, seed=0, epoch=0, shuffle=False)
+    for indices in tqdm(batches, desc="scoring", unit="batch", disable=not progress, dynamic_ncols=True):
         batch = make_batch(indices, split.token_ids, split.labels, pad_id)
         with autocast(device, bf16):
             output = model(input_ids=batch["input_ids"].to(device),

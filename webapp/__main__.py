@@ -9,7 +9,9 @@ import sys
 import bottle
 import waitress
 
+from models.inference import PRECISIONS
 from webapp.app import MAX_BODY_BYTES, make_app
+from webapp.batching import BatchSettings, with_batching
 from webapp.predict import ModelLoadError, load_predictors, resolve_model_folder, set_serving_threads
 
 # waitress reads a whole request before the app sees it; past this size it refuses the request
@@ -33,25 +35,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--server", choices=("waitress", "bottle"), default="waitress",
                         help="waitress (multi-threaded, for deployment) or bottle (single-threaded, local)")
-    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="intra-op threads per forward pass (see predict.set_serving_threads)")
-    return parser.parse_args(argv)
+    parser.add_argument("--threads", type=int, default=32,
+                        help="waitress worker threads: requests in progress at once (default 32)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="fp32, bf16, or auto: bf16 where the hardware has it, else fp32 (models/inference.py)")
+    batching = parser.add_argument_group("request batching (webapp/batching.py)")
+    batching.add_argument("--no-batching", action="store_true",
+                          help="one forward pass per request, in the request's own thread")
+    batching.add_argument("--max-batch-size", type=int, default=BatchSettings.max_batch_size,
+                          help="texts per shared forward pass (default %(default)s)")
+    batching.add_argument("--max-wait-ms", type=float, default=BatchSettings.max_wait_ms,
+                          help="how long a request waits for others to share its pass (default %(default)s)")
+    batching.add_argument("--max-queue", type=int, default=BatchSettings.max_queue,
+                          help="requests waiting before new ones get 503 (default %(default)s)")
+    parser.add_argument("--torch-threads", type=int,
+                        help="intra-op threads per forward pass (default: all cores with batching, 1 without; "
+                             "see predict.set_serving_threads)")
+    args = parser.parse_args(argv)
+    try:
+        args.batching = None if args.no_batching else BatchSettings(args.max_batch_size, args.max_wait_ms,
+                                                                    args.max_queue)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    set_serving_threads(args.torch_threads)
+    set_serving_threads(args.torch_threads, batching=args.batching is not None)
     try:
         model_folder = resolve_model_folder(args.model, args.results)
         predictors, served = load_predictors(model_folder, threshold=args.threshold,
-                                             runs_dir=None if args.no_compare else args.runs_dir)
+                                             runs_dir=None if args.no_compare else args.runs_dir,
+                                             precision=args.precision)
     except ModelLoadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    app = make_app(predictors, served)
-    print(f"serving {served} (threshold {predictors[served].threshold:.3f}); "
-          f"compare view: {', '.join(predictors)}", flush=True)
+    app = make_app(with_batching(predictors, args.batching), served)
+    batching = (f"batching up to {args.batching.max_batch_size} texts within {args.batching.max_wait_ms:g} ms"
+                if args.batching else "no batching")
+    print(f"serving {served} (threshold {predictors[served].threshold:.3f}, {predictors[served].precision}, "
+          f"{batching}); compare view: {', '.join(predictors)}", flush=True)
     if args.server == "waitress":
         waitress.serve(app, host=args.host, port=args.port, threads=args.threads,
                        max_request_body_size=WAITRESS_MAX_BODY_BYTES)

@@ -4,14 +4,17 @@ Every request is checked before it reaches the model, and a bad one gets a statu
 sentence saying what to change (JSON for the API, the form page again for people), never a stack
 trace; the server goes on serving. The limits bound the work one request can cause:
 
-* 5,000 characters a text (413): the model reads only the first 128 tokens anyway;
+* 5,000 characters a text (413): the model reads only the first ``max_length`` tokens (the run's
+  own, 128 by default) anyway;
 * 64 texts a batch (400) and 1 MiB a body (413): Bottle 0.13 caps only what it parses itself
   (``MEMFILE_MAX``, 100 KiB) and spools larger bodies to a temporary file, so the app reads the
   body itself, after checking ``Content-Length``;
 * the body must be UTF-8 (400), and so must the percent-escapes of a form;
 * 100 words a request for explanations (400): explaining n words costs a forward pass of n + 1
   comments (explain/occlusion.py), so the API refuses more, and the page explains a comment of
-  up to that many words and says so for a longer one.
+  up to that many words and says so for a longer one;
+* when the request-batching queue is full, the request is refused at once (503, Retry-After)
+  rather than left waiting behind hundreds of others (webapp/batching.py).
 """
 import json
 import urllib.parse
@@ -22,6 +25,7 @@ from bottle import HTTPError, request, response
 
 from explain.occlusion import Explanation
 from explain.words import word_spans
+from webapp.batching import Overloaded
 from webapp.predict import Predictor
 
 MAX_TEXT_CHARS = 5_000
@@ -48,6 +52,7 @@ SECURITY_HEADERS = [
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "no-referrer"),
 ]
+BUSY = "The server is busy with other requests. Please try again in a moment."
 FRIENDLY_ERRORS = {
     404: "There is no page at this address.",
     405: "This address does not accept that kind of request.",
@@ -95,13 +100,16 @@ def make_app(predictors: dict[str, Predictor], default_name: str):
         explain = words <= MAX_EXPLAIN_WORDS
         note = None if explain else (f"Explanations are shown for comments of up to {MAX_EXPLAIN_WORDS} words; "
                                      f"this one has {words:,}.")
-        if fields.get("mode") == "compare":
-            comparison = [(predictor, predictor.predict([text])[0],
-                           highlighted(predictor.explain(text)) if explain else None)
-                          for predictor in predictors.values()]
-            return page(text=text, comparison=comparison, explain_note=note)
-        return page(text=text, result=default.predict([text])[0], explain_note=note,
-                    explanation=highlighted(default.explain(text)) if explain else None)
+        try:
+            if fields.get("mode") == "compare":
+                comparison = [(predictor, predictor.predict([text])[0],
+                               highlighted(predictor.explain(text)) if explain else None)
+                              for predictor in predictors.values()]
+                return page(text=text, comparison=comparison, explain_note=note)
+            return page(text=text, result=default.predict([text])[0], explain_note=note,
+                        explanation=highlighted(default.explain(text)) if explain else None)
+        except Overloaded:
+            return page(503, text=text, error=BUSY)
 
     @app.post("/api/predict")
     def api_predict():
@@ -110,10 +118,14 @@ def make_app(predictors: dict[str, Predictor], default_name: str):
             texts = texts_from_payload(payload)
             predictor = predictors[model_from_payload(payload, predictors, default_name)]
             explain = explain_from_payload(payload, texts)
+            results = predictor.predict(texts)
         except InputError as error:
             response.status = error.status
             return {"error": error.message}
-        results = predictor.predict(texts)
+        except Overloaded:
+            response.status = 503
+            response.set_header("Retry-After", "1")
+            return {"error": BUSY}
         if explain:
             for result, text in zip(results, texts):
                 result["explanation"] = predictor.explain(text).as_json()

@@ -1,13 +1,22 @@
-"""The one function the web app asks for verdicts: ``Predictor.predict(texts)``.
+"""The one function that turns comments into verdicts: ``Predictor.predict(texts)``.
+
+The web app and the bulk scoring command (``predict.py``) both call it, and it computes its
+probabilities with ``models.inference``, the path ``evaluate.py`` scores the test split with: a
+comment gets the same probability from all three.
 
 A trained run folder (runs/<method>/) is a plain Hugging Face ``save_pretrained`` folder, so the
 app loads it with ``AutoTokenizer`` and ``AutoModelForSequenceClassification`` and needs none of
 the training code. It goes through ``models.load``, which refuses a corrupt weights file,
 weights that do not fit config.json and a classifier that is not two-class, each with a clear
-message. From history.json it reads one number, ``validation_threshold``: the decision threshold
-that maximised the toxic-class F1 on the validation split. About a quarter of the comments are
-insults, so the F1-best threshold is rarely 0.5, and a web page that said "toxic" at 0.5 would
-disagree with the figures in the results table.
+message. From history.json it reads two settings of the run:
+
+* ``validation_threshold``: the decision threshold that maximised the toxic-class F1 on the
+  validation split. About a quarter of the comments are insults, so the F1-best threshold is
+  rarely 0.5, and a web page that said "toxic" at 0.5 would disagree with the results table;
+* ``args.max_length``: the length the run was trained with. Comments are truncated to it, as in
+  training and evaluation (128 tokens when history.json does not say).
+
+The precision (``fp32``, ``bf16``, ``auto``) is a setting of the predictor: see ``models.inference``.
 
 The model is loaded once at start-up and shared by every server thread:
 
@@ -27,15 +36,18 @@ from pathlib import Path
 
 import torch
 
+from data.labels import ID2LABEL
 from explain.occlusion import Explanation, occlusion
 from explain.words import encode_words
+from models.inference import (EVAL_BATCH_SIZE, TOXIC_CLASS_INDEX, model_device, probabilities_of_token_ids,
+                              resolve_precision)
 from models.load import ModelError, load_classifier, load_tokenizer
+from training.batching import encode_texts
 from training.checkpoint import is_failed_run
 
-MAX_LENGTH = 128
-TOXIC = "toxic"
-NOT_TOXIC = "not_toxic"
-TOXIC_CLASS_INDEX = 1
+DEFAULT_MAX_LENGTH = 128  # train.py's default, for a history.json that does not name its own
+TOXIC = ID2LABEL[TOXIC_CLASS_INDEX]
+NOT_TOXIC = ID2LABEL[1 - TOXIC_CLASS_INDEX]
 METHOD_ORDER = ("teacher", "odd", "even", "lora", "lora-kd")
 
 
@@ -46,50 +58,61 @@ class ModelLoadError(RuntimeError):
 class Predictor:
     """A tokenizer, a two-class classifier and the threshold that turns its probability into a label."""
 
-    def __init__(self, name: str, tokenizer, model: torch.nn.Module, threshold: float,
-                 max_length: int = MAX_LENGTH):
+    def __init__(self, name: str, tokenizer, model: torch.nn.Module, threshold: float, *,
+                 max_length: int = DEFAULT_MAX_LENGTH, precision: str = "auto"):
         self.name = name
         self.tokenizer = tokenizer
         self.model = model.eval()
         self.threshold = check_threshold(threshold)
         self.max_length = max_length
+        self.precision = resolve_precision(precision, model_device(model))
         self._tokenizer_lock = threading.Lock()
 
     @classmethod
-    def from_folder(cls, folder: str | Path, *, threshold: float | None = None) -> "Predictor":
-        """Load a run folder; the threshold defaults to its history.json ``validation_threshold``."""
+    def from_folder(cls, folder: str | Path, *, threshold: float | None = None, precision: str = "auto",
+                    device: str | torch.device | None = None) -> "Predictor":
+        """Load a run folder with its history.json settings: ``validation_threshold`` and ``max_length``.
+
+        ``threshold`` overrides the run's; ``device`` defaults to CUDA when there is one.
+        """
         folder = Path(folder)
         if not (folder / "config.json").is_file():
             raise ModelLoadError(
                 f"{folder} is not a saved model folder (no config.json). Train one with "
                 f"`python train.py --method even`, or pass the folder of a trained run.")
+        history = read_history(folder)
         if threshold is None:
-            threshold = validation_threshold(folder)
+            threshold = validation_threshold(folder, history)
         try:
             tokenizer = load_tokenizer(str(folder))
             model = load_classifier(str(folder), num_labels=2)
         except ModelError as error:
             raise ModelLoadError(f"cannot serve {folder}: {error}") from error
-        return cls(folder.resolve().name, tokenizer, model, threshold)
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return cls(folder.resolve().name, tokenizer, model.to(device), threshold,
+                   max_length=trained_max_length(history), precision=precision)
 
-    def predict(self, texts: list[str]) -> list[dict]:
+    def predict(self, texts: list[str], *, batch_size: int = EVAL_BATCH_SIZE,
+                progress: bool = False) -> list[dict]:
         """One ``{"label", "toxic_probability"}`` per text; safe to call from several threads.
 
-        Texts longer than ``max_length`` tokens are truncated, as they were in training.
+        Texts longer than ``max_length`` tokens are truncated, as they were in training. Many
+        texts are sorted by length and scored ``batch_size`` at a time (``progress``: a tqdm bar).
         """
         if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
             raise TypeError("predict expects a list of strings")
         if not texts:
             return []
         with self._tokenizer_lock:
-            batch = self.tokenizer(texts, truncation=True, max_length=self.max_length,
-                                   padding=True, return_tensors="pt")
-        with torch.inference_mode():
-            logits = self.model(**batch).logits
-        toxic_probabilities = torch.softmax(logits.float(), dim=-1)[:, TOXIC_CLASS_INDEX].tolist()
-        return [{"label": TOXIC if probability >= self.threshold else NOT_TOXIC,
-                 "toxic_probability": probability}
-                for probability in toxic_probabilities]
+            token_ids = encode_texts(self.tokenizer, texts, self.max_length)
+        probabilities = probabilities_of_token_ids(self.model, token_ids, self.tokenizer, precision=self.precision,
+                                                   batch_size=batch_size, progress=progress)
+        return [{"label": self.label(probability), "toxic_probability": float(probability)}
+                for probability in probabilities]
+
+    def label(self, toxic_probability: float) -> str:
+        """``toxic`` at or above the threshold, else ``not_toxic``."""
+        return TOXIC if toxic_probability >= self.threshold else NOT_TOXIC
 
     def explain(self, text: str) -> Explanation:
         """Each word's contribution to this model's P(toxic) for ``text`` (explain/occlusion.py); thread-safe.
@@ -108,17 +131,32 @@ def check_threshold(threshold: float) -> float:
     return float(threshold)
 
 
-def validation_threshold(folder: Path) -> float:
-    """The F1-best threshold that training chose on the validation split (history.json)."""
-    history_file = folder / "history.json"
+def read_history(folder: Path) -> dict | None:
+    """The run's history.json, or None when the folder has none or it is unreadable."""
     try:
-        history = json.loads(history_file.read_text(encoding="utf-8"))
-        threshold = history["validation_threshold"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return history if isinstance(history, dict) else None
+
+
+def validation_threshold(folder: Path, history: dict | None) -> float:
+    """The F1-best threshold that training chose on the validation split (history.json)."""
+    threshold = (history or {}).get("validation_threshold")
+    if threshold is None:
         raise ModelLoadError(
-            f"cannot read validation_threshold from {history_file} ({error!r}). "
-            f"Pass a threshold explicitly (--threshold) to serve this folder anyway.") from error
+            f"cannot read validation_threshold from {folder / 'history.json'} (the file is missing, "
+            f"unreadable or lacks it). Pass a threshold explicitly (--threshold) to use this folder anyway.")
     return check_threshold(threshold)
+
+
+def trained_max_length(history: dict | None) -> int:
+    """The ``--max-length`` the run was trained with (history.json ``args.max_length``)."""
+    args = (history or {}).get("args")
+    max_length = args.get("max_length") if isinstance(args, dict) else None
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+        return DEFAULT_MAX_LENGTH
+    return max_length
 
 
 def find_runs(runs_dir: str | Path) -> list[Path]:
@@ -187,16 +225,18 @@ def resolve_model_folder(model: str | Path | None, results_file: str | Path) -> 
 
 
 def load_predictors(model_folder: str | Path, *, threshold: float | None = None,
-                    runs_dir: str | Path | None = None) -> tuple[dict[str, Predictor], str]:
+                    runs_dir: str | Path | None = None,
+                    precision: str = "auto") -> tuple[dict[str, Predictor], str]:
     """The served model, plus every trained run under ``runs_dir`` for the compare view.
 
     Returns the predictors by name and the name of the served one. ``threshold`` overrides the
     served model's validation threshold only; each compared run keeps its own. The runs come in
     method order, and the served model stands in for the run with its folder name. A compared
     run that cannot be loaded is left out with a warning on stderr: one broken folder must not
-    stop a server whose served model is fine (a broken served model is still an error).
+    stop a server whose served model is fine (a broken served model is still an error). Every
+    predictor runs at ``precision``.
     """
-    served = Predictor.from_folder(model_folder, threshold=threshold)
+    served = Predictor.from_folder(model_folder, threshold=threshold, precision=precision)
     runs = {folder.name: folder for folder in find_runs(runs_dir)} if runs_dir else {}
     predictors = {} if served.name in runs else {served.name: served}
     for name, folder in runs.items():
@@ -204,19 +244,22 @@ def load_predictors(model_folder: str | Path, *, threshold: float | None = None,
             predictors[name] = served
             continue
         try:
-            predictors[name] = Predictor.from_folder(folder)
+            predictors[name] = Predictor.from_folder(folder, precision=precision)
         except ModelLoadError as error:
             print(f"warning: the compare view leaves out {folder}: {error}", file=sys.stderr)
     return predictors, served.name
 
 
-def set_serving_threads(torch_threads: int) -> None:
-    """Give each forward pass ``torch_threads`` cores.
+def set_serving_threads(torch_threads: int | None, batching: bool) -> None:
+    """Give each forward pass ``torch_threads`` cores (default: all of them with batching, else 1).
 
-    A server runs one forward pass per request thread. With the PyTorch default (one intra-op
-    thread per core) eight concurrent requests would start eight teams of that many threads on
-    the same cores and slow each other down; one thread per pass lets the request threads share
-    the cores instead. A single user sees a little more latency, which bench/load_webapp.py
-    measures.
+    With request batching one worker thread runs every forward pass, so each pass can use every
+    core (PyTorch's default). Without it, a server runs one forward pass per request thread:
+    with PyTorch's default, eight concurrent requests would start eight teams of one thread per
+    core on the same cores and slow each other down, so each pass gets one thread and the
+    request threads share the cores instead. bench/serving.py measures both.
     """
-    torch.set_num_threads(torch_threads)
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
+    elif not batching:
+        torch.set_num_threads(1)

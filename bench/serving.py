@@ -1,0 +1,314 @@
+"""Serving a trained run: every precision, and request batching on against off, side by side in one run.
+
+    python -m bench.serving --model runs/odd
+    python -m bench.serving --model runs/odd --latency-comments 20 --auc-limit 100 --requests 40   # a quick check
+
+For each precision of the predict path (``models/inference.py``: fp32, bf16) it measures, on
+the run's own test split:
+
+1. **the model**: milliseconds per comment at batch 1 (tokenisation included: what a request
+   costs), each comment timed under every precision in turn so that a disturbance hits all of
+   them alike; and the test ROC-AUC, the largest change of a probability and the share of
+   unchanged labels against fp32;
+2. **the web app**, with request batching on and off: it starts ``python -m webapp --server
+   waitress`` on a free loopback port and measures the HTTP p50 and p95 of one client sending one
+   comment at a time, then the requests/s of 8 and of 32 concurrent keep-alive clients, counting
+   every failed request.
+
+ONNX Runtime (fp32), when it is installed (requirements-bench.txt), is measured as a third
+backend at the model level only: the run is exported with ``torch.onnx.export`` and scored with
+the same length-sorted batches. It is not a setting of the web app; this measurement is what
+decided that (see the verdict line).
+
+The targets are for a 6-layer student on 2 CPU cores: model p50 at batch 1 <= 8 ms, HTTP p50
+with one client <= 12 ms, >= 150 requests/s with 8 clients and no error, test ROC-AUC within
+0.001 of fp32. The script prints a line saying which precision the rule "fastest whose ROC-AUC
+stays within 0.001 of fp32" picks on this machine. Exits non-zero if any request failed.
+"""
+import argparse
+import http.client
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.common import markdown_table, set_threads
+from data.load import load_splits
+from models.inference import EVAL_BATCH_SIZE, TOXIC_CLASS_INDEX
+from report.runs import dataset_args
+from training.batching import encode_texts, length_bucketed_batches, pad_batch
+from training.metrics import binary_metrics
+from webapp.app import MAX_TEXT_CHARS
+from webapp.predict import Predictor
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+PRECISIONS = ("fp32", "bf16")
+AUC_TOLERANCE = 0.001
+TARGET_MODEL_P50_MS = 8.0
+TARGET_HTTP_P50_MS = 12.0
+TARGET_REQUESTS_PER_S_8 = 150.0
+
+
+# --- the model --------------------------------------------------------------------------------
+
+class OnnxScorer:
+    """The run exported to ONNX and scored by ONNX Runtime (fp32), batched like ``models.inference``."""
+
+    def __init__(self, predictor: Predictor, folder: Path, threads: int):
+        import onnxruntime  # optional: requirements-bench.txt
+        self.predictor = predictor
+        sample = predictor.tokenizer(["a short comment"], return_tensors="pt")
+        path = folder / "model.onnx"
+        torch.onnx.export(predictor.model.float().eval(), (sample["input_ids"], sample["attention_mask"]), str(path),
+                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_axes={name: {0: "batch", 1: "length"} for name in ("input_ids", "attention_mask")},
+                          opset_version=17, dynamo=False)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, texts: list[str], batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
+        token_ids = encode_texts(self.predictor.tokenizer, texts, self.predictor.max_length)
+        probabilities = np.zeros(len(texts))
+        batches = length_bucketed_batches([len(ids) for ids in token_ids], batch_size, seed=0, epoch=0, shuffle=False)
+        for indices in batches:
+            input_ids, attention_mask = pad_batch([token_ids[i] for i in indices], self.predictor.tokenizer.pad_token_id)
+            logits = self.session.run(None, {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()})[0]
+            probabilities[indices] = torch.softmax(torch.from_numpy(logits), dim=-1)[:, TOXIC_CLASS_INDEX].numpy()
+        return probabilities
+
+
+def predictor_scorer(predictor: Predictor):
+    def score(texts: list[str], batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
+        return np.array([v["toxic_probability"] for v in predictor.predict(texts, batch_size=batch_size)])
+    return score
+
+
+def percentile_ms(latencies_s: list[float], percent: int) -> float:
+    return 1000 * statistics.quantiles(latencies_s, n=100, method="inclusive")[percent - 1]
+
+
+def model_latencies(scorers: dict, comments: list[str]) -> dict[str, list[float]]:
+    """Seconds per comment at batch 1, the variants interleaved comment by comment, after a warm-up."""
+    for score in scorers.values():
+        for text in comments[:10]:
+            score([text])
+    seconds = {name: [] for name in scorers}
+    for text in comments:
+        for name, score in scorers.items():
+            start = time.perf_counter()
+            score([text])
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def model_table(scorers: dict, comments: list[str], texts: list[str], labels: list[int],
+                threshold: float) -> tuple[str, dict]:
+    latencies = model_latencies(scorers, comments)
+    probabilities = {}
+    for name, score in scorers.items():
+        print(f"scoring the test split: {name}", file=sys.stderr, flush=True)
+        probabilities[name] = score(texts)
+    reference = probabilities["fp32"]
+    figures, rows = {}, []
+    for name in scorers:
+        auc = binary_metrics(labels, probabilities[name])["roc_auc"]
+        figures[name] = {"p50_ms": percentile_ms(latencies[name], 50), "auc": auc,
+                         "auc_change": auc - binary_metrics(labels, reference)["roc_auc"]}
+        same = np.mean((probabilities[name] >= threshold) == (reference >= threshold))
+        rows.append([name, f"{figures[name]['p50_ms']:.1f}", f"{percentile_ms(latencies[name], 95):.1f}",
+                     f"{statistics.mean(latencies['fp32']) / statistics.mean(latencies[name]):.2f}x",
+                     f"{auc:.4f}", f"{figures[name]['auc_change']:+.4f}",
+                     f"{np.max(np.abs(probabilities[name] - reference)):.4f}", f"{same:.2%}"])
+    headers = ["backend", "p50 ms", "p95 ms", "speed vs fp32 (mean)", "test ROC-AUC", "vs fp32",
+               "max |Δ probability|", "same label as fp32"]
+    return markdown_table(headers, rows), figures
+
+
+# --- the web app ------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def start_server(model: Path, port: int, precision: str, batching: bool) -> subprocess.Popen:
+    command = [sys.executable, "-m", "webapp", "--server", "waitress", "--host", HOST, "--port", str(port),
+               "--no-compare", "--model", str(model.resolve()), "--precision", precision]
+    if not batching:
+        command.append("--no-batching")
+    return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until_healthy(server: subprocess.Popen, port: int, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server stopped before serving:\n{server.stderr.read()}")
+        try:
+            connection = http.client.HTTPConnection(HOST, port, timeout=5)
+            connection.request("GET", "/health")
+            connection.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the server did not answer /health within {timeout_s:.0f} s")
+
+
+class Client:
+    """One keep-alive connection posting comments and recording each request's latency and failure."""
+
+    def __init__(self, port: int):
+        self.connection = http.client.HTTPConnection(HOST, port, timeout=60)
+        self.latencies_s: list[float] = []
+        self.errors: list[str] = []
+
+    def classify(self, text: str) -> None:
+        body = json.dumps({"text": text}).encode("utf-8")
+        start = time.perf_counter()
+        try:
+            self.connection.request("POST", "/api/predict", body, {"Content-Type": "application/json"})
+            reply = self.connection.getresponse()
+            payload = reply.read()
+            if reply.status != 200 or "results" not in json.loads(payload):
+                self.errors.append(f"HTTP {reply.status}: {payload[:200]!r}")
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            self.errors.append(repr(error))
+            self.connection.close()
+        self.latencies_s.append(time.perf_counter() - start)
+
+
+def run_clients(port: int, clients: int, comments: list[str], requests: int) -> tuple[list[float], list[str], float]:
+    """``requests`` requests shared by ``clients`` threads; returns the latencies, the errors and the wall time."""
+    pool = [Client(port) for _ in range(clients)]
+    next_request = iter(range(requests))
+    lock = threading.Lock()
+
+    def work(client: Client) -> None:
+        while True:
+            with lock:
+                index = next(next_request, None)
+            if index is None:
+                return
+            client.classify(comments[index % len(comments)])
+
+    threads = [threading.Thread(target=work, args=(client,)) for client in pool]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return ([s for client in pool for s in client.latencies_s], [e for client in pool for e in client.errors],
+            time.perf_counter() - start)
+
+
+def load_figures(model: Path, precision: str, batching: bool, comments: list[str], args) -> dict:
+    """HTTP latency with one client, then requests/s with 8 and with 32 clients, on a fresh server."""
+    port = free_port()
+    print(f"web app: {precision}, batching {'on' if batching else 'off'}", file=sys.stderr, flush=True)
+    server = start_server(model, port, precision, batching)
+    try:
+        wait_until_healthy(server, port)
+        run_clients(port, 1, comments, 20)  # warm-up
+        single, errors, _ = run_clients(port, 1, comments, args.single_requests)
+        figures = {"p50_ms": percentile_ms(single, 50), "p95_ms": percentile_ms(single, 95), "errors": len(errors)}
+        for clients in (8, 32):
+            latencies, errors, wall_s = run_clients(port, clients, comments, args.requests * clients // 8)
+            figures[clients] = {"per_s": len(latencies) / wall_s, "p95_ms": percentile_ms(latencies, 95),
+                                "errors": len(errors)}
+            figures["errors"] += len(errors)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return figures
+
+
+def met(condition: bool) -> str:
+    return "met" if condition else "**not met**"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("runs/odd"), help="run folder (default: runs/odd)")
+    parser.add_argument("--latency-comments", type=int, default=300, help="test comments timed at batch 1")
+    parser.add_argument("--auc-limit", type=int, help="score only the first N test comments (default: all)")
+    parser.add_argument("--single-requests", type=int, default=200, help="requests from one client")
+    parser.add_argument("--requests", type=int, default=800, help="requests with 8 clients (32 clients: 4x)")
+    parser.add_argument("--threads", type=int, help="torch threads for the model measurements (default: all cores)")
+    args = parser.parse_args(argv)
+    threads = set_threads(args.threads)
+
+    history = json.loads((args.model / "history.json").read_text())
+    test = load_splits(**dataset_args(history)).test
+    texts, labels = test.texts[:args.auc_limit], test.labels[:args.auc_limit]
+    order = np.random.default_rng(0).permutation(len(test.texts))
+    comments = [test.texts[i] for i in order if len(test.texts[i]) <= MAX_TEXT_CHARS][:args.latency_comments]
+
+    predictors = {precision: Predictor.from_folder(args.model, precision=precision) for precision in PRECISIONS}
+    if predictors["bf16"].precision != "bf16":
+        print("this machine has no native bf16: the bf16 rows run in fp32", file=sys.stderr)
+    scorers = {precision: predictor_scorer(predictor) for precision, predictor in predictors.items()}
+    with tempfile.TemporaryDirectory(prefix="serving-onnx-") as scratch:
+        try:
+            scorers["onnxruntime fp32"] = OnnxScorer(Predictor.from_folder(args.model, precision="fp32"),
+                                                     Path(scratch), threads)
+        except ImportError:
+            print("onnxruntime is not installed (requirements-bench.txt): its row is left out", file=sys.stderr)
+        table, model = model_table(scorers, comments, texts, labels, predictors["fp32"].threshold)
+
+    serving = {(precision, batching): load_figures(args.model, precision, batching, comments, args)
+               for precision in PRECISIONS for batching in (False, True)}
+
+    within = [name for name in PRECISIONS if abs(model[name]["auc_change"]) <= AUC_TOLERANCE]
+    default = min(within, key=lambda name: model[name]["p50_ms"])
+    http_rows = [[precision, "on" if batching else "off", f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}",
+                  f"{f[8]['per_s']:.0f}", f"{f[8]['p95_ms']:.0f}", f[8]["errors"],
+                  f"{f[32]['per_s']:.0f}", f"{f[32]['p95_ms']:.0f}", f[32]["errors"]]
+                 for (precision, batching), f in serving.items()]
+    served = serving[(default, True)]
+    targets = [
+        ["model p50 at batch 1", f"<= {TARGET_MODEL_P50_MS:.0f} ms", f"{model[default]['p50_ms']:.1f} ms",
+         met(model[default]["p50_ms"] <= TARGET_MODEL_P50_MS)],
+        ["HTTP p50, 1 client", f"<= {TARGET_HTTP_P50_MS:.0f} ms", f"{served['p50_ms']:.1f} ms",
+         met(served["p50_ms"] <= TARGET_HTTP_P50_MS)],
+        ["8 clients", f">= {TARGET_REQUESTS_PER_S_8:.0f} requests/s, 0 errors",
+         f"{served[8]['per_s']:.0f} requests/s, {served[8]['errors']} errors",
+         met(served[8]["per_s"] >= TARGET_REQUESTS_PER_S_8 and served[8]["errors"] == 0)],
+        ["test ROC-AUC vs fp32", f"within {AUC_TOLERANCE}", f"{model[default]['auc_change']:+.4f}",
+         met(abs(model[default]["auc_change"]) <= AUC_TOLERANCE)],
+    ]
+
+    print(f"Run {args.model} ({history['method']}, max length {predictors['fp32'].max_length}); "
+          f"{len(texts):,} test comments for ROC-AUC, {len(comments)} for latency; torch threads for the model "
+          f"rows: {threads}. Web app: waitress, 32 threads; batching on: one worker with {threads} torch threads, "
+          f"up to 32 texts within 2 ms; off: one pass per request with 1 torch thread.")
+    print("\nThe model at batch 1 (tokenisation included) and its test quality:\n")
+    print(table)
+    if "onnxruntime fp32" in model:
+        faster = model["onnxruntime fp32"]["p50_ms"] < model["bf16"]["p50_ms"]
+        print(f"\nONNX Runtime fp32 vs bf16 at batch 1: p50 {model['onnxruntime fp32']['p50_ms']:.1f} vs "
+              f"{model['bf16']['p50_ms']:.1f} ms: ONNX Runtime {'beats' if faster else 'does not beat'} bf16.")
+    print("\nThe web app over HTTP (latencies in ms):\n")
+    print(markdown_table(["precision", "batching", "1 client p50", "p95", "8 clients req/s", "p95", "errors",
+                          "32 clients req/s", "p95", "errors"], http_rows))
+    print(f"\nDefault (--precision auto on this machine): {default}, the fastest at batch 1 among "
+          f"{', '.join(within)} (test ROC-AUC within {AUC_TOLERANCE} of fp32); batching on.\n")
+    print(markdown_table(["target (default: " + default + ", batching on)", "goal", "measured", "status"], targets))
+    errors = sum(f["errors"] for f in serving.values())
+    if errors:
+        print(f"\n{errors} requests failed")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

