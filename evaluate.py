@@ -170,9 +170,9 @@ def refresh_model_card(run: Run, record: dict, test_labels: list[int], test_prob
     ``validation_threshold``), so its test row is scored at that threshold. A folder that cannot
     be written (read-only) keeps its old card; the report goes on.
     """
-    threshold = run.history["validation_threshold"]
-    evaluation = {"test": binary_metrics(test_labels, test_probs, threshold), "test_at_0.5": record["test"]["at_0.5"],
-                  "size_mb": record["size_mb"], "speed": record["speed"]}
+    threshold = run.history.get("validation_threshold")
+    evaluation = {"test": None if threshold is None else binary_metrics(test_labels, test_probs, threshold),
+                  "test_at_0.5": record["test"]["at_0.5"], "size_mb": record["size_mb"], "speed": record["speed"]}
     try:
         write_model_card(run.path, run.history, evaluation)
     except OSError as error:

@@ -17,8 +17,10 @@ off). The validation numbers of training are computed the same way.
   bench/serving.py measures both. It is fast only where the hardware multiplies bfloat16
   natively (CPUs with AVX512-BF16 or AMX, recent GPUs); elsewhere it is emulated and slower
   than fp32, so ``resolve_precision`` falls back to fp32 there;
-* ``auto`` (the default of every command): the fastest setting whose test ROC-AUC stayed within
-  0.001 of fp32 in bench/serving.py: bf16 where it is native, else fp32.
+* ``auto`` (the default of every command): bf16 where it is native, else fp32. The rule is "the
+  fastest setting whose test ROC-AUC stays within 0.001 of fp32"; bench/RESULTS.md's speed
+  levers (bf16 autocast against fp32 inference on a trained student) and bench/serving.py
+  (every precision at batch 1 and behind the web app) measure it.
 """
 import numpy as np
 import torch

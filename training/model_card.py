@@ -41,16 +41,18 @@ def write_model_card(folder: Path, history: dict, evaluation: dict | None = None
 
 
 def model_card(name: str, history: dict, evaluation: dict | None = None) -> str:
-    args = history.get("args", {})
-    threshold = history["validation_threshold"]
-    validation = history["epochs"][history["best_epoch"] - 1]["validation"]
+    """The card's text. Fields a history lacks (one written by an older or a partial run) are left out."""
+    args, method = history.get("args", {}), history.get("method", "unknown")
+    threshold = history.get("validation_threshold")
+    epochs = history.get("epochs") or [{}]
+    validation = epochs[history.get("best_epoch", len(epochs)) - 1].get("validation", {})
     test = (evaluation or {}).get("test")
     header = card_metadata(name, history, validation, test).to_yaml()
+    size = f"{history['params']['total'] / 1e6:.1f} M-parameter " if "params" in history else ""
     sections = [
-        f"# {name}: a toxic-comment classifier ({history['method']})",
-        f"A {history['params']['total'] / 1e6:.1f} M-parameter BERT-style classifier that gives each "
-        f"comment a probability of being toxic, trained by distil-vs-lora's "
-        f"`train.py --method {history['method']}`. Every argument and per-epoch figure is in "
+        f"# {name}: a toxic-comment classifier ({method})",
+        f"A {size}BERT-style classifier that gives each comment a probability of being toxic, trained by "
+        f"distil-vs-lora's `train.py --method {method}`. Every argument and per-epoch figure is in "
         f"`history.json` next to this file.",
         "## Model\n\n" + method_lines(history),
         "## Data and labels\n\n" + data_lines(history),
@@ -72,11 +74,12 @@ def card_metadata(name: str, history: dict, validation: dict, test: dict | None)
                for metric, label in METRICS[:3] if metric in scores]
     return ModelCardData(model_name=name, library_name="transformers", pipeline_tag="text-classification",
                          language=["en"] if dataset == "insults" else None,
-                         tags=["toxicity", "distil-vs-lora", history["method"]], eval_results=results)
+                         tags=["toxicity", "distil-vs-lora", history.get("method", "unknown")],
+                         eval_results=results or None)
 
 
 def method_lines(history: dict) -> str:
-    args, method = history.get("args", {}), history["method"]
+    args, method = history.get("args", {}), history.get("method", "unknown")
     layers = history.get("layers")
     distilled = (f"a student distilled from the fine-tuned teacher `{args.get('teacher')}`, built from its "
                  f"layers {layers} (DistilBERT's initialisation), trained on "
@@ -92,14 +95,15 @@ def method_lines(history: dict) -> str:
                    f"built from layers {layers} of the pretrained `{args.get('model')}`, trained against "
                    f"the teacher `{args.get('teacher')}`'s soft labels, adapters merged into the weights",
     }
-    params = history["params"]
-    return "\n".join([
-        f"- **Method**: `{method}`: {described.get(method, method)}.",
-        f"- **Parameters**: {params['total']:,} in all, {params['trainable']:,} trained "
-        f"({100 * params['trainable_share']:.1f}%).",
+    lines = [f"- **Method**: `{method}`: {described.get(method, method)}."]
+    if "params" in history:
+        params = history["params"]
+        lines.append(f"- **Parameters**: {params['total']:,} in all, {params['trainable']:,} trained "
+                     f"({100 * params['trainable_share']:.1f}%).")
+    return "\n".join(lines + [
         f"- **Training**: {args.get('epochs')} epochs, batch {args.get('batch_size')}, learning rate "
         f"{args.get('lr')}, seed {args.get('seed')}; the epoch with the best validation ROC-AUC "
-        f"(epoch {history['best_epoch']}) was kept.",
+        f"(epoch {history.get('best_epoch')}) was kept.",
         f"- **Input**: comments truncated to {args.get('max_length')} tokens.",
         f"- **Output**: two logits; their softmax gives P(`{ID2LABEL[0]}`) and P(`{ID2LABEL[1]}`) "
         f"(`config.json`'s `id2label`).",
@@ -137,7 +141,10 @@ def scores_table(validation: dict, test: dict | None, evaluation: dict | None, t
     return "\n".join(lines)
 
 
-def threshold_text(path: str, threshold: float) -> str:
+def threshold_text(path: str, threshold: float | None) -> str:
+    if threshold is None:
+        return ("history.json records no `validation_threshold`: pass one to `predict.py` and the web app "
+                "with `--threshold`.")
     return (f"Call a comment toxic when P(`toxic`) is **{threshold:.3f}** or more. That is the threshold "
             f"that maximised the toxic-class F1 on the validation split (`validation_threshold` in "
             f"`history.json`); `predict.py` and the web app of distil-vs-lora apply it. A plain "
@@ -165,8 +172,9 @@ def speed_lines(history: dict, evaluation: dict | None) -> str:
                      f"bench/RESULTS.md of distil-vs-lora has bf16 and serving figures.")
     else:
         lines.append("- **Speed**: not measured yet; `python evaluate.py` measures it.")
-    lines.append(f"- **Training time**: {history['wall_time_s'] / 60:.1f} min of training on "
-                 f"{history.get('device', 'cpu')}.")
+    if "wall_time_s" in history:
+        lines.append(f"- **Training time**: {history['wall_time_s'] / 60:.1f} min of training on "
+                     f"{history.get('device', 'cpu')}.")
     return "\n".join(lines)
 
 

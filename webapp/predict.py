@@ -140,9 +140,9 @@ def read_history(folder: Path) -> dict | None:
     return history if isinstance(history, dict) else None
 
 
-def validation_threshold(folder: Path, history: dict | None) -> float:
-    """The F1-best threshold that training chose on the validation split (history.json)."""
-    threshold = (history or {}).get("validation_threshold")
+def validation_threshold(folder: Path, history: dict | None = None) -> float:
+    """The F1-best threshold that training chose on the validation split (history.json, read if not given)."""
+    threshold = (history or read_history(Path(folder)) or {}).get("validation_threshold")
     if threshold is None:
         raise ModelLoadError(
             f"cannot read validation_threshold from {folder / 'history.json'} (the file is missing, "
