@@ -53,7 +53,8 @@ bench: $(BENCH_VENV)/installed
 # make mutation   mutation testing (mutmut) of lora/, distill/, training/loop.py, training/batching.py
 #                 and report/stats.py, killed by the fast unit tests named in setup.cfg; writes
 #                 tests/MUTATION.md with the score per module and every surviving mutant. Its own
-#                 environment, .venv-mutation. About 30-45 minutes on 2 cores: run it on an idle machine.
+#                 environment, .venv-mutation. One torch thread per mutmut worker (MUTATION_JOBS of them):
+#                 tiny models gain nothing from more, and oversubscribed cores slow them tenfold.
 MUTATION_VENV := .venv-mutation
 MUTATION_JOBS ?= 2
 
@@ -68,5 +69,5 @@ mutation: $(MUTATION_VENV)/installed
 	  grep -qx "    $$path" setup.cfg || { echo "setup.cfg [mutmut]: add $$path to also_copy"; exit 1; }; \
 	done
 	rm -rf mutants
-	started=$$(date +%s) && $(MUTATION_VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) && \
+	started=$$(date +%s) && OMP_NUM_THREADS=1 $(MUTATION_VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) && \
 	  $(MUTATION_VENV)/bin/python tests/mutation_report.py --wall-time $$(($$(date +%s) - started))

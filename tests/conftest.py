@@ -17,11 +17,12 @@ TINY_WORDS = ("you are an idiot stupid moron loser thank thanks for the reply gr
               "thoughtful kind fair author good bad shut up").split()
 
 
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
+def tiny_tokenizer(words: tuple[str, ...] | list[str] = TINY_WORDS, lowercase: bool = True) -> PreTrainedTokenizerFast:
     """A word-level tokenizer over a few dozen words, framed [CLS] text [SEP] like BERT."""
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *TINY_WORDS])}
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])}
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.Lowercase()
+    if lowercase:
+        tokenizer.normalizer = normalizers.Lowercase()
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])

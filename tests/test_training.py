@@ -279,3 +279,9 @@ def test_a_checkpoint_with_other_lora_shapes_is_refused_in_one_line(tmp_path):
     other_rank = lora_classifier(r=4)
     with pytest.raises(CheckpointError, match=r"weights of other shapes, e\.g\. .*lora_A \(2, 32\) vs \(4, 32\)"):
         load_checkpoint(tmp_path / "c", other_rank, *loop.build_optimizer(other_rank, config, 10))
+
+
+def test_encode_texts_truncates_to_max_length_and_leaves_padding_to_the_batches():
+    from training.batching import encode_texts
+    assert encode_texts(tiny_tokenizer(), ("you are an idiot", "thanks"), max_length=4) == [[2, 4, 5, 3], [2, 12, 3]]
+    assert encode_texts(tiny_tokenizer(), ["you are an idiot"], max_length=16) == [[2, 4, 5, 6, 7, 3]]
