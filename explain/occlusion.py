@@ -28,13 +28,8 @@ probability, and nothing here claims they do.
 """
 from dataclasses import dataclass
 
-import torch
-
 from explain.words import WordTokens, encode_words
-from training.loop import EncodedSplit, predict_logits
-
-TOXIC_CLASS_INDEX = 1
-BATCH_SIZE = 64
+from models.inference import probabilities_of_token_ids
 
 
 @dataclass
@@ -62,8 +57,8 @@ def occlusion(model, tokenizer, words: WordTokens, max_length: int, *, precision
     """
     variants = [tuple(without_word(words, drop, max_length)) for drop in (None, *range(len(words.spans)))]
     distinct = list(dict.fromkeys(variants))
-    probability_of = dict(zip(distinct, toxic_probabilities(model, [list(v) for v in distinct],
-                                                           tokenizer.pad_token_id, precision)))
+    probabilities = probabilities_of_token_ids(model, [list(v) for v in distinct], tokenizer, precision=precision)
+    probability_of = dict(zip(distinct, probabilities.tolist()))
     whole = probability_of[variants[0]]
     return Explanation(words, whole, [whole - probability_of[variant] for variant in variants[1:]])
 
@@ -82,12 +77,3 @@ def without_word(words: WordTokens, drop: int | None, max_length: int) -> list[i
     room = max(max_length - head - tail, 0)
     return [token for token, _ in kept[:head] + text[:room] + kept[len(kept) - tail:]]
 
-
-def toxic_probabilities(model, token_ids: list[list[int]], pad_token_id: int, precision: str) -> list[float]:
-    """P(toxic) of each token-id sequence, through the training loop's own batched prediction path."""
-    if pad_token_id is None:
-        raise ValueError("the tokenizer has no pad token, so the variants of a comment cannot be batched")
-    device = next(model.parameters()).device
-    logits = predict_logits(model, EncodedSplit(token_ids, [0] * len(token_ids)), pad_token_id, device, BATCH_SIZE,
-                            bf16=precision == "bf16")
-    return torch.softmax(logits.float(), dim=-1)[:, TOXIC_CLASS_INDEX].tolist()

@@ -50,6 +50,8 @@ def test_api_explain_adds_each_words_contribution(address, predictors):
         assert [item["word"] for item in result["explanation"]] == text.split()
         assert [item["contribution"] for item in result["explanation"]] == pytest.approx(expected.contributions, abs=1e-5)
         assert set(result) == {"label", "toxic_probability", "explanation"}
+        assert expected.probability == pytest.approx(result["toxic_probability"], abs=2e-3), \
+            "the probability explained is the one shown, at the predictor's precision"
     status, reply = post_json(address, {"text": TEXT})
     assert status == 200 and "explanation" not in reply["results"][0], "only when asked"
 

@@ -121,7 +121,7 @@ class Predictor:
         """
         with self._tokenizer_lock:
             words = encode_words(self.tokenizer, text)
-        return occlusion(self.model, self.tokenizer, words, self.max_length)
+        return occlusion(self.model, self.tokenizer, words, self.max_length, precision=self.precision)
 
 
 def check_threshold(threshold: float) -> float:
