@@ -18,6 +18,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from report.inference import load_scorer
 from report.plots import draw_figures
 from report.quality import RunPredictions, fingerprint, quality_report
 from report.readme import update_readme
-from report.runs import Run, arrange_runs, dataset_args, display_path, find_run_folders, read_run
+from report.runs import Run, training_losses, arrange_runs, dataset_args, display_path, find_run_folders, read_run
 from report.study import method_comparisons, seed_summary
 from training.files import write_json_atomically, write_text_atomically
 from training.metrics import binary_metrics
@@ -67,6 +68,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    started = time.perf_counter()
     torch.set_num_threads(args.threads)  # one setting for all runs, so their speeds compare
     skipped = []  # {"path", "reason"} of every run that could not be read or scored
     readable = []
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
     for run in progress:
         progress.set_postfix_str(f"{run.name} ({run.path})")
         try:
-            record, predictions[run.name] = score_run(run, splits_by_dataset, measure=not args.no_speed)
+            # Speed does not depend on the seed: measured once per method, on its primary run.
+            record, predictions[run.name] = score_run(run, splits_by_dataset, measure=not args.no_speed and run.primary)
         except (ReportError, DataError, ModelError, TfidfError) as error:
             skipped.append({"path": display_path(run.path), "reason": str(error)})
             continue
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         "comparisons": method_comparisons(records, predictions, args.bootstrap, args.bootstrap_seed),
         "figures": draw_figures(runs, records, predictions, args.out),
         "generated_by": shlex.join(["python", "evaluate.py", *argv]),
+        "evaluate_time_s": round(time.perf_counter() - started, 1),
     }
     markdown = results_markdown(results)
     write_json_atomically(args.out / "results.json", results)
@@ -154,7 +158,10 @@ def score_run(run: Run, splits_by_dataset: dict, measure: bool) -> tuple[dict, R
         "speed": measure_speed(scorer, splits.test.texts) if measure else None,
         "train_wall_time_s": run.history["wall_time_s"],
         "command_wall_time_s": run.history.get("total_time_s"),
-        "train_loss": run.history["epochs"][-1]["train_loss"],
+        **training_losses(run.history),
+        "deterministic": run.history.get("deterministic", False),
+        "recipe": {"lr": run.history["args"].get("lr"), "epochs": run.history["args"].get("epochs"),
+                   "defaults_from": run.history.get("defaults_from")},
         "behaviour": run_suite(scorer, quality["validation_threshold"]),
         "test_set": {"source": splits.source, "size": len(splits.test.labels), "fingerprint": test_set},
     }

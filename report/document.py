@@ -17,8 +17,12 @@ def results_markdown(results: dict, image_dir: str = "", heading: str = "##") ->
     parts = [
         f"{heading} Model comparison",
         assignment_table(records),
-        "Training Loss: mean training loss of the final epoch. Test Set Performance: held-out test split, "
-        "at the decision threshold that maximises F1 on the validation split (never chosen on test).",
+        "Training Loss: mean cross-entropy on the training labels over the final epoch, for every method (for "
+        "the distilled runs one term of what they minimised; for TF-IDF the fitted model's log-loss on the "
+        "training split), so the column compares across methods. Training objective: what the run minimised, "
+        "its final-epoch mean. Test Set Performance: held-out test split, at the decision threshold that "
+        "maximises F1 on the validation split (never chosen on test). Controls change one thing of a main "
+        "method; the paired comparisons below say what each one isolates.",
     ]
     warnings = flag_list(records)
     if warnings:
@@ -42,6 +46,10 @@ def results_markdown(results: dict, image_dir: str = "", heading: str = "##") ->
         seeds_table(results["seeds"]),
         f"{heading} Paired comparisons",
         comparisons_table(results["comparisons"]),
+        ("Runs are paired by training seed (a method without randomness, TF-IDF, is paired with every seed). "
+         "Δ is the difference of the seed-averaged test ROC-AUCs. Its main interval comes from a two-level "
+         "bootstrap that resamples the seeds and then the test comments (`report/stats.py`), so it covers "
+         "training noise and test-set noise; the narrower interval beside it resamples the test comments only."),
         f"{heading} Behavioural tests: pass rate per capability",
         (f"The {results['behaviour_suite']['cases']} cases of `data/behaviour.py` (CheckList's minimum functionality "
          f"tests, Ribeiro et al. 2020), each run at its validation threshold; the header gives each capability's "

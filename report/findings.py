@@ -1,5 +1,8 @@
 """The findings in words, every number inserted from the results (none is ever typed by hand)."""
+from pathlib import PurePosixPath
+
 from report.behaviour import DISTILLED, bare_insult_finding
+from report.runs import STUDY_DIR
 from report.tables import WARNING, millions, number, signed
 
 
@@ -25,13 +28,15 @@ def comparison(result: dict) -> str:
     a, b = result["a"], result["b"]
     low, high = result["ci95"]
     per_seed = ", ".join(signed(d) for d in result["per_seed_differences"].values())
+    resampled = ("seeds and test comments" if result.get("n_seeds", 1) > 1
+                 else "test comments (a single seed, so seed noise is not covered)")
     sentence = (f"{a} − {b}, test ROC-AUC: {signed(result['difference'])} (95% CI [{signed(low)}, {signed(high)}] "
-                f"from {result['resamples']} paired bootstrap resamples of the test set; {a} ahead in "
+                f"from {result['resamples']} paired bootstrap resamples of {resampled}; {a} ahead in "
                 f"{100 * result['share_a_better']:.0f}% of them; per seed: {per_seed}). ")
     if result["verdict"] == "within noise":
         sentence += "The difference is within noise: the interval contains 0."
     else:
-        sentence += f"The test set separates them: **{result['verdict']}**."
+        sentence += f"The interval excludes 0: **{result['verdict']}**."
         differences = result["per_seed_differences"].values()
         if min(differences) < 0 < max(differences):
             sentence += " But the per-seed differences change sign, so the seed matters as much as the method."
@@ -88,18 +93,56 @@ def pipeline_time(records: list[dict]) -> str | None:
             f"(history.json `total_time_s`), in minutes: {each}; {total:.1f} in all.")
 
 
-def study_time(records: list[dict]) -> str | None:
-    """How long the multi-seed study (`make study`) took: the extra-seed runs, on top of `make all`'s."""
-    extra = [r for r in records if not r["primary"] and r.get("command_wall_time_s")]
+def study_time(records: list[dict], evaluate_time_s: float | None = None) -> str | None:
+    """How long `make study` took beyond `make all`: its runs in runs/study/, and the evaluation."""
+    extra = [r for r in records if is_study_run(r) and r.get("command_wall_time_s")]
     if not extra:
         return None
-    seeds = sorted({r["seed"] for r in extra})
+    seeds = sorted({r["seed"] for r in records})
     methods = sorted({r["method"] for r in extra})
     minutes = [r["command_wall_time_s"] / 60 for r in extra]
-    return (f"Wall time of the multi-seed study (`make study SEEDS={len(seeds) + 1}`): its {len(extra)} extra "
-            f"runs ({', '.join(methods)} with seeds {', '.join(map(str, seeds))}) took {sum(minutes):.1f} "
-            f"minutes of `train.py` in all, {min(minutes):.1f} to {max(minutes):.1f} each, on top of the "
-            f"main runs above.")
+    main = [r["command_wall_time_s"] / 60 for r in records if not is_study_run(r) and r.get("command_wall_time_s")]
+    sentence = (f"Wall time of the multi-seed study (`make study SEEDS={len(seeds)}`, seeds {', '.join(map(str, seeds))}): "
+                f"beyond the {len(main)} runs of `make all` ({sum(main):.1f} minutes, reused), its {len(extra)} runs "
+                f"({', '.join(methods)}) took {sum(minutes):.1f} minutes of `train.py` in all, {min(minutes):.1f} to "
+                f"{max(minutes):.1f} each")
+    if evaluate_time_s is not None:
+        sentence += f", and `python evaluate.py` {evaluate_time_s / 60:.1f} minutes"
+    return sentence + "."
+
+
+def is_study_run(record: dict) -> bool:
+    """A run that `make study` trains beyond `make all`'s: one under runs/study/."""
+    return PurePosixPath(record.get("path", "")).parent.name == STUDY_DIR
+
+
+def teacher_spread(seeds: dict[str, dict]) -> str | None:
+    """The teacher is trained once per seed: how far apart its own test ROC-AUCs are."""
+    teacher = seeds.get("teacher")
+    if not teacher or teacher["roc_auc"]["n"] < 2:
+        return None
+    per_seed = teacher["per_seed"]["roc_auc"]
+    return (f"The teacher's own seed-to-seed spread: test ROC-AUC {number(teacher['roc_auc']['mean'])} ± "
+            f"{number(teacher['roc_auc']['std'])} over {teacher['roc_auc']['n']} seeds, from "
+            f"{number(min(per_seed.values()))} to {number(max(per_seed.values()))} "
+            f"({', '.join(f'{number(v)} with seed {s}' for s, v in per_seed.items())}).")
+
+
+def recipes(records: list[dict]) -> str | None:
+    """Each method's learning rate and epochs, and whether `make tune` chose them."""
+    primary = [r for r in records if r["primary"] and r.get("recipe", {}).get("lr") and r["method"] != "tfidf"]
+    if not primary:
+        return None
+    each = ", ".join(f"{r['method']} {r['recipe']['lr']:g} × {r['recipe']['epochs']}" for r in primary)
+    sources = {r["recipe"]["defaults_from"] for r in primary}
+    if sources == {"tuned_defaults.json"}:
+        source = ("each chosen by `make tune` on validation ROC-AUC at seed 42 (the search and its scores: "
+                  "results/tuning.md; the controls take the recipe of the method they control)")
+    elif sources == {"train.py"}:
+        source = "the hand-set defaults of train.py: `make tune` has not chosen them yet"
+    else:
+        source = "some from `make tune`, some hand-set or given as flags (see each run's history.json)"
+    return f"Learning rate × epochs of each method: {each}; {source}."
 
 
 def degenerate(records: list[dict]) -> str:
@@ -115,7 +158,7 @@ def findings(results: dict) -> list[str]:
     records, seeds = results["runs"], results["seeds"]
     sentences = [best_method(seeds), served_run(records)]
     sentences += [comparison(c) for c in results["comparisons"].values() if "skipped" not in c]
-    sentences += [lora_gap(seeds), bare_insult_finding(records), teacher_retention(seeds), costs(records),
-                  pipeline_time(records), study_time(records),
-                  degenerate(records)]
+    sentences += [teacher_spread(seeds), lora_gap(seeds), bare_insult_finding(records), teacher_retention(seeds),
+                  costs(records), recipes(records), pipeline_time(records),
+                  study_time(records, results.get("evaluate_time_s")), degenerate(records)]
     return [s for s in sentences if s]

@@ -3,7 +3,9 @@
 A run is any folder holding a ``history.json``: ``runs/<method>/`` for the main runs and
 ``runs/study/<method>-seed<k>/`` for the multi-seed study. Hidden folders (``.checkpoints``,
 ``.even.partial``) hold resume state or half-written runs, and ``<name>.failed/`` folders hold
-runs that train.py refused to save as results; none of them is ever evaluated.
+runs that train.py refused to save as results; none of them is ever evaluated. Neither is
+``runs/tune/``: ``make tune`` chooses every setting on validation, and its runs must never be
+scored on the test split.
 """
 import json
 import os
@@ -15,6 +17,8 @@ from training.checkpoint import is_failed_run
 
 METHOD_ORDER = ("teacher", "odd", "even", "lora", "lora-kd", "odd-ce", "lora-odd", "full-even", "minilm", "tfidf")
 REQUIRED_HISTORY_KEYS = ("method", "args", "params", "steps", "epochs", "wall_time_s")
+STUDY_DIR = "study"  # runs/study/: the runs make study trains beyond make all's (experiments/study.py)
+TUNING_DIR = "tune"  # runs/tune/: make tune's runs (experiments/tune.py)
 DATASET_ARGS = ("dataset", "text_column", "label_column", "toxic_labels", "val_fraction", "split_seed")
 
 
@@ -34,7 +38,10 @@ class Run:
 
 
 def find_run_folders(runs_dir: str | os.PathLike) -> list[Path]:
-    """Every non-hidden folder with a history.json one or two levels below ``runs_dir``, shallow first."""
+    """Every non-hidden folder with a history.json one or two levels below ``runs_dir``, shallow first.
+
+    The tuning runs (``runs_dir/tune/``) are left out.
+    """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise ReportError(f"no runs folder at {runs_dir}: train a model first (python train.py ...) "
@@ -43,7 +50,8 @@ def find_run_folders(runs_dir: str | os.PathLike) -> list[Path]:
     for pattern in ("*/history.json", "*/*/history.json"):
         for history_file in sorted(runs_dir.glob(pattern)):
             relative = history_file.parent.relative_to(runs_dir)
-            if not any(part.startswith(".") for part in relative.parts) and not is_failed_run(relative):
+            if not any(part.startswith(".") for part in relative.parts) and not is_failed_run(relative) \
+                    and relative.parts[0] != TUNING_DIR:
                 folders.append(history_file.parent)
     if not folders:
         raise ReportError(f"no run folders (folders with a history.json) under {runs_dir}")
@@ -109,3 +117,31 @@ def display_path(path: Path) -> str:
         return absolute.relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return absolute.as_posix()
+
+
+def training_losses(history: dict) -> dict:
+    """The final epoch's mean training cross-entropy, its mean objective, and what the objective was.
+
+    Every method minimises cross-entropy on the labels, alone or as one term of the distillation
+    loss, so the cross-entropy compares across methods; the objective does not. The loop records
+    every term's epoch mean (``train_terms``); for runs trained before it did, the logged steps of
+    the last epoch give the same means.
+    """
+    last = history["epochs"][-1]
+    terms = last.get("train_terms") or {
+        name: sum(values) / len(values) for name, values in _last_epoch_step_terms(history).items()}
+    args = history["args"]
+    objective = (f"{args['alpha_ce']:g}·CE + {args['alpha_kd']:g}·KD + {args['alpha_cos']:g}·cos" if "kd" in terms
+                 else "CE")
+    return {"train_ce": terms.get("ce"), "train_objective": last["train_loss"], "objective": objective}
+
+
+def _last_epoch_step_terms(history: dict) -> dict[str, list[float]]:
+    last_epoch = history["epochs"][-1]["epoch"]
+    terms: dict[str, list[float]] = {}
+    for step in history["steps"]:
+        if step["epoch"] == last_epoch:
+            for name, value in step.items():
+                if name not in ("step", "epoch", "lr"):
+                    terms.setdefault(name, []).append(value)
+    return terms

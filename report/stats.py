@@ -3,11 +3,12 @@
 Two sources of noise blur a comparison: the training seed (the initialisation of a new head,
 dropout, the data order; not the validation split, which ``--split-seed`` keeps fixed so that
 every seed is validated and tested on the same comments) and the finite test set. The spread over
-seeds is summarised by mean ± sample standard deviation. The test-set noise is measured with a
-paired bootstrap (Efron & Tibshirani 1993; Koehn 2004 for NLP): resample the test comments with
-replacement, score both methods on the same resample, and look at the distribution of the
-difference. The 95% interval is the 2.5th to 97.5th percentile of the resampled differences
-(percentile bootstrap); when it contains 0, the test set cannot tell the two methods apart.
+seeds is summarised by mean ± sample standard deviation. A difference between two methods gets an
+interval that covers both noises: a paired bootstrap (Efron & Tibshirani 1993; Koehn 2004 for
+NLP) at two levels, which resamples the training seeds and then the test comments, and scores
+both methods on the same resample (``paired_bootstrap_auc_difference``). The 95% interval is the
+2.5th to 97.5th percentile of the resampled differences (percentile bootstrap); when it contains
+0, neither another seed nor another test sample can be ruled out as the source of the difference.
 """
 import numpy as np
 from scipy.stats import rankdata
@@ -41,29 +42,43 @@ def roc_auc_by_ranks(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
 
 def paired_bootstrap_auc_difference(labels, probs_a: list[np.ndarray], probs_b: list[np.ndarray],
                                     resamples: int = 2000, seed: int = 0) -> dict:
-    """Bootstrap of Δ = mean ROC-AUC of the runs of A − mean ROC-AUC of the runs of B.
+    """Bootstrap of Δ = mean over seeds of (ROC-AUC of A's run − ROC-AUC of B's run), seeds paired.
 
-    ``probs_a`` and ``probs_b`` hold one probability vector per seed, all on the same test
-    comments. Each resample draws test indices once and scores every run on them: the pairing
-    removes the noise that both methods share (an easy resample is easy for both).
+    ``probs_a[j]`` and ``probs_b[j]`` are the two methods' runs with the same training seed, all
+    scored on the same test comments. Δ is uncertain for two reasons, and the main interval
+    (``ci95``) covers both with a two-level (hierarchical) bootstrap (Davison & Hinkley 1997,
+    section 3.8): each resample first draws the seeds, with replacement, from the paired seeds
+    (another seed would have trained other models), then the test comments, with replacement
+    (another sample of comments would score them differently), and scores every drawn run on
+    those comments. Drawing the comments once for both methods keeps the pairing, which removes
+    the noise that both share (an easy resample is easy for both). ``ci95_examples_only`` keeps
+    the seeds fixed and resamples the comments only: it ignores seed noise and is narrower when
+    the seeds disagree. With a single seed the two coincide, and only test-set noise is covered.
     """
     labels = np.asarray(labels)
     probs_a, probs_b = np.asarray(probs_a, dtype=float), np.asarray(probs_b, dtype=float)
+    n_seeds = len(probs_a)
 
-    def difference(indices: np.ndarray) -> np.ndarray:
+    def per_seed_differences(indices: np.ndarray) -> np.ndarray:
+        """[resamples, seeds]: each seed's A − B ROC-AUC on each resample of the test comments."""
         resampled_labels = labels[indices]
-        auc_a = np.mean([roc_auc_by_ranks(resampled_labels, probs[indices]) for probs in probs_a], axis=0)
-        auc_b = np.mean([roc_auc_by_ranks(resampled_labels, probs[indices]) for probs in probs_b], axis=0)
-        return auc_a - auc_b
+        return np.stack([roc_auc_by_ranks(resampled_labels, a[indices]) - roc_auc_by_ranks(resampled_labels, b[indices])
+                         for a, b in zip(probs_a, probs_b)], axis=-1)
 
     rng = np.random.default_rng(seed)
-    differences = np.concatenate([
-        difference(rng.integers(0, len(labels), size=(min(BOOTSTRAP_CHUNK, resamples - done), len(labels))))
-        for done in range(0, resamples, BOOTSTRAP_CHUNK)])
-    differences = differences[~np.isnan(differences)]  # resamples that drew a single class
-    low, high = np.percentile(differences, [2.5, 97.5])
-    return {"difference": float(difference(np.arange(len(labels)))),
-            "bootstrap_mean": float(differences.mean()),
-            "ci95": [float(low), float(high)],
-            "share_a_better": float(np.mean(differences > 0)),
-            "resamples": int(len(differences)), "bootstrap_seed": seed}
+    both, examples_only = [], []
+    for done in range(0, resamples, BOOTSTRAP_CHUNK):
+        chunk = min(BOOTSTRAP_CHUNK, resamples - done)
+        differences = per_seed_differences(rng.integers(0, len(labels), size=(chunk, len(labels))))
+        seed_weights = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=chunk) / n_seeds
+        both.append((differences * seed_weights).sum(axis=1))
+        examples_only.append(differences.mean(axis=1))
+    both, examples_only = np.concatenate(both), np.concatenate(examples_only)
+    kept = ~np.isnan(examples_only)  # resamples that drew a single class have no AUC
+    both, examples_only = both[kept], examples_only[kept]
+    return {"difference": float(per_seed_differences(np.arange(len(labels))).mean()),
+            "bootstrap_mean": float(both.mean()),
+            "ci95": [float(x) for x in np.percentile(both, [2.5, 97.5])],
+            "ci95_examples_only": [float(x) for x in np.percentile(examples_only, [2.5, 97.5])],
+            "share_a_better": float(np.mean(both > 0)),
+            "n_seeds": n_seeds, "resamples": int(len(both)), "bootstrap_seed": seed}

@@ -110,11 +110,14 @@ def write_run(folder, method: str, seed: int, model_seed: int, dataset: str = "t
     trainable = total // 10 if method.startswith("lora") else total
     if method.startswith("lora"):
         save_file({"lora_A": torch.zeros(4, 32), "lora_B": torch.zeros(32, 4)}, str(folder / "adapter.safetensors"))
-    steps = [{"step": s, "epoch": s // 5, "loss": 0.7 - 0.02 * s, "lr": 1e-4} for s in range(10)]
+    distilled = {"kd": 0.2, "cos": 0.1} if method in ("odd", "even") else {}
+    steps = [{"step": s, "epoch": s // 5, "loss": 0.7 - 0.02 * s, "lr": 1e-4, "ce": 0.5 - 0.01 * s, **distilled}
+             for s in range(10)]
     history = {
         "method": method,
         "args": {"dataset": dataset, "text_column": None, "label_column": None, "toxic_labels": None,
-                 "val_fraction": 0.1, "seed": seed, "split_seed": 42, "max_length": 32, "model": "tiny", "epochs": 2},
+                 "val_fraction": 0.1, "seed": seed, "split_seed": 42, "max_length": 32, "model": "tiny", "epochs": 2,
+                 "lr": 5e-5, "alpha_ce": 0.5, "alpha_kd": 0.5, "alpha_cos": 0.1},
         "data": {}, "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total},
         "steps": steps,
         "epochs": [{"epoch": e, "train_loss": 0.65 - 0.1 * e - 0.01 * model_seed, "validation": {}, "wall_time_s": 1.0}
@@ -165,7 +168,7 @@ def test_evaluate_writes_the_report_and_the_readme_section_from_the_same_numbers
     on_disk = json.loads((project / "results" / "results.json").read_text())
     assert on_disk["runs"][0].keys() >= {"name", "method", "path", "seed", "validation", "test",
                                          "validation_threshold", "params", "size_mb", "adapter_size_mb",
-                                         "speed", "train_wall_time_s", "train_loss", "flags"}
+                                         "speed", "train_wall_time_s", "train_ce", "train_objective", "flags"}
     assert on_disk["generated_by"] == "python evaluate.py --bootstrap 200 --no-speed --threads 1"
     lora, odd = on_disk["runs"][3], on_disk["runs"][1]
     assert lora["adapter_size_mb"] == pytest.approx((project / "runs/lora/adapter.safetensors").stat().st_size / 1e6)
@@ -173,7 +176,9 @@ def test_evaluate_writes_the_report_and_the_readme_section_from_the_same_numbers
     assert odd["size_mb"] == pytest.approx(sum(f.stat().st_size for f in (project / "runs/odd").iterdir()
                                                if f.name != "README.md") / 1e6), "the model card is not counted"
     assert odd["params"]["total"] == sum(p.numel() for p in tiny_classifier(layers=2).parameters())
-    assert odd["train_loss"] == pytest.approx(0.65 - 0.1 - 0.01)  # the last epoch's mean loss
+    assert odd["train_objective"] == pytest.approx(0.65 - 0.1 - 0.01)  # the last epoch's mean loss
+    assert odd["train_ce"] == pytest.approx(0.5 - 0.07)  # the cross-entropy term, from the last epoch's steps
+    assert odd["objective"] == "0.5·CE + 0.5·KD + 0.1·cos" and on_disk["runs"][0]["objective"] == "CE"
     assert on_disk["seeds"]["odd"]["seeds"] == [1, 42] and on_disk["seeds"]["teacher"]["roc_auc"]["std"] is None
     assert on_disk["comparisons"]["odd_vs_even"]["seeds"] == [1, 42]
     assert on_disk["comparisons"]["lora_vs_odd"]["seeds"] == [42]
@@ -188,7 +193,7 @@ def test_evaluate_writes_the_report_and_the_readme_section_from_the_same_numbers
     section = readme[readme.index(START):readme.index(END)]
     assert "old numbers" not in section and "| Model Type | Training Loss | Test Set Performance |" in section
     for run in on_disk["runs"][:4]:
-        assert f"| {number(run['train_loss'], 4)} | {performance_cell(run)} |" in section
+        assert f"| {number(run['train_ce'], 4)} | {performance_cell(run)} |" in section
     comparison = on_disk["comparisons"]["odd_vs_even"]
     assert f"odd − even, test ROC-AUC: {signed(comparison['difference'])} (95% CI [{signed(comparison['ci95'][0])}" in section
     assert "![ROC curves on the test split](results/roc_test.png)" in section

@@ -2,18 +2,23 @@
 from report.findings import pipeline_time, study_time
 
 
-def record(name, method, seed, primary, seconds):
-    return {"name": name, "method": method, "seed": seed, "primary": primary, "command_wall_time_s": seconds}
+def record(name, method, seed, primary, seconds, folder="runs"):
+    return {"name": name, "method": method, "seed": seed, "primary": primary, "command_wall_time_s": seconds,
+            "path": f"{folder}/{name}"}
 
 
 def test_pipeline_and_study_times_are_summed_from_the_runs():
     records = [record("odd", "odd", 42, True, 240.0), record("even", "even", 42, True, 180.0),
-               record("odd-seed1", "odd", 1, False, 210.0), record("even-seed1", "even", 1, False, 150.0),
-               record("odd-seed2", "odd", 2, False, 270.0)]
-    assert pipeline_time(records).endswith("odd 4.0, even 3.0; 7.0 in all.")
-    sentence = study_time(records)
-    assert "`make study SEEDS=3`" in sentence and "3 extra runs (even, odd with seeds 1, 2)" in sentence
-    assert "took 10.5 minutes of `train.py` in all, 2.5 to 4.5 each" in sentence
+               record("odd-ce", "odd-ce", 42, True, 120.0, folder="runs/study"),
+               record("odd-seed1", "odd", 1, False, 210.0, folder="runs/study"),
+               record("even-seed1", "even", 1, False, 150.0, folder="runs/study"),
+               record("odd-seed2", "odd", 2, False, 270.0, folder="runs/study")]
+    assert pipeline_time(records).endswith("odd 4.0, even 3.0, odd-ce 2.0; 9.0 in all.")
+    sentence = study_time(records, evaluate_time_s=300.0)
+    assert "`make study SEEDS=3`, seeds 1, 2, 42" in sentence
+    assert "beyond the 2 runs of `make all` (7.0 minutes, reused), its 4 runs (even, odd, odd-ce)" in sentence
+    assert sentence.endswith("took 12.5 minutes of `train.py` in all, 2.0 to 4.5 each, and `python evaluate.py` "
+                             "5.0 minutes.")
 
 
 def test_without_study_runs_there_is_no_study_sentence():
@@ -40,7 +45,7 @@ def run_record(name, method, *, validation_f1, test_f1, trainable=None, adapter_
 
 def comparison_result(a, b, difference, low, high, per_seed, verdict):
     return {"a": a, "b": b, "difference": difference, "ci95": [low, high], "resamples": 500,
-            "share_a_better": 0.973, "per_seed_differences": per_seed, "verdict": verdict}
+            "share_a_better": 0.973, "per_seed_differences": per_seed, "verdict": verdict, "n_seeds": len(per_seed)}
 
 
 SEEDS = {"teacher": summary(0.95), "odd": summary(0.92, 0.93), "even": summary(0.90, 0.91), "lora": summary(0.88)}
@@ -61,16 +66,19 @@ def test_comparison_sentences_give_the_verdict_and_warn_when_seeds_disagree():
     from report.findings import comparison
     clear = comparison_result("odd", "even", 0.02, 0.011, 0.029, {"1": 0.015, "42": 0.025}, "odd better")
     assert comparison(clear) == (
-        "odd − even, test ROC-AUC: +0.020 (95% CI [+0.011, +0.029] from 500 paired bootstrap resamples of the "
-        "test set; odd ahead in 97% of them; per seed: +0.015, +0.025). The test set separates them: **odd better**.")
+        "odd − even, test ROC-AUC: +0.020 (95% CI [+0.011, +0.029] from 500 paired bootstrap resamples of seeds "
+        "and test comments; odd ahead in 97% of them; per seed: +0.015, +0.025). The interval excludes 0: "
+        "**odd better**.")
     flipping = comparison_result("lora", "odd", -0.01, -0.02, -0.001, {"1": 0.004, "42": -0.024}, "odd better")
     assert comparison(flipping).endswith(
-        "The test set separates them: **odd better**. But the per-seed differences change sign, so the seed "
+        "The interval excludes 0: **odd better**. But the per-seed differences change sign, so the seed "
         "matters as much as the method.")
     all_negative = comparison_result("lora", "odd", -0.03, -0.04, -0.02, {"1": -0.02, "42": -0.04}, "odd better")
-    assert comparison(all_negative).endswith("per seed: −0.020, −0.040). The test set separates them: **odd better**.")
+    assert comparison(all_negative).endswith("per seed: −0.020, −0.040). The interval excludes 0: **odd better**.")
     noise = comparison_result("lora-kd", "lora", 0.002, -0.001, 0.005, {"42": 0.002}, "within noise")
-    assert comparison(noise).endswith("per seed: +0.002). The difference is within noise: the interval contains 0.")
+    assert comparison(noise).endswith("resamples of test comments (a single seed, so seed noise is not covered); "
+                                      "lora-kd ahead in 97% of them; per seed: +0.002). The difference is within "
+                                      "noise: the interval contains 0.")
 
 
 def test_lora_gap_and_teacher_retention():
@@ -115,3 +123,19 @@ def test_findings_come_in_reading_order_and_leave_out_skipped_comparisons():
     sentences = findings(results)
     assert [s.split(" ")[0] for s in sentences] == ["Best", "The", "lora", "Share", "Speed", "Wall", "No"]
     assert not any("odd − even" in s for s in sentences)
+
+
+def test_teacher_spread_and_recipes():
+    from report.findings import recipes, teacher_spread
+    teacher = {**summary(0.936, 0.927, 0.931), "per_seed": {"roc_auc": {"1": 0.927, "2": 0.931, "42": 0.936}}}
+    assert teacher_spread({"teacher": teacher}) == (
+        "The teacher's own seed-to-seed spread: test ROC-AUC 0.931 ± 0.005 over 3 seeds, from 0.927 to 0.936 "
+        "(0.927 with seed 1, 0.931 with seed 2, 0.936 with seed 42).")
+    assert teacher_spread({"teacher": summary(0.93)}) is None  # one teacher: no spread to give
+    tuned = [{**run_record(m, m, validation_f1=0.8, test_f1=0.8), "recipe": {"lr": lr, "epochs": e,
+                                                                          "defaults_from": "tuned_defaults.json"}}
+             for m, lr, e in (("teacher", 5e-5, 3), ("lora", 1e-3, 6))]
+    assert recipes(tuned).startswith("Learning rate × epochs of each method: teacher 5e-05 × 3, lora 0.001 × 6; "
+                                     "each chosen by `make tune` on validation ROC-AUC at seed 42")
+    tuned[1]["recipe"]["defaults_from"] = "train.py"
+    assert "some from `make tune`, some hand-set" in recipes(tuned)

@@ -47,3 +47,28 @@ def test_missing_or_malformed_runs_raise_clear_errors(tmp_path):
     (tmp_path / "broken" / "history.json").write_text("{not json")
     with pytest.raises(ReportError, match="not valid JSON"):
         read_runs([tmp_path / "broken"])
+
+
+def test_training_loss_is_the_final_epochs_cross_entropy_and_the_objective_is_kept_apart():
+    from report.runs import training_losses
+    args = {"alpha_ce": 0.5, "alpha_kd": 0.5, "alpha_cos": 0.1}
+    steps = [{"step": 1, "epoch": 1, "lr": 1.0, "loss": 0.9, "ce": 0.8, "kd": 0.4, "cos": 0.2},
+             {"step": 2, "epoch": 2, "lr": 1.0, "loss": 0.5, "ce": 0.4, "kd": 0.2, "cos": 0.1},
+             {"step": 3, "epoch": 2, "lr": 1.0, "loss": 0.3, "ce": 0.2, "kd": 0.2, "cos": 0.1}]
+    recorded = {"args": args, "steps": steps, "epochs": [{"epoch": 1, "train_loss": 0.9},
+                                                         {"epoch": 2, "train_loss": 0.4,
+                                                          "train_terms": {"loss": 0.4, "ce": 0.31, "kd": 0.2}}]}
+    assert training_losses(recorded) == {"train_ce": 0.31, "train_objective": 0.4,
+                                         "objective": "0.5·CE + 0.5·KD + 0.1·cos"}
+    del recorded["epochs"][1]["train_terms"]  # a run trained before the loop recorded the terms
+    assert training_losses(recorded)["train_ce"] == pytest.approx(0.3)
+    plain = {"args": args, "steps": [{"step": 1, "epoch": 1, "lr": 1.0, "loss": 0.7, "ce": 0.7}],
+             "epochs": [{"epoch": 1, "train_loss": 0.7, "train_terms": {"loss": 0.7, "ce": 0.7}}]}
+    assert training_losses(plain) == {"train_ce": 0.7, "train_objective": 0.7, "objective": "CE"}
+
+
+def test_tuning_runs_are_never_evaluated(tmp_path):
+    for name in ("odd", "study/odd-seed1", "tune/odd-lr5e-05-ep3"):
+        (tmp_path / name).mkdir(parents=True)
+        (tmp_path / name / "history.json").write_text("{}")
+    assert [p.relative_to(tmp_path).as_posix() for p in find_run_folders(tmp_path)] == ["odd", "study/odd-seed1"]

@@ -123,3 +123,34 @@ def test_every_test_example_can_be_drawn():
     result = paired_bootstrap_auc_difference(labels, [probs], [probs[::-1].copy()], resamples=500, seed=0)
     # P(a resample of 5 holds the toxic one) = 1 - (4/5)^5 = 0.67
     assert result["resamples"] == pytest.approx(500 * (1 - 0.8 ** 5), rel=0.15)
+
+
+def test_resampling_seeds_widens_the_interval_when_the_seeds_disagree(labels):
+    """A's quality swings from seed to seed (seed noise); B's does not. Resampling the comments alone
+    sees only the test-set noise of these five seeds; resampling the seeds too must give a wider interval."""
+    probs_a = [noisy_scores(labels, noise, seed) for seed, noise in enumerate((0.3, 0.9, 0.4, 1.2, 0.5))]
+    probs_b = [noisy_scores(labels, 0.7, 10 + seed) for seed in range(5)]
+    result = paired_bootstrap_auc_difference(labels, probs_a, probs_b, resamples=1000, seed=1)
+    both, examples_only = result["ci95"], result["ci95_examples_only"]
+    assert both[1] - both[0] > 1.5 * (examples_only[1] - examples_only[0])
+    assert both[0] < examples_only[0] and both[1] > examples_only[1]
+    # With one seed there is no seed noise to resample: the two intervals are the same.
+    single = paired_bootstrap_auc_difference(labels, probs_a[:1], probs_b[:1], resamples=300, seed=1)
+    assert single["ci95"] == single["ci95_examples_only"] and single["n_seeds"] == 1
+
+
+def test_a_deterministic_method_is_paired_with_every_seed_of_the_other(labels):
+    probs = {("lora", 1): noisy_scores(labels, 0.6, 1), ("lora", 42): noisy_scores(labels, 0.7, 2)}
+    records = [record(f"{m}-seed{s}", m, s, labels, p) for (m, s), p in probs.items()]
+    tfidf = noisy_scores(labels, 0.8, 3)
+    records.append({**record("tfidf", "tfidf", 42, labels, tfidf), "deterministic": True})
+    predictions = {r["name"]: RunPredictions(labels, probs.get((r["method"], r["seed"]), tfidf), "same")
+                   for r in records}
+    result = compare_methods(records, predictions, "lora", "tfidf", resamples=200)
+    assert result["seeds"] == [1, 42] and result["n_seeds"] == 2
+    for seed in (1, 42):
+        expected = roc_auc_score(labels, probs["lora", seed]) - roc_auc_score(labels, tfidf)
+        assert result["per_seed_differences"][str(seed)] == pytest.approx(expected)
+    # A one-seed method that is not deterministic is not copied across seeds.
+    records[-1]["deterministic"] = False
+    assert compare_methods(records, predictions, "lora", "tfidf", resamples=200)["seeds"] == [42]

@@ -65,6 +65,9 @@ def test_a_real_training_run_updates_the_model_and_logs_everything(tmp_path):
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert len(history["steps"]) == 10 and {"loss", "ce", "lr"} <= set(history["steps"][0])
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    last_epoch_ce = [step["ce"] for step in history["steps"] if step["epoch"] == 2]
+    assert history["epochs"][1]["train_terms"]["ce"] == pytest.approx(sum(last_epoch_ce) / len(last_epoch_ce))
+    assert history["epochs"][1]["train_terms"]["loss"] == history["epochs"][1]["train_loss"]
     assert 0 <= history["validation_threshold"] <= 1 and history["best_epoch"] in (1, 2)
     assert (tmp_path / "ckpt" / "state.json").exists()
 

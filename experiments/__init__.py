@@ -1,0 +1,2 @@
+"""Experiments made of many train.py runs: the multi-seed study (make study) and the tuning search
+(make tune), each a plan that runner.py executes resumably."""

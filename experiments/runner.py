@@ -1,0 +1,73 @@
+"""Run a plan of ``train.py`` calls, skipping the finished ones, so that a long experiment can stop and go on.
+
+A plan is a list of ``PlannedRun``: a run folder and the ``train.py`` flags that fill it. A run
+counts as done when its folder holds a ``history.json`` whose recorded arguments equal what
+``train.py`` would parse from the planned flags now: the same method, data, recipe, seed and
+teacher. Changing anything (a flag, a default that ``make tune`` chose) therefore trains it
+again, and nothing finished is trained twice. A run that was interrupted after an epoch
+continues from its resume checkpoint. Each run is its own ``python train.py`` process, exactly
+as a user would type it, and the first failure stops the plan.
+"""
+import json
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import train
+from training.checkpoint import CheckpointError, check_same_settings, checkpoint_dir
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    out: str
+    flags: tuple[str, ...]  # train.py flags, --out excluded
+
+    @property
+    def argv(self) -> list[str]:
+        return [*self.flags, "--out", self.out]
+
+
+def planned_args(run: PlannedRun) -> dict:
+    """The arguments ``train.py`` would record for this run, as history.json stores them."""
+    return json.loads(json.dumps(vars(train.parse_args(run.argv))))
+
+
+def is_done(run: PlannedRun) -> bool:
+    """A finished run folder whose history.json records exactly the planned arguments."""
+    history_file = Path(run.out) / "history.json"
+    if not history_file.is_file():
+        return False
+    recorded = json.loads(history_file.read_text()).get("args", {})
+    return all(recorded.get(name) == value for name, value in planned_args(run).items()
+               if name not in train.NOT_RESULT_CHANGING)
+
+
+def can_resume(run: PlannedRun) -> bool:
+    """A resume checkpoint made with the planned settings exists (one made with others is started afresh)."""
+    try:
+        check_same_settings(checkpoint_dir(Path(run.out)), planned_args(run), ignored=train.NOT_RESULT_CHANGING)
+    except CheckpointError:
+        return False
+    return True
+
+
+def execute(plan: list[PlannedRun], python: str = sys.executable) -> dict[str, int]:
+    """Train every run of ``plan`` that is not done, in order; count what was trained and skipped."""
+    counts = {"trained": 0, "skipped": 0}
+    for number, run in enumerate(plan, start=1):
+        label = f"[{number}/{len(plan)}] {run.out}"
+        if is_done(run):
+            print(f"{label}: done, skipped", flush=True)
+            counts["skipped"] += 1
+            continue
+        resume = ["--resume"] if can_resume(run) else []
+        command = [python, "train.py", *run.argv, *resume]
+        print(f"{label}: {shlex.join(command[1:])}", flush=True)
+        result = subprocess.run(command, cwd=Path(train.__file__).resolve().parent)
+        if result.returncode != 0:
+            sys.exit(f"{label} failed (exit code {result.returncode}); fix it and run the same command "
+                     f"again: finished runs are skipped")
+        counts["trained"] += 1
+    return counts

@@ -1,0 +1,75 @@
+"""The whole-pipeline multi-seed study: ``make study SEEDS=3`` (then ``python evaluate.py``).
+
+One training seed moves everything downstream of it: the teacher's fine-tuning, hence the soft
+labels and the layers the students copy, the students' own initialisation and data order. So
+each seed retrains the whole chain: ``teacher_s``, then the students and controls that start
+from or learn from ``teacher_s``, then the methods that need no teacher. Seed 42 is ``make
+all``'s seed: its runs in ``runs/<method>`` are reused when they were trained with the same
+settings (see ``experiments/runner.py``); its controls go to ``runs/study/<method>``, and every
+other seed to ``runs/study/<method>-seed<s>``. The TF-IDF baseline has no randomness (the same
+data give the same model), so it is trained once and paired with every seed of the others.
+
+    python -m experiments.study --seeds 3                 # seeds 42, 1, 2
+    python -m experiments.study --seeds 3 --dry-run       # what is done and what is left
+    python -m experiments.study --seeds 2 --train-flags "--limit 64 --epochs 1 --max-length 32"
+"""
+import argparse
+import shlex
+import time
+
+from experiments.runner import PlannedRun, execute, is_done
+from report.runs import STUDY_DIR
+from train import METHODS
+
+FIRST_SEED = 42  # train.py's default seed, the seed of make all's runs
+MAKE_ALL = ("teacher", "odd", "even", "lora", "lora-kd", "minilm", "tfidf")  # the Makefile's `all`, in order
+CONTROLS = ("odd-ce", "lora-odd", "full-even")
+
+
+def study_seeds(count: int) -> list[int]:
+    """``count`` training seeds: make all's 42, then 1, 2, ..."""
+    return [FIRST_SEED, *range(1, count)]
+
+
+def run_folder(runs_dir: str, method: str, seed: int) -> str:
+    if seed == FIRST_SEED:
+        return f"{runs_dir}/{method}" if method in MAKE_ALL else f"{runs_dir}/{STUDY_DIR}/{method}"
+    return f"{runs_dir}/{STUDY_DIR}/{method}-seed{seed}"
+
+
+def study_plan(seed_count: int, runs_dir: str = "runs", extra_flags: tuple[str, ...] = ()) -> list[PlannedRun]:
+    """Every run of the study, each seed's teacher before the runs that read it."""
+    plan = []
+    for seed in study_seeds(seed_count):
+        for method in (*MAKE_ALL, *CONTROLS):
+            if METHODS[method].start == "tfidf" and seed != FIRST_SEED:
+                continue
+            flags = ["--method", method, "--seed", str(seed)]
+            if METHODS[method].needs_teacher:
+                flags += ["--teacher", run_folder(runs_dir, "teacher", seed)]
+            plan.append(PlannedRun(run_folder(runs_dir, method, seed), (*flags, *extra_flags)))
+    return plan
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=3, help="how many training seeds (default 3: 42, 1, 2)")
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--train-flags", default="", help="extra train.py flags for every run (smoke runs)")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs, done or to do, and stop")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    plan = study_plan(args.seeds, args.runs_dir, tuple(shlex.split(args.train_flags)))
+    if args.dry_run:
+        for run in plan:
+            print(f"{'done' if is_done(run) else 'to do'}\t{run.out}\tpython train.py {shlex.join(run.argv)}")
+        return
+    started = time.perf_counter()
+    counts = execute(plan)
+    print(f"study: {counts['trained']} runs trained, {counts['skipped']} already done, in "
+          f"{(time.perf_counter() - started) / 60:.1f} min; now run `python evaluate.py`")
+
+
+if __name__ == "__main__":
+    main()

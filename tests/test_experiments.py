@@ -1,0 +1,101 @@
+"""The study and tuning plans, and the runner that skips finished runs (no training: train.py is not run)."""
+import json
+from pathlib import Path
+
+import pytest
+
+import train
+from experiments import runner, tune
+from experiments.runner import PlannedRun, execute, is_done, planned_args
+from experiments.study import study_plan
+
+
+def write_history(run: PlannedRun, **changes) -> None:
+    """A finished run folder whose history.json records the run's planned arguments (with ``changes``)."""
+    Path(run.out).mkdir(parents=True, exist_ok=True)
+    (Path(run.out) / "history.json").write_text(json.dumps({"args": {**planned_args(run), **changes}}))
+
+
+def test_the_study_retrains_the_whole_chain_per_seed_and_reuses_make_alls_runs():
+    plan = study_plan(3)
+    by_out = {run.out: run.flags for run in plan}
+    assert len(plan) == 10 + 9 + 9  # TF-IDF has no randomness: trained once
+    for seed, teacher in ((42, "runs/teacher"), (1, "runs/study/teacher-seed1"), (2, "runs/study/teacher-seed2")):
+        suffix = "" if seed == 42 else f"-seed{seed}"
+        folder = "runs/" if seed == 42 else "runs/study/"
+        assert [run.out for run in plan].index(teacher) < [run.out for run in plan].index(f"{folder}odd{suffix}")
+        for method in ("odd", "even", "lora-kd", "odd-ce", "lora-odd"):  # all that read a teacher read teacher_s
+            out = f"runs/study/{method}{suffix}" if seed != 42 or method in ("odd-ce", "lora-odd") else f"runs/{method}"
+            flags = by_out[out]
+            assert flags[flags.index("--teacher") + 1] == teacher and flags[flags.index("--seed") + 1] == str(seed)
+    assert "--teacher" not in by_out["runs/study/lora-seed1"] and "runs/study/tfidf-seed1" not in by_out
+
+
+def test_a_finished_run_is_done_only_with_the_same_arguments(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_all_odd = PlannedRun("runs/odd", ("--method", "odd"))  # as `make all` types it
+    write_history(make_all_odd)
+    study_odd = next(run for run in study_plan(2) if run.out == "runs/odd")
+    assert is_done(study_odd)  # --seed 42 --teacher runs/teacher are make all's defaults: reused
+    write_history(make_all_odd, lr=1e-4)
+    assert not is_done(study_odd)  # another recipe: trained again
+    write_history(make_all_odd, threads=1, out="elsewhere")
+    assert is_done(study_odd)  # where and how fast a run went does not change what it learned
+    assert not is_done(PlannedRun("runs/even", ("--method", "even")))
+
+
+def test_execute_trains_what_is_not_done_resumes_what_was_interrupted_and_stops_at_a_failure(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    done, interrupted, fresh = (PlannedRun(f"runs/{m}", ("--method", m)) for m in ("odd", "even", "lora"))
+    write_history(done)
+    monkeypatch.setattr(runner, "can_resume", lambda run: run is interrupted)
+    commands = []
+    monkeypatch.setattr(runner.subprocess, "run", lambda command, cwd: commands.append(command[1:]) or
+                        type("Result", (), {"returncode": 0}))
+    assert execute([done, interrupted, fresh]) == {"trained": 2, "skipped": 1}
+    assert commands == [["train.py", "--method", "even", "--out", "runs/even", "--resume"],
+                        ["train.py", "--method", "lora", "--out", "runs/lora"]]
+    monkeypatch.setattr(runner.subprocess, "run", lambda command, cwd: type("Result", (), {"returncode": 1}))
+    with pytest.raises(SystemExit, match="runs/lora failed.*run the same command again"):
+        execute([fresh])
+
+
+def fake_training(scores: dict[tuple[str, float, int], float]):
+    """An ``execute`` that writes the history a tuning run would have, with the given validation ROC-AUC."""
+    def execute(plan):
+        for run in plan:
+            args = planned_args(run)
+            auc = scores[args["method"], args["lr"], args["epochs"]]
+            Path(run.out).mkdir(parents=True, exist_ok=True)
+            (Path(run.out) / "history.json").write_text(json.dumps({
+                "args": args, "best_epoch": 1, "total_time_s": 60.0,
+                "epochs": [{"validation": {"roc_auc": auc}}]}))
+    return execute
+
+
+def test_tuning_chooses_on_validation_and_becomes_the_methods_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    scores = {}
+    for method in tune.TUNED:
+        for lr in tune.LR_GRID[tune.family(method)]:
+            scores[method, lr, 3] = 0.90 + (0.01 if lr == tune.LR_GRID[tune.family(method)][1] else 0)
+            scores[method, lr, 6] = 0.95 if method == "lora" else 0.80
+    scores["teacher", 1e-4, 3] = 0.99
+    monkeypatch.setattr(tune, "execute", fake_training(scores))
+    tune.main(["--out", "results"])
+
+    chosen = json.loads(Path("results/tuned_defaults.json").read_text())["methods"]
+    assert chosen["teacher"] == {"lr": 1e-4, "epochs": 3, "validation_roc_auc": 0.99}
+    assert chosen["lora"] == {"lr": 5e-4, "epochs": 6, "validation_roc_auc": 0.95}  # the longer schedule won
+    assert chosen["lora-kd"]["epochs"] == 3 and chosen["odd"] == {"lr": 5e-5, "epochs": 3, "validation_roc_auc": 0.91}
+    runs = json.loads(Path("results/tuning.json").read_text())["runs"]
+    assert [r["run"] for r in runs if r["method"] == "lora"] == [
+        "runs/tune/lora-lr0.00025-ep3", "runs/tune/lora-lr0.0005-ep3", "runs/tune/lora-lr0.001-ep3",
+        "runs/tune/lora-lr0.0005-ep6"]  # 6 epochs only at the learning rate the 3-epoch search chose
+    students = [r for r in runs if r["method"] == "odd"]
+    assert all(json.loads((Path(r["run"]) / "history.json").read_text())["args"]["teacher"] ==
+               "runs/tune/teacher-lr0.0001-ep3" for r in students)  # students read the chosen teacher
+    assert "| lora | 0.0005 | 6 | 1 | 0.9500 | 1.0 min | ✓ |" in Path("results/tuning.md").read_text()
+
+    tuned = Path("results/tuned_defaults.json")
+    assert train.method_defaults("lora-odd", tuned) == {"lr": 5e-4, "epochs": 6, "source": "tuned_defaults.json"}
