@@ -1,14 +1,29 @@
 # Two commands for a fresh machine (see README.md):
-#   make all    the whole comparison on the embedded defaults: train every method, then evaluate
+#   make all    the whole comparison on the embedded defaults: train every method and both
+#               baselines, then evaluate
 #   make test   the test suite
-#   make study SEEDS=3   odd, even and lora with SEEDS training seeds in all (the runs of `make all`
-#                        are seed 42; the others go to runs/study/), then evaluate with mean ± std
+#   make study SEEDS=3   the whole pipeline again per training seed (teacher_s, the students distilled
+#                        from it, LoRA, the controls, minilm): seed 42 reuses make all's runs, the others
+#                        go to runs/study/; then evaluate, with mean ± std and paired comparisons.
+#                        Resumable: finished runs are skipped (experiments/study.py).
+#   make tune   the same small search for every method on validation ROC-AUC at seed 42
+#               (experiments/tune.py); writes results/tuning.md and results/tuned_defaults.json,
+#               which become train.py's defaults. Resumable. Run it before make all.
 # Each creates its own virtual environment in .venv from the pinned requirements.
+# Smoke runs of the long targets (small and fast; nothing in runs/ or results/ is touched):
+#   make study SEEDS=2 RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --epochs 1 --max-length 48" \
+#        EVALUATE_FLAGS="--out /tmp/smoke/results --no-readme --no-speed --bootstrap 200"
+#   make tune RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --max-length 48" \
+#        TUNE_FLAGS="--epochs 1 --lora-epochs 2 --out /tmp/smoke/tuning"
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 SEEDS  ?= 3
+RUNS   ?= runs
+TRAIN_FLAGS    ?=
+EVALUATE_FLAGS ?=
+TUNE_FLAGS     ?=
 
-.PHONY: all test study mutation
+.PHONY: all test study tune mutation
 
 $(VENV)/installed: requirements.txt requirements-test.txt
 	python3 -m venv $(VENV)
@@ -21,19 +36,19 @@ all: $(VENV)/installed
 	$(PYTHON) train.py --method even
 	$(PYTHON) train.py --method lora
 	$(PYTHON) train.py --method lora-kd
+	$(PYTHON) train.py --method minilm
+	$(PYTHON) train.py --method tfidf
 	$(PYTHON) evaluate.py
 
 test: $(VENV)/installed
 	$(PYTHON) -m pytest -rs tests
 
 study: $(VENV)/installed
-	@test -d runs/teacher || { echo "run 'make all' first: the study reuses runs/teacher"; exit 1; }
-	for seed in $$(seq 1 $$(($(SEEDS) - 1))); do \
-	  for method in odd even lora; do \
-	    $(PYTHON) train.py --method $$method --seed $$seed --out runs/study/$$method-seed$$seed || exit 1; \
-	  done; \
-	done
-	$(PYTHON) evaluate.py
+	$(PYTHON) -m experiments.study --seeds $(SEEDS) --runs-dir $(RUNS) --train-flags "$(TRAIN_FLAGS)"
+	$(PYTHON) evaluate.py --runs-dir $(RUNS) $(EVALUATE_FLAGS)
+
+tune: $(VENV)/installed
+	$(PYTHON) -m experiments.tune --runs-dir $(RUNS)/tune --train-flags "$(TRAIN_FLAGS)" $(TUNE_FLAGS)
 
 # make bench   the benchmarks of bench/, then bench/RESULTS.md (see bench/make_results.py). They run
 #              in their own environment, .venv-bench: requirements.txt plus requirements-bench.txt
