@@ -5,8 +5,9 @@
     python evaluate.py --no-speed --bootstrap 500 --no-readme
 
 For each run: rebuild the splits it was trained on (from its history.json), predict the
-validation and test comments, choose the decision threshold on validation, score the test split
-at 0.5 and at that threshold, and measure what the model costs. A run that cannot be read or
+validation and test comments (or reuse the predictions of an earlier evaluation of the unchanged
+run, report/score_cache.py), choose the decision threshold on validation, score the test split
+at 0.5 and at that threshold, and measure what the model costs (speed once per method). A run that cannot be read or
 scored (no weights, a corrupt history, a dataset that is gone) is skipped and listed with the
 reason; the exit status is non-zero only with --strict or when no run could be scored. Then flag degenerate runs,
 summarise each method over its seeds, compare methods with a paired bootstrap, and write
@@ -38,7 +39,9 @@ from report.inference import load_scorer
 from report.plots import draw_figures
 from report.quality import RunPredictions, fingerprint, quality_report
 from report.readme import update_readme
-from report.runs import Run, training_losses, arrange_runs, dataset_args, display_path, find_run_folders, read_run
+from report.runs import (Run, arrange_runs, dataset_args, display_path, find_run_folders, read_run,
+                         training_losses)
+from report.score_cache import cached_scores, scores_key, store_scores
 from report.study import method_comparisons, seed_summary
 from training.files import write_json_atomically, write_text_atomically
 from training.metrics import binary_metrics
@@ -143,10 +146,15 @@ def score_run(run: Run, splits_by_dataset: dict, measure: bool) -> tuple[dict, R
         splits_by_dataset[key] = load_splits(**dataset)
     splits = splits_by_dataset[key]
     scorer = load_scorer(run.path, run.history["args"]["max_length"])
-    validation_probs = scorer.predict(splits.validation.texts)
-    test_probs = scorer.predict(splits.test.texts)
-    quality = quality_report(splits.validation.labels, validation_probs, splits.test.labels, test_probs)
     test_set = fingerprint(splits.test.texts, splits.test.labels)
+    scores = scores_key(run.path, fingerprint(splits.validation.texts, splits.validation.labels), test_set)
+    cached = cached_scores(run.path, scores)
+    if cached:
+        validation_probs, test_probs = cached
+    else:
+        validation_probs, test_probs = scorer.predict(splits.validation.texts), scorer.predict(splits.test.texts)
+        store_scores(run.path, scores, validation_probs, test_probs)
+    quality = quality_report(splits.validation.labels, validation_probs, splits.test.labels, test_probs)
 
     total = scorer.num_parameters
     trainable = run.history["params"]["trainable"]

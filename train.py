@@ -279,6 +279,12 @@ def why_unusable(history: dict) -> str | None:
     return None
 
 
+def split_sizes(splits) -> dict:
+    """Each split's size and toxic share, for history.json."""
+    return {name: {"size": len(split.labels), "positive_rate": split.positive_rate}
+            for name, split in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))}
+
+
 class StartingModel(NamedTuple):
     """The model a method starts from, and what the rest of train.py needs to know about it."""
     model: torch.nn.Module
@@ -324,9 +330,7 @@ def train_tfidf(args, splits, started: float) -> None:
     train_ce = training_cross_entropy(model, splits.train.texts, splits.train.labels)
     wall = round(time.perf_counter() - started, 2)
     history = {"method": args.method, "args": vars(args), "layers": None, "deterministic": True,
-               "data": {name: {"size": len(split.labels), "positive_rate": split.positive_rate}
-                        for name, split in (("train", splits.train), ("validation", splits.validation),
-                                            ("test", splits.test))},
+               "data": split_sizes(splits),
                "params": {"total": model.num_parameters, "trainable": model.num_parameters, "trainable_share": 1.0},
                "c_search": search, "steps": [],
                "epochs": [{"epoch": 1, "train_loss": train_ce, "train_terms": {"loss": train_ce, "ce": train_ce},
@@ -401,9 +405,7 @@ def main(argv=None) -> None:
                             max_grad_norm=args.max_grad_norm, seed=args.seed, bf16=args.bf16)
     history = {"method": args.method, "args": vars(args), "layers": layers,
                "defaults_from": method_defaults(args.method)["source"],
-               "data": {name: {"size": len(split.labels), "positive_rate": split.positive_rate}
-                        for name, split in (("train", splits.train), ("validation", splits.validation),
-                                            ("test", splits.test))},
+               "data": split_sizes(splits),
                "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total}}
     out = Path(args.out)
     try:

@@ -321,3 +321,25 @@ def test_a_run_without_weights_is_skipped_and_the_others_are_reported(project, l
         (project / "runs" / name / "model.safetensors").unlink()
     with pytest.raises(ReportError, match=r"no run could be scored \(6 skipped"):
         evaluate.main(arguments)
+
+
+def test_an_unchanged_run_is_not_scored_twice_and_a_retrained_one_is(project, load_calls, monkeypatch):
+    first = evaluate.main(["--bootstrap", "50", "--no-speed", "--threads", "1", "--no-readme"])
+    assert (project / "runs" / ".scores" / "odd.json").is_file()
+    scored = []
+    real_load_scorer = evaluate.load_scorer
+
+    def counting_load_scorer(path, max_length):
+        scorer = real_load_scorer(path, max_length)
+        real_predict = scorer.predict
+        scorer.predict = lambda texts, batch_size=64: scored.append((path.name, len(texts))) or real_predict(
+            texts, batch_size)
+        return scorer
+
+    monkeypatch.setattr(evaluate, "load_scorer", counting_load_scorer)
+    history = json.loads((project / "runs" / "odd" / "history.json").read_text())
+    (project / "runs" / "odd" / "history.json").write_text(json.dumps({**history, "total_time_s": 1.0}))
+    second = evaluate.main(["--bootstrap", "50", "--no-speed", "--threads", "1", "--no-readme"])
+    validation_and_test = (30, 45)  # the sizes of the fake splits; the behavioural suite's calls aside
+    assert {name for name, size in scored if size in validation_and_test} == {"odd"}  # the changed run only
+    assert [r["test"] for r in first["runs"]] == [r["test"] for r in second["runs"]]
