@@ -3,8 +3,8 @@
 Scoring every run on the validation and test comments is most of ``evaluate.py``'s time, and the
 same runs are evaluated again and again: after ``make all``, after each session of a multi-seed
 study, after a report change. A run's probabilities depend only on its files and on the comments,
-so they are stored under a key made of the sha256 of every file in the run folder and of the two
-splits' fingerprints; a retrained run or other comments give another key, and are scored afresh.
+so they are stored under a key made of the sha256 of every file in the run folder (but the model
+card, README.md, which evaluation itself rewrites) and of the two splits' fingerprints; a retrained run or other comments give another key, and are scored afresh.
 The cache lives next to the runs, in a hidden ``.scores/`` folder that is never taken for a run.
 """
 import hashlib
@@ -16,11 +16,12 @@ import numpy as np
 from training.files import write_json_atomically
 
 CACHE_DIR = ".scores"
+MODEL_CARD = "README.md"  # written by evaluate.py after scoring: not part of what is scored
 
 
 def scores_key(run_folder: Path, *split_fingerprints: str) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in Path(run_folder).iterdir() if p.is_file()):
+    for path in sorted(p for p in Path(run_folder).iterdir() if p.is_file() and p.name != MODEL_CARD):
         digest.update(path.name.encode())
         with open(path, "rb") as file:
             for chunk in iter(lambda: file.read(1 << 20), b""):
