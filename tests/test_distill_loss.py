@@ -210,3 +210,70 @@ def test_bad_hidden_states_are_rejected():
                           attention_mask=torch.zeros(2, 5))
     with pytest.raises(DistillError, match="attention_mask only applies to hidden states"):
         distillation_loss(logits, logits, labels, attention_mask=torch.ones(2, 5))
+
+
+# ---------------------------------------------------------------- found by mutation testing
+
+def test_aligned_hidden_states_rejects_layers_the_teacher_does_not_have():
+    states = [torch.zeros(1, 2, 4) for _ in range(5)]  # embeddings + 4 layers
+    for layers in ([], [0, 2], [2, 5]):
+        with pytest.raises(DistillError, match=r"do not index the teacher's 4 layers"):
+            aligned_hidden_states(states[:len(layers) + 1], states, layers)
+    student, teacher = aligned_hidden_states(states[:3], states, [1, 4])
+    assert student.shape == teacher.shape == (2, 1, 2, 4)
+
+
+@pytest.mark.parametrize("name", ["alpha_ce", "alpha_kd", "alpha_cos"])
+def test_a_bad_weight_is_named_in_the_error(name):
+    with pytest.raises(DistillError, match=rf"^{name} must be a finite number >= 0, got -1"):
+        distillation_loss(random_logits(), random_logits(seed=1), LABELS, **{name: -1})
+    with pytest.raises(DistillError, match=rf"^{name} must be a finite number >= 0, got inf"):
+        distillation_loss(random_logits(), random_logits(seed=1), LABELS, **{name: math.inf})
+
+
+def test_temperature_below_one_is_fine_and_infinity_is_not():
+    assert torch.isfinite(distillation_loss(random_logits(), random_logits(seed=1), LABELS, temperature=0.5)["loss"])
+    with pytest.raises(DistillError, match="temperature must be a positive finite number, got inf"):
+        distillation_loss(random_logits(), random_logits(seed=1), LABELS, temperature=math.inf)
+    with pytest.raises(DistillError, match=r"all loss weights are zero \(alpha_ce, alpha_kd, alpha_cos\)"):
+        distillation_loss(random_logits(), random_logits(seed=1), LABELS, alpha_ce=0, alpha_kd=0, alpha_cos=0)
+
+
+def test_bf16_teacher_logits_are_read_in_fp32():
+    student, teacher = random_logits(seed=3), random_logits(seed=4).to(torch.bfloat16)
+    from_bf16 = distillation_loss(student, teacher, LABELS)
+    from_fp32 = distillation_loss(student, teacher.float(), LABELS)
+    for term in from_fp32:
+        assert from_bf16[term].dtype == torch.float32
+        torch.testing.assert_close(from_bf16[term], from_fp32[term], rtol=0, atol=0)
+
+
+def test_bf16_teacher_hidden_states_are_read_in_fp32():
+    student_hidden = torch.randn(2, 6, 4, 8)
+    teacher_hidden = torch.randn(2, 6, 4, 8).to(torch.bfloat16)
+    mask = torch.ones(6, 4)
+    kwargs = dict(student_hidden=student_hidden, attention_mask=mask)
+    from_bf16 = distillation_loss(random_logits(), random_logits(seed=1), LABELS, teacher_hidden=teacher_hidden, **kwargs)
+    from_fp32 = distillation_loss(random_logits(), random_logits(seed=1), LABELS,
+                                  teacher_hidden=teacher_hidden.float(), **kwargs)
+    torch.testing.assert_close(from_bf16["cos"], from_fp32["cos"], rtol=0, atol=0)
+    assert from_bf16["cos"].dtype == torch.float32
+
+
+def test_a_mask_without_hidden_states_is_refused():
+    with pytest.raises(DistillError, match="attention_mask only applies to hidden states; pass student_hidden "
+                                           "and teacher_hidden too, or no mask for the cosine on logits"):
+        distillation_loss(random_logits(), random_logits(seed=1), LABELS, attention_mask=torch.ones(6, 3))
+
+
+@pytest.mark.parametrize("only", ["alpha_ce", "alpha_kd", "alpha_cos"])
+def test_each_weighted_term_alone_carries_the_gradient(only):
+    weights = {"alpha_ce": 0.0, "alpha_kd": 0.0, "alpha_cos": 0.0, only: 0.5}
+    student = random_logits(seed=5).requires_grad_(True)
+    terms = distillation_loss(student, random_logits(seed=6), LABELS, **weights)
+    term = {"alpha_ce": "ce", "alpha_kd": "kd", "alpha_cos": "cos"}[only]
+    assert [name for name in ("ce", "kd", "cos") if terms[name].requires_grad] == [term]
+    terms["loss"].backward()
+    alone = student.detach().clone().requires_grad_(True)
+    (0.5 * distillation_loss(alone, random_logits(seed=6), LABELS, **{**weights, only: 1.0})[term]).backward()
+    torch.testing.assert_close(student.grad, alone.grad)

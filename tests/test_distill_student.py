@@ -209,3 +209,42 @@ def test_base_route_errors_are_clear(tmp_path):
     saved_base(tmp_path, with_pooler=False)
     with pytest.raises(DistillError, match="layer 5 in \\[1, 5\\] is out of range: the source model has layers 1 to 4"):
         build_student_from_base(tmp_path, [1, 5])
+
+
+# ---------------------------------------------------------------- found by mutation testing
+
+def test_a_fractional_teacher_depth_is_rejected():
+    with pytest.raises(DistillError, match="positive number of layers, got 2.5"):
+        parse_layers("odd", 2.5)
+
+
+def test_the_student_config_is_a_deep_copy():
+    teacher = tiny_teacher(4)
+    student = build_student(teacher, [1, 3])
+    student.config.id2label[0] = "changed"
+    assert teacher.config.id2label[0] != "changed" and teacher.config.num_hidden_layers == 4
+
+
+def test_a_bf16_teacher_gives_an_exact_bf16_student():
+    teacher = tiny_teacher(4).to(torch.bfloat16)
+    student = build_student(teacher, [2, 4])
+    assert student.dtype == torch.bfloat16
+    assert_same_weights(student.bert.encoder.layer[1], teacher.bert.encoder.layer[3])
+
+
+def test_a_base_that_is_not_bert_or_not_complete_is_refused(tmp_path):
+    from transformers import GPT2Config
+    GPT2Config(n_layer=2, n_embd=32, n_head=2).save_pretrained(tmp_path / "gpt2")
+    with pytest.raises(DistillError, match=r"holds a 'gpt2' model; a student needs a BERT encoder"):
+        build_student_from_base(tmp_path / "gpt2", [1])
+    tiny_config(4).save_pretrained(tmp_path / "no-weights")
+    with pytest.raises(DistillError, match="cannot load the BERT weights in"):
+        build_student_from_base(tmp_path / "no-weights", [1])
+    base = saved_base(tmp_path / "partial", with_pooler=True)
+    from safetensors.torch import load_file, save_file
+    weights = load_file(tmp_path / "partial" / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if "layer.3." not in k}, tmp_path / "partial" / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(DistillError, match=r"has no pretrained weights for .*layer\.3.*not a complete BERT encoder"):
+        build_student_from_base(tmp_path / "partial", [1, 2])
+    assert base is not None

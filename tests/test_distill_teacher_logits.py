@@ -34,9 +34,10 @@ def cached(teacher, teacher_dir, split, cache_dir):
     return cached_teacher_logits(teacher, teacher_dir, split, cache_dir, pad_id=0, env=CPU)
 
 
-def test_the_second_run_reads_the_cache_instead_of_running_the_teacher(teacher_dir, tmp_path, passes):
+def test_the_second_run_reads_the_cache_instead_of_running_the_teacher(teacher_dir, tmp_path, passes, capsys):
     teacher, split = tiny_classifier(layers=2, seed=0), tiny_split(30)
     first = cached(teacher, teacher_dir, split, tmp_path / "cache")
+    assert f"cached teacher logits for 30 examples in {tmp_path / 'cache'}" in capsys.readouterr().out
     second = cached(teacher, teacher_dir, split, tmp_path / "cache")
     assert passes == [30], "the teacher ran once; the second call was a cache hit"
     torch.testing.assert_close(second, first, rtol=0, atol=0)

@@ -267,3 +267,58 @@ def test_an_adapter_without_its_head_is_refused_instead_of_loading_a_random_head
         with pytest.raises(LoRAError, match=f"head keys missing from the adapter.*{dropped}"):
             apply_adapter(copy.deepcopy(base), headless, meta)
         apply_adapter(copy.deepcopy(base), state, meta)  # the complete file loads
+
+
+# ---------------------------------------------------------------- found by mutation testing
+
+def test_a_bare_lora_layer_has_no_dropout_and_rank_one_is_allowed():
+    base = nn.Linear(16, 8)
+    layer = LoRALinear(base, r=1, alpha=2).train()
+    assert layer.lora_dropout.p == 0.0 and layer.lora_A.shape == (1, 16)
+    assert "merged=False" in repr(layer)
+
+
+def test_a_is_initialised_like_nn_linear_and_b_at_zero():
+    """kaiming_uniform_(a=sqrt(5)) draws A from U(-1/sqrt(in), 1/sqrt(in)), nn.Linear's own default."""
+    torch.manual_seed(0)
+    layer = LoRALinear(nn.Linear(256, 64), r=16, alpha=16)
+    bound = 1 / 256 ** 0.5
+    assert layer.lora_A.abs().max() <= bound and layer.lora_A.abs().max() > 0.99 * bound
+    assert torch.count_nonzero(layer.lora_B) == 0
+
+
+def test_the_adapter_takes_the_base_weights_dtype():
+    layer = LoRALinear(nn.Linear(16, 8).to(torch.bfloat16), r=2, alpha=4)
+    assert layer.lora_A.dtype == layer.lora_B.dtype == torch.bfloat16
+
+
+def test_module_names_may_be_one_string_and_errors_name_what_exists():
+    model = tiny_bert()
+    inject_lora(model, targets="query", r=2)
+    assert {name.rpartition(".")[0].rpartition(".")[2] for name, _ in model.named_parameters() if "lora_A" in name} == {"query"}
+    mark_only_lora_trainable(model, "classifier")
+    assert {name for name, p in model.named_parameters() if p.requires_grad and "lora" not in name} == {
+        "classifier.weight", "classifier.bias"}
+    with pytest.raises(LoRAError, match=r"no module with parameters at \['head'\] in BertForSequenceClassification: "
+                                        r".*\(top-level modules: \['bert', 'classifier'\]\)"):
+        mark_only_lora_trainable(model, ["head"])
+    with pytest.raises(LoRAError, match=r"^no nn.Linear named \['nope'\] in BertForSequenceClassification; "):
+        inject_lora(tiny_bert(), targets=["query", "nope"])
+    with pytest.raises(LoRAError, match=r"^no nn.Linear named \[\] in BertForSequenceClassification; "):
+        inject_lora(tiny_bert(), targets=[])
+
+
+def test_a_failed_adapter_save_leaves_no_temporary_file_and_the_old_adapter(tuned, tmp_path, monkeypatch):
+    import lora.adapter
+    path = save_adapter(tmp_path / "adapter.safetensors", tuned, r=4, alpha=8, targets=["query", "value"],
+                        base_model="tiny")
+    before = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(lora.adapter, "save_file", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        save_adapter(path, tuned, r=4, alpha=8, targets=["query", "value"], base_model="tiny")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["adapter.safetensors"]

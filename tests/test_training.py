@@ -288,3 +288,16 @@ def test_encode_texts_truncates_to_max_length_and_leaves_padding_to_the_batches(
     from training.batching import encode_texts
     assert encode_texts(tiny_tokenizer(), ("you are an idiot", "thanks"), max_length=4) == [[2, 4, 5, 3], [2, 12, 3]]
     assert encode_texts(tiny_tokenizer(), ["you are an idiot"], max_length=16) == [[2, 4, 5, 6, 7, 3]]
+
+
+def test_the_cross_entropy_loss_ignores_padding():
+    model, split = tiny_classifier(), tiny_split(6)
+    batch = make_batch(list(range(6)), split.token_ids, split.labels, pad_id=0)
+    assert (batch["attention_mask"] == 0).any(), "the batch has padding"
+    with torch.no_grad():
+        padded = cross_entropy_loss(model, batch)
+        one_by_one = torch.stack([torch.nn.functional.cross_entropy(
+            model(input_ids=torch.tensor([ids])).logits, torch.tensor([label]))
+            for ids, label in zip(split.token_ids, split.labels)]).mean()
+    torch.testing.assert_close(padded["loss"], one_by_one, rtol=1e-5, atol=1e-6)
+    assert padded["ce"] is padded["loss"]
