@@ -301,3 +301,34 @@ def test_the_cross_entropy_loss_ignores_padding():
             for ids, label in zip(split.token_ids, split.labels)]).mean()
     torch.testing.assert_close(padded["loss"], one_by_one, rtol=1e-5, atol=1e-6)
     assert padded["ce"] is padded["loss"]
+
+
+def test_validation_metrics_match_an_independent_fp32_computation():
+    from sklearn.metrics import roc_auc_score
+    model, split = tiny_classifier(seed=3), tiny_split(30, seed=2)
+    metrics = loop.validate(model, split, 0, torch.device("cpu"), TrainingConfig(bf16=True, eval_batch_size=7))
+    with torch.inference_mode():
+        logits = torch.cat([model(input_ids=torch.tensor([ids])).logits for ids in split.token_ids])
+    probs = torch.softmax(logits, dim=-1)[:, 1].numpy()
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(split.labels, probs), abs=1e-9)
+    assert metrics["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, torch.tensor(split.labels)).item(),
+                                            abs=1e-5), "validation runs in fp32 even when training uses bf16"
+    assert metrics["probability_std"] == pytest.approx(float(probs.std()), abs=1e-6)
+
+
+def test_the_optimizer_decays_matrices_only_and_warms_up_linearly():
+    model = tiny_classifier()
+    config = TrainingConfig(lr=1e-3, weight_decay=0.05, warmup_ratio=0.1)
+    optimizer, scheduler = loop.build_optimizer(model, config, total_steps=100)
+    decay, no_decay = optimizer.param_groups
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert {p.ndim for p in decay["params"]} == {2} and {p.ndim for p in no_decay["params"]} == {1}
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    assert decay["fused"] is True and no_decay["fused"] is True
+    learning_rates = []
+    for _ in range(20):
+        learning_rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert learning_rates[0] == 0.0 and learning_rates[5] == pytest.approx(5e-4) and learning_rates[10] == pytest.approx(1e-3)
+    assert learning_rates[19] == pytest.approx(1e-3 * 81 / 90), "then linear decay to 0 at step 100"
