@@ -79,3 +79,20 @@ def test_the_notebook_runs_on_trained_runs(kernel, monkeypatch, pipeline):
     assert all(f"`{run}`" in verdict_header for run in ("teacher", "odd", "lora")), verdict_header
     assert "| run | P(toxic) | each word's contribution |" in text, "the explanations are missing"
 
+
+def test_the_committed_notebook_carries_its_outputs_from_the_real_runs():
+    """It must render readably on a code host without being run, with the real teacher's numbers."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code_cells] == list(range(1, len(code_cells) + 1)), \
+        "execute the notebook top to bottom in one fresh kernel before committing it"
+    assert not any(output.output_type == "error" for cell in code_cells for output in cell.outputs)
+    text = text_of(notebook)
+    assert "teacher: the fine-tuned run in runs/teacher" in text and TINY_NOTE not in text, \
+        "the committed outputs must come from the runs of `make all`, not the tiny random teacher"
+    assert images_in(notebook) >= 1
+    verdict_header = next(line for line in text.splitlines() if line.startswith("| comment |"))
+    assert "`teacher`" in verdict_header, verdict_header
+    parameters = [cell for cell in code_cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(parameters) == 1, "one cell, tagged 'parameters', sets the notebook's size"
