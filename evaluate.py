@@ -40,7 +40,7 @@ from report.plots import draw_figures
 from report.quality import RunPredictions, fingerprint, quality_report
 from report.readme import update_readme
 from report.runs import (Run, arrange_runs, dataset_args, display_path, find_run_folders, read_run,
-                         training_losses)
+                         study_sessions, training_losses)
 from report.score_cache import cached_scores, scores_key, store_scores
 from report.study import method_comparisons, seed_summary
 from training.files import write_json_atomically, write_text_atomically
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         "figures": draw_figures(runs, records, predictions, args.out),
         "generated_by": shlex.join(["python", "evaluate.py", *argv]),
         "evaluate_time_s": round(time.perf_counter() - started, 1),
+        "study_sessions": study_sessions(args.runs_dir),
     }
     markdown = results_markdown(results)
     write_json_atomically(args.out / "results.json", results)
@@ -169,7 +170,7 @@ def score_run(run: Run, splits_by_dataset: dict, measure: bool) -> tuple[dict, R
         **training_losses(run.history),
         "deterministic": run.history.get("deterministic", False),
         "recipe": {"lr": run.history["args"].get("lr"), "epochs": run.history["args"].get("epochs"),
-                   "defaults_from": run.history.get("defaults_from")},
+                   "defaults_from": run.history["args"].get("recipe_from")},
         "behaviour": run_suite(scorer, quality["validation_threshold"]),
         "test_set": {"source": splits.source, "size": len(splits.test.labels), "fingerprint": test_set},
     }

@@ -211,6 +211,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.out = args.out or f"runs/{args.method}"
     args.model = args.model or METHODS[args.method].model
     defaults = method_defaults(args.method)
+    # Where the recipe comes from, for the report: make tune's choice, train.py's table, or flags.
+    args.recipe_from = "flags" if args.lr is not None or args.epochs is not None else defaults["source"]
     args.lr = defaults["lr"] if args.lr is None else args.lr
     args.epochs = defaults["epochs"] if args.epochs is None else args.epochs
     return args
@@ -404,7 +406,6 @@ def main(argv=None) -> None:
                             warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
                             max_grad_norm=args.max_grad_norm, seed=args.seed, bf16=args.bf16)
     history = {"method": args.method, "args": vars(args), "layers": layers,
-               "defaults_from": method_defaults(args.method)["source"],
                "data": split_sizes(splits),
                "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total}}
     out = Path(args.out)

@@ -53,9 +53,13 @@ def can_resume(run: PlannedRun) -> bool:
     return True
 
 
-def execute(plan: list[PlannedRun], python: str = sys.executable) -> dict[str, int]:
-    """Train every run of ``plan`` that is not done, in order; count what was trained and skipped."""
-    counts = {"trained": 0, "skipped": 0}
+def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failure: bool = True) -> dict[str, int]:
+    """Train every run of ``plan`` that is not done, in order; count what was trained, skipped and failed.
+
+    A failed run stops the plan, unless ``stop_on_failure`` is False (a search, where a setting
+    that fails is a result): then it is counted and the plan goes on.
+    """
+    counts = {"trained": 0, "skipped": 0, "failed": 0}
     for number, run in enumerate(plan, start=1):
         label = f"[{number}/{len(plan)}] {run.out}"
         if is_done(run):
@@ -66,8 +70,12 @@ def execute(plan: list[PlannedRun], python: str = sys.executable) -> dict[str, i
         command = [python, "train.py", *run.argv, *resume]
         print(f"{label}: {shlex.join(command[1:])}", flush=True)
         result = subprocess.run(command, cwd=Path(train.__file__).resolve().parent)
-        if result.returncode != 0:
+        if result.returncode == 0:
+            counts["trained"] += 1
+        elif stop_on_failure:
             sys.exit(f"{label} failed (exit code {result.returncode}); fix it and run the same command "
                      f"again: finished runs are skipped")
-        counts["trained"] += 1
+        else:
+            print(f"{label} failed (exit code {result.returncode}); the plan goes on", flush=True)
+            counts["failed"] += 1
     return counts

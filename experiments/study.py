@@ -16,9 +16,11 @@ data give the same model), so it is trained once and paired with every seed of t
 import argparse
 import shlex
 import time
+from pathlib import Path
 
 from experiments.runner import PlannedRun, execute, is_done
-from report.runs import STUDY_DIR
+from report.runs import STUDY_DIR, STUDY_SESSIONS, study_sessions
+from training.files import write_json_atomically
 from train import METHODS
 
 FIRST_SEED = 42  # train.py's default seed, the seed of make all's runs
@@ -67,6 +69,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     started = time.perf_counter()
     counts = execute(plan)
+    # The study's real wall time, start-up of every train.py process included, session by session.
+    session = {"seeds": args.seeds, **counts, "wall_time_s": round(time.perf_counter() - started, 1)}
+    write_json_atomically(Path(args.runs_dir) / STUDY_DIR / STUDY_SESSIONS,
+                          [*study_sessions(args.runs_dir), session])
     print(f"study: {counts['trained']} runs trained, {counts['skipped']} already done, in "
           f"{(time.perf_counter() - started) / 60:.1f} min; now run `python evaluate.py`")
 

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.runner import PlannedRun, execute
+from experiments.runner import PlannedRun, execute, is_done, planned_args
 from report.runs import TUNING_DIR
 from report.tables import markdown_table
 from training.files import write_json_atomically, write_text_atomically
@@ -50,7 +50,15 @@ def tuning_run(runs_dir: str, method: str, lr: float, epochs: int, teacher: str 
 
 
 def validation_score(run: PlannedRun) -> dict:
-    """The run's recipe, its best epoch's validation ROC-AUC and its train.py wall time."""
+    """The run's recipe, its best epoch's validation ROC-AUC and its train.py wall time.
+
+    A setting whose run failed (diverged, or ended as a constant predictor) scores nothing and is
+    never chosen; train.py kept it in ``<run>.failed/`` with the reason.
+    """
+    if not is_done(run):
+        args = planned_args(run)
+        return {"run": run.out, "lr": args["lr"], "epochs": args["epochs"], "best_epoch": None,
+                "validation_roc_auc": None, "total_time_s": 0.0, "failed": True}
     history = json.loads((Path(run.out) / "history.json").read_text())
     best = history["epochs"][history["best_epoch"] - 1]
     return {"run": run.out, "lr": history["args"]["lr"], "epochs": history["args"]["epochs"],
@@ -62,26 +70,30 @@ def tune_method(method: str, runs_dir: str, teacher: str | None, extra_flags: tu
                 epochs: int, lora_epochs: int) -> list[dict]:
     """The method's search, trained as needed; returns one scored row per run, in search order."""
     plan = [tuning_run(runs_dir, method, lr, epochs, teacher, extra_flags) for lr in LR_GRID[family(method)]]
-    execute(plan)
+    execute(plan, stop_on_failure=False)
     rows = [validation_score(run) for run in plan]
     if family(method) == "lora":
-        best_lr = max(rows, key=lambda row: row["validation_roc_auc"])["lr"]
-        longer = tuning_run(runs_dir, method, best_lr, lora_epochs, teacher, extra_flags)
-        execute([longer])
+        longer = tuning_run(runs_dir, method, choose(rows)["lr"], lora_epochs, teacher, extra_flags)
+        execute([longer], stop_on_failure=False)
         rows.append(validation_score(longer))
     return [{"method": method, **row} for row in rows]
 
 
 def choose(rows: list[dict]) -> dict:
     """The row with the best validation ROC-AUC; on a tie the earlier one (lower lr, fewer epochs)."""
-    return max(rows, key=lambda row: row["validation_roc_auc"])
+    scored = [row for row in rows if row["validation_roc_auc"] is not None]
+    if not scored:
+        sys.exit(f"tune: every run of this search failed ({', '.join(row['run'] for row in rows)}); "
+                 f"train.py kept each in <run>.failed/ with the reason")
+    return max(scored, key=lambda row: row["validation_roc_auc"])
 
 
 def tuning_markdown(rows: list[dict], chosen: dict[str, dict], command: str) -> str:
     table = markdown_table(
         ["Method", "Learning rate", "Epochs", "Best epoch", "Validation ROC-AUC", "train.py time", "Chosen"],
-        [[row["method"], f"{row['lr']:g}", str(row["epochs"]), str(row["best_epoch"]),
-          f"{row['validation_roc_auc']:.4f}", f"{row['total_time_s'] / 60:.1f} min",
+        [[row["method"], f"{row['lr']:g}", str(row["epochs"]), str(row["best_epoch"] or "–"),
+          "failed" if row["validation_roc_auc"] is None else f"{row['validation_roc_auc']:.4f}",
+          f"{row['total_time_s'] / 60:.1f} min",
           "✓" if chosen[row["method"]]["run"] == row["run"] else ""] for row in rows])
     controls = ", ".join(f"{name} takes {method.recipe_of}'s" for name, method in METHODS.items() if method.recipe_of)
     total = sum(row["total_time_s"] for row in rows) / 60

@@ -84,7 +84,7 @@ def costs(records: list[dict]) -> str | None:
 
 def pipeline_time(records: list[dict]) -> str | None:
     """How long each `python train.py --method ...` of the main runs took, start to finish."""
-    timed = [r for r in records if r["primary"] and r.get("command_wall_time_s")]
+    timed = [r for r in records if r["primary"] and not is_study_run(r) and r.get("command_wall_time_s")]
     if not timed:
         return None
     each = ", ".join(f"{r['method']} {r['command_wall_time_s'] / 60:.1f}" for r in timed)
@@ -93,8 +93,12 @@ def pipeline_time(records: list[dict]) -> str | None:
             f"(history.json `total_time_s`), in minutes: {each}; {total:.1f} in all.")
 
 
-def study_time(records: list[dict], evaluate_time_s: float | None = None) -> str | None:
-    """How long `make study` took beyond `make all`: its runs in runs/study/, and the evaluation."""
+def study_time(records: list[dict], evaluate_time_s: float | None = None, sessions: list[dict] = ()) -> str | None:
+    """How long `make study` took beyond `make all`: its runs in runs/study/, and the evaluation.
+
+    ``sessions`` are experiments/study.py's own wall-clock records: they include what the runs'
+    histories cannot, each train.py's start-up (imports, loading the data) and the runner.
+    """
     extra = [r for r in records if is_study_run(r) and r.get("command_wall_time_s")]
     if not extra:
         return None
@@ -108,6 +112,11 @@ def study_time(records: list[dict], evaluate_time_s: float | None = None) -> str
                 f"{max(minutes):.1f} each")
     if evaluate_time_s is not None:
         sentence += f", and `python evaluate.py` {evaluate_time_s / 60:.1f} minutes"
+    if sessions:
+        trained = sum(session["trained"] for session in sessions)
+        sentence += (f". Measured by the study itself, start-up of every `train.py` included: "
+                     f"{sum(session['wall_time_s'] for session in sessions) / 60:.1f} minutes of wall time for "
+                     f"the {trained} runs it trained, in {len(sessions)} session(s)")
     return sentence + "."
 
 
@@ -140,6 +149,8 @@ def recipes(records: list[dict]) -> str | None:
                   "results/tuning.md; the controls take the recipe of the method they control)")
     elif sources == {"train.py"}:
         source = "the hand-set defaults of train.py: `make tune` has not chosen them yet"
+    elif sources == {"flags"}:
+        source = "given as flags to train.py"
     else:
         source = "some from `make tune`, some hand-set or given as flags (see each run's history.json)"
     return f"Learning rate × epochs of each method: {each}; {source}."
@@ -160,5 +171,6 @@ def findings(results: dict) -> list[str]:
     sentences += [comparison(c) for c in results["comparisons"].values() if "skipped" not in c]
     sentences += [teacher_spread(seeds), lora_gap(seeds), bare_insult_finding(records), teacher_retention(seeds),
                   costs(records), recipes(records), pipeline_time(records),
-                  study_time(records, results.get("evaluate_time_s")), degenerate(records)]
+                  study_time(records, results.get("evaluate_time_s"), results.get("study_sessions", [])),
+                  degenerate(records)]
     return [s for s in sentences if s]

@@ -18,6 +18,7 @@ from training.checkpoint import is_failed_run
 METHOD_ORDER = ("teacher", "odd", "even", "lora", "lora-kd", "odd-ce", "lora-odd", "full-even", "minilm", "tfidf")
 REQUIRED_HISTORY_KEYS = ("method", "args", "params", "steps", "epochs", "wall_time_s")
 STUDY_DIR = "study"  # runs/study/: the runs make study trains beyond make all's (experiments/study.py)
+STUDY_SESSIONS = "sessions.json"  # runs/study/sessions.json: each `make study` session's wall time
 TUNING_DIR = "tune"  # runs/tune/: make tune's runs (experiments/tune.py)
 DATASET_ARGS = ("dataset", "text_column", "label_column", "toxic_labels", "val_fraction", "split_seed")
 
@@ -117,6 +118,15 @@ def display_path(path: Path) -> str:
         return absolute.relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return absolute.as_posix()
+
+
+def study_sessions(runs_dir: str | os.PathLike) -> list[dict]:
+    """What experiments/study.py recorded of each session: runs trained and skipped, wall time."""
+    try:
+        sessions = json.loads((Path(runs_dir) / STUDY_DIR / STUDY_SESSIONS).read_text())
+    except (OSError, ValueError):
+        return []
+    return sessions if isinstance(sessions, list) else []
 
 
 def training_losses(history: dict) -> dict:

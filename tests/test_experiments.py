@@ -52,20 +52,24 @@ def test_execute_trains_what_is_not_done_resumes_what_was_interrupted_and_stops_
     commands = []
     monkeypatch.setattr(runner.subprocess, "run", lambda command, cwd: commands.append(command[1:]) or
                         type("Result", (), {"returncode": 0}))
-    assert execute([done, interrupted, fresh]) == {"trained": 2, "skipped": 1}
+    assert execute([done, interrupted, fresh]) == {"trained": 2, "skipped": 1, "failed": 0}
     assert commands == [["train.py", "--method", "even", "--out", "runs/even", "--resume"],
                         ["train.py", "--method", "lora", "--out", "runs/lora"]]
     monkeypatch.setattr(runner.subprocess, "run", lambda command, cwd: type("Result", (), {"returncode": 1}))
     with pytest.raises(SystemExit, match="runs/lora failed.*run the same command again"):
-        execute([fresh])
+        execute([fresh, interrupted])
+    assert execute([fresh, interrupted], stop_on_failure=False) == {"trained": 0, "skipped": 0, "failed": 2}
 
 
 def fake_training(scores: dict[tuple[str, float, int], float]):
     """An ``execute`` that writes the history a tuning run would have, with the given validation ROC-AUC."""
-    def execute(plan):
+    def execute(plan, stop_on_failure=True):
+        assert not stop_on_failure, "a failed setting is a result of the search, not the end of it"
         for run in plan:
             args = planned_args(run)
             auc = scores[args["method"], args["lr"], args["epochs"]]
+            if auc is None:  # this setting failed: train.py left no finished run folder
+                continue
             Path(run.out).mkdir(parents=True, exist_ok=True)
             (Path(run.out) / "history.json").write_text(json.dumps({
                 "args": args, "best_epoch": 1, "total_time_s": 60.0,
@@ -81,6 +85,7 @@ def test_tuning_chooses_on_validation_and_becomes_the_methods_defaults(tmp_path,
             scores[method, lr, 3] = 0.90 + (0.01 if lr == tune.LR_GRID[tune.family(method)][1] else 0)
             scores[method, lr, 6] = 0.95 if method == "lora" else 0.80
     scores["teacher", 1e-4, 3] = 0.99
+    scores["minilm", 5e-5, 3] = None  # diverged
     monkeypatch.setattr(tune, "execute", fake_training(scores))
     tune.main(["--out", "results"])
 
@@ -95,7 +100,9 @@ def test_tuning_chooses_on_validation_and_becomes_the_methods_defaults(tmp_path,
     students = [r for r in runs if r["method"] == "odd"]
     assert all(json.loads((Path(r["run"]) / "history.json").read_text())["args"]["teacher"] ==
                "runs/tune/teacher-lr0.0001-ep3" for r in students)  # students read the chosen teacher
+    assert chosen["minilm"]["lr"] == 2.5e-5  # the best of the settings that trained
     assert "| lora | 0.0005 | 6 | 1 | 0.9500 | 1.0 min | ✓ |" in Path("results/tuning.md").read_text()
+    assert "| minilm | 5e-05 | 3 | – | failed | 0.0 min |  |" in Path("results/tuning.md").read_text()
 
     tuned = Path("results/tuned_defaults.json")
     assert train.method_defaults("lora-odd", tuned) == {"lr": 5e-4, "epochs": 6, "source": "tuned_defaults.json"}

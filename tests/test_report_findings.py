@@ -13,12 +13,17 @@ def test_pipeline_and_study_times_are_summed_from_the_runs():
                record("odd-seed1", "odd", 1, False, 210.0, folder="runs/study"),
                record("even-seed1", "even", 1, False, 150.0, folder="runs/study"),
                record("odd-seed2", "odd", 2, False, 270.0, folder="runs/study")]
-    assert pipeline_time(records).endswith("odd 4.0, even 3.0, odd-ce 2.0; 9.0 in all.")
+    assert pipeline_time(records).endswith("odd 4.0, even 3.0; 7.0 in all.")  # make all's runs only
     sentence = study_time(records, evaluate_time_s=300.0)
     assert "`make study SEEDS=3`, seeds 1, 2, 42" in sentence
     assert "beyond the 2 runs of `make all` (7.0 minutes, reused), its 4 runs (even, odd, odd-ce)" in sentence
     assert sentence.endswith("took 12.5 minutes of `train.py` in all, 2.0 to 4.5 each, and `python evaluate.py` "
                              "5.0 minutes.")
+    sessions = [{"trained": 3, "skipped": 2, "failed": 0, "wall_time_s": 540.0},
+                {"trained": 1, "skipped": 5, "failed": 0, "wall_time_s": 300.0}]
+    assert study_time(records, 300.0, sessions).endswith(
+        "5.0 minutes. Measured by the study itself, start-up of every `train.py` included: 14.0 minutes of wall "
+        "time for the 4 runs it trained, in 2 session(s).")
 
 
 def test_without_study_runs_there_is_no_study_sentence():
