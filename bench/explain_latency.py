@@ -1,6 +1,7 @@
 """What an explanation adds to a request: predict against predict + explain, side by side.
 
     python -m bench.explain_latency [--model runs/odd] [--words 20] [--comments 50] [--rounds 4] [--threads 1 2]
+                                    [--precision auto]
 
 The web app explains a comment by leave-one-word-out occlusion (explain/occlusion.py): one batched
 forward pass of n + 1 comments for n words. This script loads the run as the web app does
@@ -13,7 +14,8 @@ at most 150 ms at p50 for a 20-word comment on the odd-layer student, on 2 cores
 
 Each torch thread count is measured in turn: 1 is the web app's default (one intra-op thread per
 request, see webapp/predict.py set_serving_threads), 2 uses both cores of this machine for one
-request.
+request. The precision is the web app's (``auto``: bf16 where the CPU multiplies it natively, see
+models/inference.py); explanations run at the precision of the predictions they explain.
 """
 import argparse
 import sys
@@ -25,6 +27,7 @@ import torch
 
 from data.load import load_splits
 from explain.words import word_spans
+from models.inference import PRECISIONS
 from webapp.predict import ModelLoadError, Predictor
 
 TARGET_MS = 150.0
@@ -70,16 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--comments", type=int, default=50, help="test comments to time (default: 50)")
     parser.add_argument("--rounds", type=int, default=4, help="passes over the comments (default: 4)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts (default: 1 2)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as the web app's (default: auto)")
     args = parser.parse_args(argv)
     try:
-        predictor = Predictor.from_folder(args.model)
+        predictor = Predictor.from_folder(args.model, precision=args.precision)
     except ModelLoadError as error:
         sys.exit(f"error: {error}")
     comments = comments_of(args.words, args.comments)
     tokens = [len(predictor.tokenizer(text)["input_ids"]) for text in comments]
     print(f"model {predictor.name} ({Path(args.model)}), {predictor.model.config.num_hidden_layers} layers, "
-          f"max length {predictor.max_length}; {len(comments)} test comments cut to {args.words} words: "
-          f"{np.mean(tokens):.1f} tokens on average ({min(tokens)}-{max(tokens)}), so one explanation is a batch of "
+          f"max length {predictor.max_length}, precision {predictor.precision}; {len(comments)} test comments cut "
+          f"to {args.words} words: {np.mean(tokens):.1f} tokens on average ({min(tokens)}-{max(tokens)}), so one explanation is a batch of "
           f"{args.words + 1} comments; {args.rounds} rounds, {len(comments) * args.rounds} timed requests of each kind "
           f"per setting, alternating.\n")
     print("| torch threads | predict p50 / p95 (ms) | predict + explain p50 / p95 (ms) | explain adds p50 / p95 (ms) "
