@@ -18,6 +18,7 @@ request. The precision is the web app's (``auto``: bf16 where the CPU multiplies
 models/inference.py); explanations run at the precision of the predictions they explain.
 """
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,9 @@ WARM_UP = 5
 def comments_of(words: int, count: int) -> list[str]:
     """The first ``count`` test comments that have at least ``words`` words, cut to their first ``words``."""
     chosen = []
-    for text in load_splits("insults").test.texts:
+    with contextlib.redirect_stdout(sys.stderr):  # the split summary is progress, not a figure
+        test = load_splits("insults").test
+    for text in test.texts:
         spans = word_spans(text)
         if len(spans) >= words:
             chosen.append(" ".join(text[start:end] for start, end in spans[:words]))
