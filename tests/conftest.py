@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,27 @@ def tiny_history(method: str = "odd", *, threshold: float = 0.5, max_length: int
             "params": {"total": 100_000, "trainable": 100_000, "trainable_share": 1.0},
             "epochs": [{"epoch": 1, "train_loss": 0.5, "validation": validation, "wall_time_s": 1.0}],
             "steps": [], "wall_time_s": 1.0}
+
+
+def call_concurrently(call, count: int) -> list[Exception]:
+    """Run ``call(index)`` for index 0..count-1, each in its own thread; return what they raised.
+
+    Threads swallow exceptions, so each one is collected and the test asserts the list is empty.
+    """
+    errors = []
+
+    def guarded(index: int) -> None:
+        try:
+            call(index)
+        except Exception as error:  # noqa: BLE001 - returned to the test, which asserts on it
+            errors.append(error)
+
+    threads = [threading.Thread(target=guarded, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
 
 
 def run(*args: str) -> str:

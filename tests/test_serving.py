@@ -5,7 +5,7 @@ import threading
 import pytest
 import torch
 
-from conftest import TINY_WORDS
+from conftest import TINY_WORDS, call_concurrently
 from models import inference
 from models.inference import resolve_precision
 from test_webapp import post_json, save_tiny_model, serve
@@ -85,22 +85,14 @@ def test_concurrent_callers_share_passes_and_each_gets_its_own_answer(run_folder
     expected = [predictor.predict([text])[0]["toxic_probability"] for text in texts]
     assert len({round(p, 4) for p in expected}) > 12, "the tiny model should tell the texts apart"
     batching = BatchingPredictor(predictor, BatchSettings(max_batch_size=8, max_wait_ms=50))
-    start, answers, errors = threading.Barrier(len(texts)), {}, []
+    start, answers = threading.Barrier(len(texts)), {}
 
     def caller(index: int) -> None:
-        try:
-            start.wait()
-            for _ in range(3):
-                answers.setdefault(index, []).append(batching.predict([texts[index]])[0]["toxic_probability"])
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
+        start.wait()
+        for _ in range(3):
+            answers.setdefault(index, []).append(batching.predict([texts[index]])[0]["toxic_probability"])
 
-    threads = [threading.Thread(target=caller, args=(index,)) for index in range(len(texts))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert call_concurrently(caller, len(texts)) == []
     for index, probabilities in answers.items():
         assert probabilities == pytest.approx([expected[index]] * 3, abs=1e-5), f"caller {index} got another's answer"
     assert batching.requests_served == 3 * len(texts)

@@ -22,7 +22,7 @@ import waitress
 from transformers import BertForSequenceClassification
 from waitress import wasyncore
 
-from conftest import TINY_WORDS, tiny_bert_config, tiny_tokenizer
+from conftest import TINY_WORDS, call_concurrently, tiny_bert_config, tiny_tokenizer
 from webapp.__main__ import main
 from webapp.app import MAX_BATCH, MAX_BODY_BYTES, MAX_TEXT_CHARS, make_app
 from webapp.predict import (NOT_TOXIC, TOXIC, ModelLoadError, Predictor, best_run, find_runs,
@@ -135,21 +135,13 @@ def test_batch_predictions_equal_one_by_one_despite_padding(predictors):
 def test_concurrent_calls_give_the_serial_results(predictors):
     texts = [" ".join(TINY_WORDS[i:i + 1 + i % 7]) for i in range(16)]
     expected = [predictors["even"].predict([text])[0] for text in texts]
-    results, errors = {}, []
+    results = {}
 
     def worker(index: int):
-        try:
-            for _ in range(5):
-                results[index] = predictors["even"].predict([texts[index]])[0]
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
+        for _ in range(5):
+            results[index] = predictors["even"].predict([texts[index]])[0]
 
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(len(texts))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert call_concurrently(worker, len(texts)) == []
     for index, result in results.items():
         assert result["label"] == expected[index]["label"]
         assert result["toxic_probability"] == pytest.approx(expected[index]["toxic_probability"], abs=1e-5)
