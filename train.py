@@ -149,7 +149,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see python train.py --help)\n")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> OneLineErrorParser:
     p = OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", choices=list(METHODS), required=True)
     p.add_argument("--out", help="run folder (default runs/<method>)")
@@ -205,6 +205,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     lora.add_argument("--lora-dropout", type=fraction_below_one, default=0.1)
     lora.add_argument("--lora-targets", type=module_names, default="query,value",
                       help="names of the linear layers to adapt; each must name a layer of the model")
+    return p
+
+
+def flag_defaults() -> dict:
+    """Every flag's parser default. A run recorded before a flag existed was trained at its default,
+    so comparing a recorded run with a planned one reads a missing flag as this value."""
+    return vars(build_parser().parse_args(["--method", "teacher"])) | {"method": None}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if METHODS[args.method].loss == "kd" and args.alpha_ce == args.alpha_kd == args.alpha_cos == 0:
         p.error("--alpha-ce, --alpha-kd and --alpha-cos are all 0: nothing would train the student")
@@ -234,7 +245,8 @@ def check_before_work(args) -> None:
     if method.start in ("pretrained", "base-layers"):
         load_config(args.model, args.cache_dir)
     if args.resume:
-        check_same_settings(checkpoint_dir(Path(args.out)), vars(args), ignored=NOT_RESULT_CHANGING)
+        check_same_settings(checkpoint_dir(Path(args.out)), vars(args), ignored=NOT_RESULT_CHANGING,
+                            defaults=flag_defaults())
 
 
 def distillation_step_loss(model, batch, *, teacher_logits, args, teacher=None, layers=None):

@@ -4,9 +4,10 @@ A plan is a list of ``PlannedRun``: a run folder and the ``train.py`` flags that
 counts as done when its folder holds a ``history.json`` whose recorded arguments equal what
 ``train.py`` would parse from the planned flags now: the same method, data, recipe, seed and
 teacher. Changing anything (a flag, a default that ``make tune`` chose) therefore trains it
-again, and nothing finished is trained twice. A run that was interrupted after an epoch
-continues from its resume checkpoint. Each run is its own ``python train.py`` process, exactly
-as a user would type it, and the first failure stops the plan.
+again, and nothing finished is trained twice. A flag added to ``train.py`` after a run was
+recorded counts at its default, so a new option does not retrain the runs made before it. A run
+that was interrupted after an epoch continues from its resume checkpoint. Each run is its own
+``python train.py`` process, exactly as a user would type it, and the first failure stops the plan.
 """
 import json
 import shlex
@@ -39,7 +40,7 @@ def is_done(run: PlannedRun) -> bool:
     history_file = Path(run.out) / "history.json"
     if not history_file.is_file():
         return False
-    recorded = json.loads(history_file.read_text()).get("args", {})
+    recorded = json.loads(json.dumps(train.flag_defaults())) | json.loads(history_file.read_text()).get("args", {})
     return all(recorded.get(name) == value for name, value in planned_args(run).items()
                if name not in train.NOT_RESULT_CHANGING)
 
@@ -47,7 +48,8 @@ def is_done(run: PlannedRun) -> bool:
 def can_resume(run: PlannedRun) -> bool:
     """A resume checkpoint made with the planned settings exists (one made with others is started afresh)."""
     try:
-        check_same_settings(checkpoint_dir(Path(run.out)), planned_args(run), ignored=train.NOT_RESULT_CHANGING)
+        check_same_settings(checkpoint_dir(Path(run.out)), planned_args(run), ignored=train.NOT_RESULT_CHANGING,
+                            defaults=train.flag_defaults())
     except CheckpointError:
         return False
     return True

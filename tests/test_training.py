@@ -260,6 +260,18 @@ def test_a_nan_in_the_first_epoch_says_no_checkpoint_was_saved(tmp_path):
     assert str(tmp_path / "ckpt") not in str(error.value) and not (tmp_path / "ckpt").exists()
 
 
+def test_a_finite_loss_with_a_non_finite_gradient_also_stops_the_run(tmp_path):
+    def loss_with_an_infinite_gradient(model, batch):
+        terms = cross_entropy_loss(model, batch)
+        terms["loss"].register_hook(lambda grad: grad * float("inf"))  # the loss stays finite
+        return terms
+
+    with pytest.raises(NonFiniteLossError, match=r"the loss became [0-9.]+ \(gradient norm (inf|nan)\)"):
+        train(tiny_classifier(), loss_with_an_infinite_gradient, tiny_split(), tiny_split(20, 1),
+              config=TrainingConfig(epochs=1, batch_size=8), env=CPU, pad_id=0, history={},
+              checkpoint=tmp_path / "ckpt")
+
+
 def test_validation_runs_in_fp32_even_when_training_uses_bf16():
     model, split = tiny_classifier(), tiny_split(20, 1)
     in_bf16_run = loop.validate(model, split, 0, torch.device("cpu"), TrainingConfig(bf16=True))

@@ -136,11 +136,13 @@ def read_checkpoint_state(directory: Path) -> dict:
                               f"Delete it and run without --resume.") from error
 
 
-def check_same_settings(directory: Path, settings: dict, ignored: Iterable[str] = ()) -> None:
+def check_same_settings(directory: Path, settings: dict, ignored: Iterable[str] = (),
+                        defaults: dict | None = None) -> None:
     """Refuse, in one line naming every difference, to resume a checkpoint made with other settings.
 
     ``settings`` are this run's arguments (``vars(args)``); ``ignored`` are those that do not
-    change the result (the output folder, the thread count). Resuming with another learning
+    change the result (the output folder, the thread count). ``defaults`` stand in for settings the
+    checkpoint does not record (flags added to train.py after it was made). Resuming with another learning
     rate, method or seed would train a mixture of two runs and record it as one of them.
     """
     saved = read_checkpoint_state(directory).get("history", {}).get("args")
@@ -148,6 +150,7 @@ def check_same_settings(directory: Path, settings: dict, ignored: Iterable[str] 
         raise CheckpointError(f"--resume: the checkpoint in {directory} does not record the arguments it "
                               f"was made with, so it cannot be checked; run without --resume to start afresh.")
     current = json.loads(json.dumps(settings))  # the same JSON types as the saved ones (tuples as lists)
+    saved = json.loads(json.dumps(defaults or {})) | saved
     ignored = set(ignored)
     differences = [f"--{key.replace('_', '-')} {current.get(key)!r} (checkpoint: {saved.get(key)!r})"
                    for key in sorted(set(saved) | set(current))
