@@ -172,9 +172,10 @@ def build_parser() -> OneLineErrorParser:
     model.add_argument("--model", help="pretrained model of the methods that start from one: 'e5-small' (embedded, "
                                         "the default), 'minilm' (embedded, minilm's default), a hub name or a folder")
     model.add_argument("--teacher", default="runs/teacher", help="fine-tuned teacher folder (odd, even, lora-kd)")
-    model.add_argument("--layers", help="1-based layers the student keeps, e.g. 1,4,7: of the teacher for odd "
-                                        "and even (default: the method's set), of --model for lora and "
-                                        "lora-kd (default: --init-layers)")
+    model.add_argument("--layers", help="1-based layers the student keeps, e.g. 1,4,7, or a named set (odd, even, "
+                                        "bottom, top, distilbert, symmetric: distill/student.py): of the "
+                                        "teacher for odd and even (default: the method's set), of --model for "
+                                        "lora and lora-kd (default: --init-layers)")
     model.add_argument("--init-layers", default="even",
                        help="which pretrained layers of --model initialise the LoRA students (lora, "
                             "lora-kd): odd, even or a list")

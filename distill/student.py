@@ -3,8 +3,8 @@
 DistilBERT (Sanh et al. 2019, arXiv:1910.01108, section 3) initialises its 6-layer student
 "from the teacher by taking one layer out of two". The student then starts close to the
 teacher's solution instead of from random weights, and training only has to repair what
-removing the other layers broke. We let the user choose which half ("odd" or "even") or any
-increasing list, so the choices can be compared.
+removing the other layers broke. We let the user choose a named layer set (``LAYER_SETS``) or
+any increasing list, so the choices can be compared.
 
 Layers are numbered from 1, as the assignment writes them: layer 1 reads the embeddings and
 the last layer feeds the pooler. In code, layer ``n`` lives at index ``n - 1`` of
@@ -31,24 +31,70 @@ from transformers import AutoConfig, BertConfig, BertForSequenceClassification, 
 
 from distill import DistillError
 
-LAYER_SPEC_HELP = "write 'odd', 'even' or increasing layer numbers from 1, like '1,4,7'"
+
+
+def _odd(depth: int) -> list[int]:
+    return list(range(1, depth + 1, 2))
+
+
+def _even(depth: int) -> list[int]:
+    return list(range(2, depth + 1, 2))
+
+
+def _bottom(depth: int) -> list[int]:
+    return list(range(1, depth // 2 + 1))
+
+
+def _top(depth: int) -> list[int]:
+    return list(range(depth - depth // 2 + 1, depth + 1))
+
+
+def _distilbert(depth: int) -> list[int]:
+    lower, upper = _bottom(depth), _top(depth)
+    return [layer for layer in lower if layer % 2 == 1] + [layer for layer in upper if (depth - layer) % 2 == 0]
+
+
+def _symmetric(depth: int) -> list[int]:
+    kept = depth // 2
+    return list(range(1, (kept + 1) // 2 + 1)) + list(range(depth - kept // 2 + 1, depth + 1))
+
+
+# The named layer sets, each keeping half of a teacher of any depth; for 12 layers:
+LAYER_SETS = {
+    "odd": _odd,              # 1,3,5,7,9,11: one layer out of two, from the bottom
+    "even": _even,            # 2,4,6,8,10,12: one layer out of two, up to the top
+    # Sajjad et al. 2020 ("On the Effect of Dropping Layers of Pre-trained Transformer Models",
+    # arXiv:2004.03844) drop whole blocks of a pretrained model before fine-tuning; dropping the
+    # top layers cost the least, i.e. the bottom layers mattered most.
+    "bottom": _bottom,        # 1-6: their best strategy, top-layer dropping
+    "top": _top,              # 7-12: its opposite, bottom-layer dropping
+    # What DistilBERT's extraction script copies (0-based 0,2,4,7,9,11): one of two, but keeping
+    # both the bottom layer, which reads the embeddings, and the top one, which feeds the head.
+    "distilbert": _distilbert,  # 1,3,5,8,10,12
+    # Sajjad et al.'s "symmetric dropping" (the middle layers go): both ends in full. Chosen
+    # because it tests the two reasons the README gives for odd against even at once, with no
+    # gap at either end: the layers right after the embeddings, and the layers right before the
+    # teacher's head, which it was fine-tuned to read.
+    "symmetric": _symmetric,  # 1,2,3,10,11,12
+}
+LAYER_SPEC_HELP = (f"write a named set ({', '.join(LAYER_SETS)}) or increasing layer numbers from 1, "
+                   f"like '1,4,7'")
 
 
 def parse_layers(spec: str, teacher_layers: int) -> list[int]:
     """Turn a layer spec into the sorted, 1-based teacher layers the student keeps.
 
-    "odd" is layers 1, 3, 5, ... and "even" is layers 2, 4, 6, ... of a teacher with
-    ``teacher_layers`` layers (for 12 layers: 1,3,5,7,9,11 and 2,4,6,8,10,12); anything else
-    is read as a comma-separated list such as "1,4,7". See ``validate_layers`` for the rules.
+    A name of ``LAYER_SETS`` is computed for a teacher with ``teacher_layers`` layers: "odd" is
+    layers 1, 3, 5, ... and "even" is layers 2, 4, 6, ... (for 12 layers: 1,3,5,7,9,11 and
+    2,4,6,8,10,12), "bottom" and "top" its lower and upper half, and so on; anything else is
+    read as a comma-separated list such as "1,4,7". See ``validate_layers`` for the rules.
     """
     if not isinstance(spec, str):
         raise DistillError(f"the layer spec must be a string, got {spec!r}; {LAYER_SPEC_HELP}")
     _check_depth(teacher_layers)
     name = spec.strip().lower()
-    if name == "odd":
-        layers = list(range(1, teacher_layers + 1, 2))
-    elif name == "even":
-        layers = list(range(2, teacher_layers + 1, 2))
+    if name in LAYER_SETS:
+        layers = LAYER_SETS[name](teacher_layers)
     elif not name:
         raise DistillError(f"the layer spec is empty; {LAYER_SPEC_HELP}")
     else:
