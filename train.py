@@ -205,7 +205,12 @@ def build_parser() -> OneLineErrorParser:
     lora.add_argument("--lora-alpha", type=positive_float, default=16.0)
     lora.add_argument("--lora-dropout", type=fraction_below_one, default=0.1)
     lora.add_argument("--lora-targets", type=module_names, default="query,value",
-                      help="names of the linear layers to adapt; each must name a layer of the model")
+                      help="names of the linear layers to adapt, each the end of a module path ('query', "
+                           "'intermediate.dense') that must name a layer of the model, or 'all-linear': every "
+                           "linear layer of each encoder layer (lora/model.py TARGET_SETS)")
+    lora.add_argument("--lora-rslora", action=argparse.BooleanOptionalAction, default=False,
+                      help="rank-stabilised LoRA: scale the update by alpha/sqrt(r) instead of alpha/r "
+                           "(Kalajdzievski 2023; lora/layer.py)")
     return p
 
 
@@ -329,7 +334,7 @@ def build_model(args, method: Method) -> StartingModel:
         model, head_modules = build_student_from_base(source, layers)
     if method.lora:
         inject_lora(model, targets=tuple(args.lora_targets.split(",")), r=args.lora_r, alpha=args.lora_alpha,
-                    dropout=args.lora_dropout)
+                    dropout=args.lora_dropout, rslora=args.lora_rslora)
         mark_only_lora_trainable(model, extra_trainable_modules=head_modules)
     return StartingModel(model, source, teacher, layers, head_modules)
 
@@ -437,7 +442,7 @@ def main(argv=None) -> None:
         extra = {}
         if method.lora:
             extra["adapter.safetensors"] = partial(
-                save_adapter, model=model, r=args.lora_r, alpha=args.lora_alpha,
+                save_adapter, model=model, r=args.lora_r, alpha=args.lora_alpha, rslora=args.lora_rslora,
                 targets=args.lora_targets.split(","), layers=layers, head_modules=head_modules,
                 base_model=args.teacher if method.start == "teacher-layers" else args.model)
             model = merge_lora(copy.deepcopy(model))

@@ -16,39 +16,44 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from lora.layer import LoRAError, LoRALinear
-from lora.model import inject_lora, load_lora_state_dict, lora_state_dict
+from lora.layer import LoRAError, LoRALinear, lora_scaling
+from lora.model import inject_lora, load_lora_state_dict, lora_state_dict, resolve_targets, target_matches
 
 FORMAT = "distil-vs-lora-adapter/1"
 
 
-def _dropout_of_checked_layers(model: nn.Module, r: int, alpha: float, targets: tuple[str, ...]) -> float:
+def _dropout_of_checked_layers(model: nn.Module, r: int, alpha: float, rslora: bool,
+                               targets: tuple[str, ...]) -> float:
     """The LoRA dropout of ``model``, after checking its LoRA layers are what the metadata will claim."""
-    wrapped = [(name.rpartition(".")[2], module) for name, module in model.named_modules()
-               if isinstance(module, LoRALinear)]
+    wrapped = [(name, module) for name, module in model.named_modules() if isinstance(module, LoRALinear)]
     if not wrapped:
         raise LoRAError("the model has no LoRA layers (already merged?); save the adapter before merge_lora")
-    for target, layer in wrapped:
-        if target not in targets or (layer.r, layer.alpha) != (r, alpha):
-            raise LoRAError(f"save_adapter was told r={r}, alpha={alpha}, targets={list(targets)}, but the "
-                            f"model has a LoRA layer '{target}' with r={layer.r}, alpha={layer.alpha}")
+    for name, layer in wrapped:
+        if not any(target_matches(name, target) for target in targets) \
+                or (layer.r, layer.alpha, layer.rslora) != (r, alpha, rslora):
+            raise LoRAError(f"save_adapter was told r={r}, alpha={alpha}, rslora={rslora}, targets={list(targets)}, "
+                            f"but the model has a LoRA layer '{name.rpartition('.')[2]}' with r={layer.r}, "
+                            f"alpha={layer.alpha}, rslora={layer.rslora}")
     return wrapped[0][1].lora_dropout.p
 
 
 def save_adapter(path: str | os.PathLike, model: nn.Module, *, r: int, alpha: float, targets: Iterable[str],
                  base_model: str, layers: list[int] | None = None,
-                 head_modules: Iterable[str] = ("classifier",)) -> Path:
+                 head_modules: Iterable[str] = ("classifier",), rslora: bool = False) -> Path:
     """Write the adapters and the head of ``model`` to one safetensors file, atomically.
 
     ``head_modules`` are the module paths trained in full because they started random (the
     classifier, and the pooler when the base has none); they are recorded so that loading can
-    check they are all there.
+    check they are all there. The targets are recorded as module paths (named sets written out),
+    and the scaling both as the rule (``rslora``) and as the number it gives, so that the file
+    says what it computes.
     """
-    path, targets, head_modules = Path(path), tuple(targets), list(head_modules)
-    dropout = _dropout_of_checked_layers(model, r, alpha, targets)
+    path, targets, head_modules = Path(path), resolve_targets(targets), list(head_modules)
+    dropout = _dropout_of_checked_layers(model, r, alpha, rslora, targets)
     metadata = {"format": FORMAT, "r": str(r), "alpha": str(alpha), "targets": json.dumps(list(targets)),
                 "base_model": str(base_model), "layers": json.dumps(layers), "dropout": str(dropout),
-                "head_modules": json.dumps(head_modules)}
+                "head_modules": json.dumps(head_modules), "rslora": json.dumps(rslora),
+                "scaling": str(lora_scaling(alpha, r, rslora))}
     tensors = {name: tensor.detach().cpu().contiguous()
                for name, tensor in lora_state_dict(model, head_modules).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,9 +69,11 @@ def save_adapter(path: str | os.PathLike, model: nn.Module, *, r: int, alpha: fl
 
 
 def load_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read an adapter file: (tensors, metadata with r, alpha, targets, base_model, layers, dropout, head_modules).
+    """Read an adapter file: (tensors, metadata with r, alpha, targets, base_model, layers, dropout,
+    head_modules, rslora).
 
-    Files written before ``head_modules`` was recorded get the one head every run trains, the classifier.
+    Files written before ``head_modules`` was recorded get the one head every run trains, the
+    classifier; files written before ``rslora`` was, the scaling they were trained with, α/r.
     """
     path = Path(path)
     if not path.is_file():
@@ -84,7 +91,8 @@ def load_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         meta = {"format": FORMAT, "r": int(raw["r"]), "alpha": float(raw["alpha"]),
                 "targets": json.loads(raw["targets"]), "base_model": raw["base_model"],
                 "layers": json.loads(raw["layers"]), "dropout": float(raw["dropout"]),
-                "head_modules": json.loads(raw.get("head_modules", '["classifier"]'))}
+                "head_modules": json.loads(raw.get("head_modules", '["classifier"]')),
+                "rslora": json.loads(raw.get("rslora", "false"))}
     except (KeyError, ValueError) as error:  # json.JSONDecodeError is a ValueError
         raise LoRAError(f"{path}: the adapter metadata is incomplete or malformed ({error!r})") from error
     return state, meta
@@ -92,6 +100,7 @@ def load_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
 
 def apply_adapter(model: nn.Module, state: dict[str, torch.Tensor], meta: dict) -> nn.Module:
     """Rebuild the recorded LoRA layers on a fresh base ``model`` and load the adapter and head tensors into them."""
-    inject_lora(model, targets=meta["targets"], r=meta["r"], alpha=meta["alpha"], dropout=meta["dropout"])
+    inject_lora(model, targets=meta["targets"], r=meta["r"], alpha=meta["alpha"], dropout=meta["dropout"],
+                rslora=meta["rslora"])
     load_lora_state_dict(model, state, meta["head_modules"])
     return model

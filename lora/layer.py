@@ -4,12 +4,19 @@ Fine-tuning changes a pretrained weight W0 by some ΔW. LoRA's bet is that ΔW h
 it trains ΔW = B A instead, with A of shape r×in and B of shape out×r, and leaves W0 frozen
 (eq. 3 of the paper):
 
-    h = W0 x + ΔW x = W0 x + B A x            (scaled by α/r, section 4.1)
+    h = W0 x + ΔW x = W0 x + B A x · scaling
 
 B starts at zero, so a freshly wrapped layer computes exactly what the pretrained one did and
-training starts from the pretrained model. Dividing by r keeps the size of the update roughly
-independent of the rank, so α need not be retuned when r changes. For evaluation B A α/r can be
-added into W0 once ("merged"), and the adapted layer costs no more than the original.
+training starts from the pretrained model. For evaluation B A · scaling can be added into W0
+once ("merged"), and the adapted layer costs no more than the original.
+
+The scaling (``lora_scaling``) is α/r in the paper (section 4.1): dividing by r keeps the size of
+the update roughly independent of the rank, so α need not be retuned when r changes. Kalajdzievski
+2023 ("A Rank Stabilization Scaling Factor for Fine-Tuning with LoRA", arXiv:2312.03732) shows
+that α/r over-corrects: as r grows, the update and its gradients shrink like 1/√r, so a larger
+rank learns more slowly and ends no better than a small one. Rank-stabilised LoRA (rsLoRA)
+divides by √r instead, which keeps the update's scale stable as r grows; it is opt-in here
+(``rslora=True``), α/r stays the default.
 """
 import math
 
@@ -21,10 +28,15 @@ class LoRAError(ValueError):
     """A LoRA adapter cannot be built, loaded or applied as asked."""
 
 
-class LoRALinear(nn.Module):
-    """A frozen ``nn.Linear`` plus a trainable low-rank update ``B @ A * alpha / r``."""
+def lora_scaling(alpha: float, r: int, rslora: bool = False) -> float:
+    """The factor of B A: α/r (Hu et al. 2021), or α/√r with rsLoRA (Kalajdzievski 2023); see above."""
+    return alpha / math.sqrt(r) if rslora else alpha / r
 
-    def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0):
+
+class LoRALinear(nn.Module):
+    """A frozen ``nn.Linear`` plus a trainable low-rank update ``B @ A * scaling`` (α/r, or α/√r with rsLoRA)."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False):
         super().__init__()
         if r <= 0:
             raise LoRAError(f"the LoRA rank r must be a positive integer, got {r}")
@@ -32,7 +44,8 @@ class LoRALinear(nn.Module):
         self.base.requires_grad_(False)
         self.r = r
         self.alpha = alpha
-        self.scaling = alpha / r
+        self.rslora = rslora
+        self.scaling = lora_scaling(alpha, r, rslora)
         weight = base.weight
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=weight.dtype, device=weight.device))
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=weight.dtype, device=weight.device))
@@ -42,7 +55,7 @@ class LoRALinear(nn.Module):
         self.merged = False
 
     def delta_weight(self) -> torch.Tensor:
-        """ΔW = B A · α/r, the same shape as the frozen weight."""
+        """ΔW = B A · scaling, the same shape as the frozen weight."""
         return (self.lora_B @ self.lora_A) * self.scaling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,4 +81,4 @@ class LoRALinear(nn.Module):
             self.merged = False
 
     def extra_repr(self) -> str:
-        return f"r={self.r}, alpha={self.alpha}, scaling={self.scaling:g}, merged={self.merged}"
+        return f"r={self.r}, alpha={self.alpha}, rslora={self.rslora}, scaling={self.scaling:g}, merged={self.merged}"

@@ -3,7 +3,10 @@
 Hu et al. 2021 (arXiv:2106.09685, section 7.1) find that adapting the attention query and value
 projections together is the best use of a small parameter budget, so those are the default
 targets. Everything else stays frozen except the parts that have no pretrained value: the new
-classification head, and the pooler when the checkpoint has none.
+classification head, and the pooler when the checkpoint has none. More targets give LoRA more
+capacity at the same rank: ``TARGET_SETS["all-linear"]`` adapts every linear layer of each encoder
+layer, attention and feed-forward (QLoRA, Dettmers et al. 2023, found that adapting all of them
+is what closes the gap to full fine-tuning).
 """
 from collections.abc import Iterable
 
@@ -13,6 +16,28 @@ from torch import nn
 from lora.layer import LoRAError, LoRALinear
 
 LORA_PARAMETERS = ("lora_A", "lora_B")
+# Named target sets; each name stands for the module paths it lists (see ``target_matches``).
+TARGET_SETS = {
+    # BERT's six linear layers per encoder layer: attention's query, key, value and output
+    # projections, then the feed-forward pair. Not the pooler or the classifier: the head trains in full.
+    "all-linear": ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"),
+}
+
+
+def resolve_targets(targets: Iterable[str] | str) -> tuple[str, ...]:
+    """``targets`` as a tuple of module paths, each name of ``TARGET_SETS`` replaced by what it lists."""
+    targets = (targets,) if isinstance(targets, str) else tuple(targets)
+    return tuple(dict.fromkeys(path for target in targets for path in TARGET_SETS.get(target, (target,))))
+
+
+def target_matches(module_name: str, target: str) -> bool:
+    """Whether ``target`` names the module at ``module_name``: its last path components, whole.
+
+    "query" names ``bert.encoder.layer.0.attention.self.query`` in every layer, and
+    "intermediate.dense" the feed-forward ``...layer.0.intermediate.dense``; but "dense" alone
+    would also name the pooler's ``bert.pooler.dense``, and "uery" names nothing.
+    """
+    return module_name == target or module_name.endswith(f".{target}")
 
 
 def _in_module(name: str, module: str) -> bool:
@@ -49,24 +74,27 @@ def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def inject_lora(model: nn.Module, targets: Iterable[str] = ("query", "value"), r: int = 8,
-                alpha: float = 16, dropout: float = 0.1) -> int:
-    """Wrap, in place, every ``nn.Linear`` whose attribute name is in ``targets`` in a LoRALinear.
+                alpha: float = 16, dropout: float = 0.1, rslora: bool = False) -> int:
+    """Wrap, in place, every ``nn.Linear`` that one of ``targets`` names in a LoRALinear.
 
-    Matching is on the last part of the module name, so "query" hits BERT's
-    ``encoder.layer.<i>.attention.self.query`` in every layer. Every target must match at least
-    one layer: a misspelt (or unstripped, " value") target would otherwise train silently with
-    fewer adapters than asked for. Returns how many layers were wrapped.
+    A target names a module by the last components of its path (``target_matches``), so "query"
+    hits BERT's ``encoder.layer.<i>.attention.self.query`` in every layer; a name of
+    ``TARGET_SETS`` stands for its list. Every target must match at least one layer: a misspelt
+    (or unstripped, " value") target would otherwise train silently with fewer adapters than
+    asked for. ``rslora`` picks the scaling α/√r instead of α/r (``lora.layer.lora_scaling``).
+    Returns how many layers were wrapped.
     """
-    targets = (targets,) if isinstance(targets, str) else tuple(targets)
+    targets = resolve_targets(targets)
     linears = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
-    available = {name.rpartition(".")[2] for name in linears}
-    unmatched = [target for target in targets if target not in available]
+    unmatched = [target for target in targets if not any(target_matches(name, target) for name in linears)]
     if unmatched or not targets:
+        available = {name.rpartition(".")[2] for name in linears}
         raise LoRAError(f"no nn.Linear named {unmatched or list(targets)} in {type(model).__name__}; "
-                        f"its linear layers are named {sorted(available)[:20]}")
-    chosen = [name for name in linears if name.rpartition(".")[2] in targets]
+                        f"its linear layers are named {sorted(available)[:20]} (or a named set: "
+                        f"{', '.join(TARGET_SETS)})")
+    chosen = [name for name in linears if any(target_matches(name, target) for target in targets)]
     for name in chosen:
-        _replace_module(model, name, LoRALinear(linears[name], r, alpha, dropout))
+        _replace_module(model, name, LoRALinear(linears[name], r, alpha, dropout, rslora))
     return len(chosen)
 
 

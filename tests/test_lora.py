@@ -1,5 +1,6 @@
 """LoRA by hand: exactness at injection, merging, frozen weights, the adapter file, bad inputs."""
 import copy
+import math
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 
 from lora import (LoRAError, LoRALinear, apply_adapter, count_parameters, inject_lora, load_adapter,
                   load_lora_state_dict, lora_state_dict, mark_only_lora_trainable, merge_lora, save_adapter)
+from training.model_card import method_lines
 
 TINY = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
             intermediate_size=64, max_position_embeddings=64)
@@ -136,7 +138,8 @@ def test_adapter_round_trip_reproduces_the_outputs(batch, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter.safetensors"]  # no temp file left
     state, meta = load_adapter(path)
     assert meta == {"format": "distil-vs-lora-adapter/1", "r": 4, "alpha": 8.0, "targets": ["query", "value"],
-                    "base_model": "tiny-bert", "layers": [0, 1], "dropout": 0.05, "head_modules": ["classifier"]}
+                    "base_model": "tiny-bert", "layers": [0, 1], "dropout": 0.05, "head_modules": ["classifier"],
+                    "rslora": False}
     assert len(state) == 4 * 2 + 2 and all("lora_" in name or "classifier" in name for name in state)
 
     restored = apply_adapter(copy.deepcopy(base), state, meta).eval()
@@ -322,3 +325,87 @@ def test_a_failed_adapter_save_leaves_no_temporary_file_and_the_old_adapter(tune
         save_adapter(path, tuned, r=4, alpha=8, targets=["query", "value"], base_model="tiny")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["adapter.safetensors"]
+
+
+# ---- rsLoRA and more targets (the LoRA capacity ablations)
+
+def test_rslora_scales_by_alpha_over_sqrt_r_and_the_default_stays_alpha_over_r():
+    base = nn.Linear(16, 8)
+    plain, stable = LoRALinear(copy.deepcopy(base), r=32, alpha=16), LoRALinear(copy.deepcopy(base), r=32, alpha=16,
+                                                                                rslora=True)
+    assert plain.scaling == 16 / 32 and not plain.rslora
+    assert stable.scaling == 16 / math.sqrt(32) and stable.rslora
+    with torch.no_grad():
+        stable.lora_B.normal_()
+    x = torch.randn(5, 16)
+    by_hand = base(x) + x @ stable.lora_A.T @ stable.lora_B.T * 16 / 32 ** 0.5
+    torch.testing.assert_close(stable.eval()(x), by_hand)
+    torch.testing.assert_close(stable.delta_weight(), stable.lora_B @ stable.lora_A * 16 / 32 ** 0.5)
+
+
+def test_merged_rslora_model_agrees_with_the_unmerged_one(batch):
+    model = tiny_bert()
+    inject_lora(model, r=8, alpha=16, rslora=True)
+    randomise_adapters(model)
+    expected = logits(model.eval(), batch)
+    torch.testing.assert_close(logits(merge_lora(model), batch), expected, atol=1e-5, rtol=0)
+
+
+def test_the_adapter_file_records_the_rslora_scaling_and_a_reload_reproduces_it(batch, tmp_path):
+    base = tiny_bert()
+    tuned = copy.deepcopy(base)
+    inject_lora(tuned, targets=["all-linear"], r=8, alpha=16, rslora=True)
+    randomise_adapters(tuned)
+    tuned.eval()
+    path = save_adapter(tmp_path / "adapter.safetensors", tuned, r=8, alpha=16, rslora=True, targets=["all-linear"],
+                        base_model="tiny")
+    with safe_open(path, framework="pt") as file:
+        raw = file.metadata()
+    assert raw["rslora"] == "true" and float(raw["scaling"]) == pytest.approx(16 / 8 ** 0.5)
+    state, meta = load_adapter(path)
+    assert meta["rslora"] is True
+    assert meta["targets"] == ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
+    restored = apply_adapter(copy.deepcopy(base), state, meta).eval()
+    assert {m.scaling for m in restored.modules() if isinstance(m, LoRALinear)} == {16 / 8 ** 0.5}
+    assert torch.equal(logits(restored, batch), logits(tuned, batch))
+    with pytest.raises(LoRAError, match="rslora=False"):  # the file may not claim another scaling
+        save_adapter(tmp_path / "other.safetensors", tuned, r=8, alpha=16, targets=["all-linear"], base_model="tiny")
+
+
+def test_an_adapter_saved_before_rslora_existed_reloads_with_alpha_over_r(tuned, batch, tmp_path):
+    path = save_adapter(tmp_path / "adapter.safetensors", tuned, r=4, alpha=8, targets=["query", "value"],
+                        base_model="tiny")
+    with safe_open(path, framework="pt") as file:
+        tensors = {name: file.get_tensor(name) for name in file.keys()}
+        metadata = {k: v for k, v in file.metadata().items() if k not in ("rslora", "scaling")}
+    save_file(tensors, str(path), metadata=metadata)
+    state, meta = load_adapter(path)
+    assert meta["rslora"] is False
+    restored = apply_adapter(tiny_bert(), state, meta).eval()
+    assert {m.scaling for m in restored.modules() if isinstance(m, LoRALinear)} == {8 / 4}
+
+
+def test_all_linear_wraps_the_six_linears_of_every_encoder_layer_and_never_the_head():
+    model = tiny_bert()
+    assert inject_lora(model, targets="all-linear") == 2 * 6
+    wrapped = {name for name, module in model.named_modules() if isinstance(module, LoRALinear)}
+    assert {name.split(".", 4)[4] for name in wrapped} == {
+        "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+        "intermediate.dense", "output.dense"}
+    assert isinstance(model.bert.pooler.dense, nn.Linear) and isinstance(model.classifier, nn.Linear)
+
+
+def test_a_target_is_the_end_of_a_module_path_on_whole_components():
+    model = tiny_bert()
+    assert inject_lora(model, targets=["intermediate.dense"]) == 2
+    assert all(isinstance(layer.intermediate.dense, LoRALinear) and isinstance(layer.output.dense, nn.Linear)
+               for layer in model.bert.encoder.layer)
+    with pytest.raises(LoRAError, match=r"no nn.Linear named \['uery'\]"):
+        inject_lora(tiny_bert(), targets=["uery"])
+
+
+def test_the_model_card_states_the_scaling_rule_and_its_value():
+    for rslora, rule in ((False, "α/r = 16/32 = 0.5"), (True, "rsLoRA α/√r = 16/√32 = 2.83")):
+        card = method_lines({"method": "lora", "layers": [2, 4], "args": {
+            "lora_r": 32, "lora_alpha": 16.0, "lora_rslora": rslora, "lora_targets": "query,value", "model": "e5-small"}})
+        assert f"rank 32, scaling {rule}, on query,value" in card

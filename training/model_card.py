@@ -18,6 +18,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCardData
 
 from data.labels import ID2LABEL
+from lora.layer import lora_scaling
 from training.files import write_text_atomically
 
 CARD_FILE = "README.md"
@@ -81,6 +82,7 @@ def card_metadata(name: str, history: dict, validation: dict, test: dict | None)
 def method_lines(history: dict) -> str:
     args, method = history.get("args", {}), history.get("method", "unknown")
     layers = history.get("layers")
+    adapters = lora_description(args)
     distilled = (f"a student distilled from the fine-tuned teacher `{args.get('teacher')}`, built from its "
                  f"layers {layers} (DistilBERT's initialisation), trained on "
                  f"{args.get('alpha_ce')}·CE + {args.get('alpha_kd')}·KD + {args.get('alpha_cos')}·cosine")
@@ -88,12 +90,11 @@ def method_lines(history: dict) -> str:
         "teacher": f"the pretrained `{args.get('model')}` encoder, fully fine-tuned with cross-entropy",
         "odd": distilled,
         "even": distilled,
-        "lora": f"LoRA fine-tuning (rank {args.get('lora_r')} on attention {args.get('lora_targets')}) of a "
-                f"student built from layers {layers} of the pretrained `{args.get('model')}`, adapters "
-                f"merged into the weights",
-        "lora-kd": f"LoRA (rank {args.get('lora_r')} on attention {args.get('lora_targets')}) of a student "
-                   f"built from layers {layers} of the pretrained `{args.get('model')}`, trained against "
-                   f"the teacher `{args.get('teacher')}`'s soft labels, adapters merged into the weights",
+        "lora": f"LoRA fine-tuning ({adapters}) of a student built from layers {layers} of the pretrained "
+                f"`{args.get('model')}`, adapters merged into the weights",
+        "lora-kd": f"LoRA ({adapters}) of a student built from layers {layers} of the pretrained "
+                   f"`{args.get('model')}`, trained against the teacher `{args.get('teacher')}`'s soft labels, "
+                   f"adapters merged into the weights",
     }
     lines = [f"- **Method**: `{method}`: {described.get(method, method)}."]
     if "params" in history:
@@ -108,6 +109,16 @@ def method_lines(history: dict) -> str:
         f"- **Output**: two logits; their softmax gives P(`{ID2LABEL[0]}`) and P(`{ID2LABEL[1]}`) "
         f"(`config.json`'s `id2label`).",
     ])
+
+
+def lora_description(args: dict) -> str:
+    """Rank, scaling and targets of the adapters, e.g. "rank 8, scaling α/r = 16/8 = 2, on query,value"."""
+    r, alpha = args.get("lora_r"), args.get("lora_alpha")
+    if not isinstance(r, int) or not isinstance(alpha, (int, float)):
+        return f"rank {r} on {args.get('lora_targets')}"
+    rule = f"rsLoRA α/√r = {alpha:g}/√{r}" if args.get("lora_rslora") else f"α/r = {alpha:g}/{r}"
+    return f"rank {r}, scaling {rule} = {lora_scaling(alpha, r, bool(args.get('lora_rslora'))):.3g}, " \
+           f"on {args.get('lora_targets')}"
 
 
 def data_lines(history: dict) -> str:
