@@ -146,7 +146,7 @@ def score_run(run: Run, splits_by_dataset: dict, measure: bool) -> tuple[dict, R
     if key not in splits_by_dataset:
         splits_by_dataset[key] = load_splits(**dataset)
     splits = splits_by_dataset[key]
-    scorer = load_scorer(run.path, run.history["args"]["max_length"])
+    scorer = load_scorer(run.path, run.history["args"]["max_length"], run.history["args"].get("text_prefix", ""))
     test_set = fingerprint(splits.test.texts, splits.test.labels)
     scores = scores_key(run.path, fingerprint(splits.validation.texts, splits.validation.labels), test_set)
     cached = cached_scores(run.path, scores)

@@ -165,6 +165,10 @@ def build_parser() -> OneLineErrorParser:
                       help="seed of the validation (and, if missing, test) split; fixed across --seed so that "
                            "runs with different training seeds are compared on the same examples")
     data.add_argument("--max-length", type=positive_int, default=128)
+    data.add_argument("--text-prefix", default="",
+                      help="text put in front of every comment the model reads, e.g. 'query: ' (the marker e5 "
+                           "models were trained with); recorded in history.json, so evaluate.py, predict.py "
+                           "and the web app put it there too (default: none)")
     data.add_argument("--limit", type=positive_int, help="train on the first N training examples only (smoke runs)")
     data.add_argument("--cache-dir", help="where embedded assets are cached (default: $DISTIL_VS_LORA_CACHE "
                                           "or ~/.cache/distil-vs-lora)")
@@ -248,11 +252,22 @@ def check_before_work(args) -> None:
                     if args.teacher == "runs/teacher" else "pass the folder of a run of `train.py --method teacher`")
             raise ModelError(f"no fine-tuned teacher in {args.teacher} (a folder with model.safetensors): {hint}")
         load_config(args.teacher)
+        check_teacher_prefix(args.teacher, args.text_prefix)
     if method.start in ("pretrained", "base-layers"):
         load_config(args.model, args.cache_dir)
     if args.resume:
         check_same_settings(checkpoint_dir(Path(args.out)), vars(args), ignored=NOT_RESULT_CHANGING,
                             defaults=flag_defaults())
+
+
+def check_teacher_prefix(teacher: str, text_prefix: str) -> None:
+    """A teacher's soft labels and layers are only right for inputs shaped like those it was trained on."""
+    history = Path(teacher, "history.json")
+    trained_with = json.loads(history.read_text()).get("args", {}).get("text_prefix", "") if history.is_file() else ""
+    if trained_with != text_prefix:
+        raise ModelError(f"the teacher {teacher} was trained with --text-prefix {trained_with!r} but this run has "
+                         f"{text_prefix!r}: its layers and soft labels fit the inputs it was trained on; pass "
+                         f"--text-prefix {trained_with!r} or a teacher trained with {text_prefix!r}")
 
 
 def distillation_step_loss(model, batch, *, teacher_logits, args, teacher=None, layers=None):
@@ -401,7 +416,7 @@ def main(argv=None) -> None:
     pad_id = tokenizer.pad_token_id
 
     def encode(split):
-        return EncodedSplit(encode_texts(tokenizer, split.texts, args.max_length), split.labels)
+        return EncodedSplit(encode_texts(tokenizer, split.texts, args.max_length, args.text_prefix), split.labels)
     train_split, val_split = encode(splits.train), encode(splits.validation)
 
     trainable, total = count_parameters(model)

@@ -44,9 +44,13 @@ class Explanation:
                 for word, contribution in zip(self.words.words, self.contributions)]
 
 
-def word_contributions(model, tokenizer, text: str, max_length: int, *, precision: str = "fp32") -> Explanation:
-    """Each word's contribution to the model's P(toxic) for ``text`` (see the module docstring)."""
-    return occlusion(model, tokenizer, encode_words(tokenizer, text), max_length, precision=precision)
+def word_contributions(model, tokenizer, text: str, max_length: int, *, precision: str = "fp32",
+                       text_prefix: str = "") -> Explanation:
+    """Each word's contribution to the model's P(toxic) for ``text`` (see the module docstring).
+
+    ``text_prefix`` is the run's ``--text-prefix``: it goes in front of every variant and is never left out.
+    """
+    return occlusion(model, tokenizer, encode_words(tokenizer, text, text_prefix), max_length, precision=precision)
 
 
 def occlusion(model, tokenizer, words: WordTokens, max_length: int, *, precision: str = "fp32") -> Explanation:

@@ -61,13 +61,14 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 def toxic_probabilities(model, tokenizer, texts: list[str], max_length: int, *, precision: str = "fp32",
-                        batch_size: int = EVAL_BATCH_SIZE, progress: bool = False) -> np.ndarray:
+                        batch_size: int = EVAL_BATCH_SIZE, progress: bool = False, text_prefix: str = "") -> np.ndarray:
     """P(toxic) for each comment, in the order given: softmax over the two logits, class 1.
 
-    Comments are truncated to ``max_length`` tokens, the length the run was trained with.
-    ``precision`` is ``fp32`` or ``bf16`` (see ``resolve_precision``); ``progress`` draws a tqdm bar.
+    Comments are truncated to ``max_length`` tokens and prefixed with ``text_prefix``, as the
+    run was trained (history.json ``args``). ``precision`` is ``fp32`` or ``bf16`` (see
+    ``resolve_precision``); ``progress`` draws a tqdm bar.
     """
-    return probabilities_of_token_ids(model, encode_texts(tokenizer, texts, max_length), tokenizer,
+    return probabilities_of_token_ids(model, encode_texts(tokenizer, texts, max_length, text_prefix), tokenizer,
                                       precision=precision, batch_size=batch_size, progress=progress)
 
 

@@ -40,7 +40,8 @@ def run_suite(scorer: Scorer, threshold: float, cases: list[Case] | None = None)
         rates[capability] = {"passed": sum(outcomes), "cases": len(outcomes),
                              "rate": sum(outcomes) / len(outcomes) if outcomes else float("nan")}
     explanations = {} if scorer.model is None else {
-        str(i): word_contributions(scorer.model, scorer.tokenizer, cases[i].text, scorer.max_length).as_json()
+        str(i): word_contributions(scorer.model, scorer.tokenizer, cases[i].text, scorer.max_length,
+                                   text_prefix=scorer.text_prefix).as_json()
         for i, ok in enumerate(passed) if not ok}
     return {"threshold": threshold, "probs": probs.tolist(), "passed": passed, "pass_rates": rates,
             "overall": sum(passed) / len(passed), "explanations": explanations}

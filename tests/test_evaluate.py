@@ -329,8 +329,8 @@ def test_an_unchanged_run_is_not_scored_twice_and_a_retrained_one_is(project, lo
     scored = []
     real_load_scorer = evaluate.load_scorer
 
-    def counting_load_scorer(path, max_length):
-        scorer = real_load_scorer(path, max_length)
+    def counting_load_scorer(path, *settings):
+        scorer = real_load_scorer(path, *settings)
         real_predict = scorer.predict
         scorer.predict = lambda texts, batch_size=64: scored.append((path.name, len(texts))) or real_predict(
             texts, batch_size)

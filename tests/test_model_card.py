@@ -1,6 +1,7 @@
 """Run folders behave like Hub models: class names in config.json, a model card, plain pipelines."""
 import json
 import re
+from functools import partial
 
 import pytest
 import yaml
@@ -45,19 +46,24 @@ def test_the_card_has_hub_metadata_and_names_the_threshold(saved_run):
     assert "No test scores yet" in text
 
 
-def test_the_cards_snippet_applies_the_runs_threshold(tmp_path):
-    """The card's three lines, run as written, give the predictor's labels, not the pipeline's argmax."""
+@pytest.mark.parametrize("text_prefix", ["", "query: "])
+def test_the_cards_snippet_applies_the_runs_threshold(tmp_path, text_prefix):
+    """The card's three lines, run as written, give the predictor's labels, not the pipeline's argmax,
+    on the comments as the run reads them (with its text prefix)."""
     texts = ["you idiot", "thanks for the reply"]
     model = tiny_classifier(layers=2)
     folder = tmp_path / "odd"
-    save_run(folder, model, tiny_tokenizer(), tiny_history("odd", threshold=0.5, out=str(folder)))
+    history = partial(tiny_history, "odd", out=str(folder), text_prefix=text_prefix)
+    save_run(folder, model, tiny_tokenizer(), history(threshold=0.5))
     probabilities = [v["toxic_probability"] for v in Predictor.from_folder(folder, precision="fp32").predict(texts)]
     assert max(probabilities) < 0.5, "the tiny model says not_toxic by argmax"
     threshold = round(min(probabilities) - 0.001, 3)  # so the run's threshold makes both toxic
-    save_run(folder, model, tiny_tokenizer(), tiny_history("odd", threshold=threshold, out=str(folder)))
+    save_run(folder, model, tiny_tokenizer(), history(threshold=threshold))
 
-    snippet = re.search(r"```python\n(.*?)```", (folder / CARD_FILE).read_text(), re.S).group(1)
+    card = (folder / CARD_FILE).read_text()
+    snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1)
     assert len(snippet.strip().splitlines()) == 3
+    assert f'"{text_prefix}you idiot"' in snippet and (f"prefixed with `'{text_prefix}'`" in card) == bool(text_prefix)
     namespace = {}
     exec(snippet, namespace)  # noqa: S102 - our own generated code
     assert namespace["is_toxic"] == [True, True]

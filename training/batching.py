@@ -12,9 +12,14 @@ import torch
 POOL_BATCHES = 50
 
 
-def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
-    """Token ids of each text, truncated to ``max_length``; padding happens per batch later."""
-    return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+def encode_texts(tokenizer, texts: list[str], max_length: int, prefix: str = "") -> list[list[int]]:
+    """Token ids of ``prefix`` + each text, truncated to ``max_length``; padding happens per batch later.
+
+    The prefix is a run's ``--text-prefix`` (e.g. "query: ", the marker e5 models were trained
+    with): every text the model sees, in training and whenever the run is scored, goes through
+    here with it, and truncation cuts the end of the text, never the prefix.
+    """
+    return tokenizer([prefix + text for text in texts], truncation=True, max_length=max_length)["input_ids"]
 
 
 def length_bucketed_batches(lengths: list[int], batch_size: int, *, seed: int, epoch: int,

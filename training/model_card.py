@@ -13,6 +13,7 @@ writes it again with the test scores and the measured speed. The threshold it na
 threshold on the validation split. A plain ``pipeline`` takes the argmax instead, which is a
 threshold of 0.5, hence the snippet.
 """
+import json
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCardData
@@ -58,7 +59,7 @@ def model_card(name: str, history: dict, evaluation: dict | None = None) -> str:
         "## Model\n\n" + method_lines(history),
         "## Data and labels\n\n" + data_lines(history),
         "## Scores\n\n" + scores_table(validation, test, evaluation, threshold),
-        "## Decision threshold\n\n" + threshold_text(args.get("out") or name, threshold),
+        "## Decision threshold\n\n" + threshold_text(args.get("out") or name, threshold, args.get("text_prefix") or ""),
         "## Speed and size\n\n" + speed_lines(history, evaluation),
         "## Intended use and limits\n\n" + limits_text(args),
     ]
@@ -105,7 +106,9 @@ def method_lines(history: dict) -> str:
         f"- **Training**: {args.get('epochs')} epochs, batch {args.get('batch_size')}, learning rate "
         f"{args.get('lr')}, seed {args.get('seed')}; the epoch with the best validation ROC-AUC "
         f"(epoch {history.get('best_epoch')}) was kept.",
-        f"- **Input**: comments truncated to {args.get('max_length')} tokens.",
+        f"- **Input**: comments truncated to {args.get('max_length')} tokens"
+        + (f", each prefixed with `{args['text_prefix']!r}` as in training (add it yourself when you call "
+           f"the model without distil-vs-lora)." if args.get("text_prefix") else "."),
         f"- **Output**: two logits; their softmax gives P(`{ID2LABEL[0]}`) and P(`{ID2LABEL[1]}`) "
         f"(`config.json`'s `id2label`).",
     ])
@@ -152,7 +155,9 @@ def scores_table(validation: dict, test: dict | None, evaluation: dict | None, t
     return "\n".join(lines)
 
 
-def threshold_text(path: str, threshold: float | None) -> str:
+def threshold_text(path: str, threshold: float | None, text_prefix: str = "") -> str:
+    """How to apply the run's threshold; the snippet's comments carry the run's text prefix, as it was trained."""
+    examples = ", ".join(json.dumps(text_prefix + text) for text in ("you idiot", "thanks for the reply"))
     if threshold is None:
         return ("history.json records no `validation_threshold`: pass one to `predict.py` and the web app "
                 "with `--threshold`.")
@@ -165,7 +170,7 @@ def threshold_text(path: str, threshold: float | None) -> str:
             f"from transformers import pipeline\n"
             f"classify = pipeline(\"text-classification\", model=\"{path}\", top_k=None)\n"
             f"is_toxic = [{{s[\"label\"]: s[\"score\"] for s in scores}}[\"toxic\"] >= {threshold:.3f} "
-            f"for scores in classify([\"you idiot\", \"thanks for the reply\"])]\n"
+            f"for scores in classify([{examples}])]\n"
             f"```\n\n"
             f"A different threshold trades precision for recall: lower it to catch more toxic comments "
             f"at the cost of more false alarms.")

@@ -8,13 +8,15 @@ A trained run folder (runs/<method>/) is a plain Hugging Face ``save_pretrained`
 app loads it with ``AutoTokenizer`` and ``AutoModelForSequenceClassification`` and needs none of
 the training code. It goes through ``models.load``, which refuses a corrupt weights file,
 weights that do not fit config.json and a classifier that is not two-class, each with a clear
-message. From history.json it reads two settings of the run:
+message. From history.json it reads three settings of the run:
 
 * ``validation_threshold``: the decision threshold that maximised the toxic-class F1 on the
   validation split. About a quarter of the comments are insults, so the F1-best threshold is
   rarely 0.5, and a web page that said "toxic" at 0.5 would disagree with the results table;
 * ``args.max_length``: the length the run was trained with. Comments are truncated to it, as in
-  training and evaluation (128 tokens when history.json does not say).
+  training and evaluation (128 tokens when history.json does not say);
+* ``args.text_prefix``: the text the run put in front of every comment (``--text-prefix``, e.g.
+  "query: " for an e5 model; none when history.json does not say), put there again here.
 
 The precision (``fp32``, ``bf16``, ``auto``) is a setting of the predictor: see ``models.inference``.
 
@@ -59,19 +61,20 @@ class Predictor:
     """A tokenizer, a two-class classifier and the threshold that turns its probability into a label."""
 
     def __init__(self, name: str, tokenizer, model: torch.nn.Module, threshold: float, *,
-                 max_length: int = DEFAULT_MAX_LENGTH, precision: str = "auto"):
+                 max_length: int = DEFAULT_MAX_LENGTH, text_prefix: str = "", precision: str = "auto"):
         self.name = name
         self.tokenizer = tokenizer
         self.model = model.eval()
         self.threshold = check_threshold(threshold)
         self.max_length = max_length
+        self.text_prefix = text_prefix
         self.precision = resolve_precision(precision, model_device(model))
         self._tokenizer_lock = threading.Lock()
 
     @classmethod
     def from_folder(cls, folder: str | Path, *, threshold: float | None = None, precision: str = "auto",
                     device: str | torch.device | None = None) -> "Predictor":
-        """Load a run folder with its history.json settings: ``validation_threshold`` and ``max_length``.
+        """Load a run folder with its history.json settings: ``validation_threshold``, ``max_length``, ``text_prefix``.
 
         ``threshold`` overrides the run's; ``device`` defaults to CUDA when there is one.
         """
@@ -90,7 +93,8 @@ class Predictor:
             raise ModelLoadError(f"cannot serve {folder}: {error}") from error
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         return cls(folder.resolve().name, tokenizer, model.to(device), threshold,
-                   max_length=trained_max_length(history), precision=precision)
+                   max_length=trained_max_length(history), text_prefix=trained_text_prefix(history),
+                   precision=precision)
 
     def predict(self, texts: list[str], *, batch_size: int = EVAL_BATCH_SIZE,
                 progress: bool = False) -> list[dict]:
@@ -104,7 +108,7 @@ class Predictor:
         if not texts:
             return []
         with self._tokenizer_lock:
-            token_ids = encode_texts(self.tokenizer, texts, self.max_length)
+            token_ids = encode_texts(self.tokenizer, texts, self.max_length, self.text_prefix)
         probabilities = probabilities_of_token_ids(self.model, token_ids, self.tokenizer, precision=self.precision,
                                                    batch_size=batch_size, progress=progress)
         return [{"label": self.label(probability), "toxic_probability": float(probability)}
@@ -120,7 +124,7 @@ class Predictor:
         Costs one batched forward pass of n + 1 comments for n words: callers bound n.
         """
         with self._tokenizer_lock:
-            words = encode_words(self.tokenizer, text)
+            words = encode_words(self.tokenizer, text, self.text_prefix)
         return occlusion(self.model, self.tokenizer, words, self.max_length, precision=self.precision)
 
 
@@ -157,6 +161,13 @@ def trained_max_length(history: dict | None) -> int:
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
         return DEFAULT_MAX_LENGTH
     return max_length
+
+
+def trained_text_prefix(history: dict | None) -> str:
+    """The ``--text-prefix`` the run was trained with (history.json ``args.text_prefix``; none if not recorded)."""
+    args = (history or {}).get("args")
+    prefix = args.get("text_prefix") if isinstance(args, dict) else None
+    return prefix if isinstance(prefix, str) else ""
 
 
 def find_runs(runs_dir: str | Path) -> list[Path]:
