@@ -132,7 +132,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="output file, .csv / .jsonl / .parquet (default: stdout)")
     parser.add_argument("--threshold", type=float, help="decision threshold (default: the run's validation_threshold)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="fp32, bf16, or auto: bf16 where the hardware has it, else fp32")
+                        help="fp32, bf16, onnx (ONNX Runtime on the run's export: python -m models.export_onnx RUN), "
+                             "or auto: onnx where the run has a fresh export, else bf16 where the hardware has it, "
+                             "else fp32 (models/inference.py)")
     parser.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE, help="comments per forward pass")
     args = parser.parse_args(argv)
     if args.batch_size < 1:

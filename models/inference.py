@@ -17,21 +17,82 @@ off). The validation numbers of training are computed the same way.
   bench/serving.py measures both. It is fast only where the hardware multiplies bfloat16
   natively (CPUs with AVX512-BF16 or AMX, recent GPUs); elsewhere it is emulated and slower
   than fp32, so ``resolve_precision`` falls back to fp32 there;
-* ``auto`` (the default of every command): bf16 where it is native, else fp32. The rule is "the
-  fastest setting whose test ROC-AUC stays within 0.001 of fp32"; bench/RESULTS.md's speed
-  levers (bf16 autocast against fp32 inference on a trained student) and bench/serving.py
-  (every precision at batch 1 and behind the web app) measure it.
+* ``onnx``: the run's ONNX export (``python -m models.export_onnx runs/odd``, which says why an
+  export is checked and when it is refused) run by ONNX Runtime on the CPU, in fp32.
+  ``OnnxClassifier`` wraps the session so that it is called like the PyTorch model, and the
+  batching above applies to it unchanged. onnxruntime (and onnx, for the export) are optional
+  packages: without them this setting says what to install;
+* ``auto`` (the default of every command): ONNX Runtime where the run folder holds a fresh export
+  and onnxruntime is installed (on the CPU), else bf16 where it is native, else fp32. The rule is
+  "the fastest setting whose test ROC-AUC stays within 0.001 of fp32"; bench/serving.py
+  measures every setting side by side, at batch 1 and behind the web app, with the test ROC-AUC
+  of each, and says which one the rule picks on the machine it runs on.
 """
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
+from transformers import AutoConfig
+from transformers.modeling_outputs import SequenceClassifierOutput
 
-from models.load import ModelError
+from models.export_onnx import ONNX_FILE, check_export, onnx_logits, onnx_session
+from models.load import ModelError, load_classifier
 from training.batching import encode_texts
 from training.loop import EncodedSplit, predict_logits
 
 EVAL_BATCH_SIZE = 64
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "onnx")
 TOXIC_CLASS_INDEX = 1
+
+
+class OnnxClassifier(torch.nn.Module):
+    """A run's ONNX export in an ONNX Runtime session, called like the PyTorch classifier it came from.
+
+    ``model(input_ids=..., attention_mask=...).logits`` and ``model.config`` are all that
+    ``predict_logits`` asks of a model. It has no parameters (the weights are in the session),
+    so ``model_device`` places it on the CPU, where the session runs. ONNX Runtime's ``run`` may be
+    called from several threads at once, as the web app without request batching does.
+    """
+
+    def __init__(self, session, config):
+        super().__init__()
+        self.session = session
+        self.config = config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SequenceClassifierOutput:
+        return SequenceClassifierOutput(logits=onnx_logits(self.session, input_ids, attention_mask))
+
+
+def load_onnx_classifier(folder: str | Path) -> OnnxClassifier:
+    """The fresh ONNX export of a run folder, with torch's thread count as its intra-op threads.
+
+    A ModelError says in one line why it cannot be served: no export, a stale one, no onnxruntime.
+    The thread count is read when the session is made: set it first (``torch.set_num_threads``,
+    as the web app's ``set_serving_threads`` does).
+    """
+    session = onnx_session(check_export(folder), torch.get_num_threads())
+    return OnnxClassifier(session, AutoConfig.from_pretrained(str(folder)))
+
+
+def load_for_precision(folder: str | Path, precision: str, device: torch.device) -> torch.nn.Module:
+    """The model of a run folder that runs ``precision``: its ONNX export for ``onnx``, else the PyTorch model.
+
+    ``auto`` takes the export where ``onnx`` would work, on the CPU only (ONNX Runtime runs
+    there); an export that is present but stale, or that onnxruntime is missing for, gets a
+    warning line on stderr that says why it is not used, and ``auto`` goes on with PyTorch.
+    """
+    folder = Path(folder)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "onnx" or (precision == "auto" and device.type == "cpu" and (folder / ONNX_FILE).is_file()):
+        try:
+            return load_onnx_classifier(folder)
+        except ModelError as error:
+            if precision == "onnx":
+                raise
+            print(f"warning: precision auto does not use the ONNX export: {error}", file=sys.stderr)
+    return load_classifier(str(folder), num_labels=2).to(device)
 
 
 def bf16_is_native(device: torch.device) -> bool:
@@ -45,11 +106,22 @@ def bf16_is_native(device: torch.device) -> bool:
     return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
 
 
-def resolve_precision(requested: str, device: torch.device) -> str:
-    """The precision to run: ``fp32`` or ``bf16``. ``auto`` and ``bf16`` become fp32 where bf16 is emulated."""
+def resolve_precision(requested: str, model: torch.nn.Module) -> str:
+    """The precision ``model`` runs at: ``onnx`` for an ``OnnxClassifier``, else ``fp32`` or ``bf16``.
+
+    For a PyTorch model, ``auto`` and ``bf16`` become fp32 where bf16 is emulated. A ValueError
+    for a setting the model cannot run: ``onnx`` needs the export (``load_for_precision``), and
+    an ONNX session runs only what was exported.
+    """
     if requested not in PRECISIONS:
         raise ValueError(f"unknown precision {requested!r}; choose one of {', '.join(PRECISIONS)}")
-    if requested == "fp32" or not bf16_is_native(device):
+    if isinstance(model, OnnxClassifier):
+        if requested not in ("auto", "onnx"):
+            raise ValueError(f"an ONNX Runtime session runs the fp32 export only, not {requested}")
+        return "onnx"
+    if requested == "onnx":
+        raise ValueError("precision onnx runs a run folder's ONNX export: load it with load_for_precision")
+    if requested == "fp32" or not bf16_is_native(model_device(model)):
         return "fp32"
     return "bf16"
 
@@ -65,8 +137,9 @@ def toxic_probabilities(model, tokenizer, texts: list[str], max_length: int, *, 
     """P(toxic) for each comment, in the order given: softmax over the two logits, class 1.
 
     Comments are truncated to ``max_length`` tokens and prefixed with ``text_prefix``, as the
-    run was trained (history.json ``args``). ``precision`` is ``fp32`` or ``bf16`` (see
-    ``resolve_precision``); ``progress`` draws a tqdm bar.
+    run was trained (history.json ``args``). ``precision`` is ``fp32`` or ``bf16`` for a PyTorch
+    model, ``onnx`` for an ``OnnxClassifier`` (see ``resolve_precision``); ``progress`` draws a
+    tqdm bar.
     """
     return probabilities_of_token_ids(model, encode_texts(tokenizer, texts, max_length, text_prefix), tokenizer,
                                       precision=precision, batch_size=batch_size, progress=progress)
@@ -75,8 +148,8 @@ def toxic_probabilities(model, tokenizer, texts: list[str], max_length: int, *, 
 def probabilities_of_token_ids(model, token_ids: list[list[int]], tokenizer, *, precision: str = "fp32",
                                batch_size: int = EVAL_BATCH_SIZE, progress: bool = False) -> np.ndarray:
     """``toxic_probabilities`` after tokenisation: for callers that tokenise under their own lock."""
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be fp32 or bf16 here, got {precision!r} (see resolve_precision)")
+    if precision not in ("fp32", "bf16", "onnx") or (precision == "onnx") != isinstance(model, OnnxClassifier):
+        raise ValueError(f"precision {precision!r} does not fit a {type(model).__name__} (see resolve_precision)")
     if tokenizer.pad_token_id is None:
         raise ModelError("the run's tokenizer has no pad token, so comments cannot be batched")
     unlabelled = EncodedSplit(token_ids=token_ids, labels=[0] * len(token_ids))  # labels are not used

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.export_onnx import EXPORT_FILES
 from report.inference import Scorer
 from training.model_card import CARD_FILE
 
@@ -26,10 +27,11 @@ def folder_size_mb(folder: Path) -> float:
     """Every file of the run folder: the weights, config, tokenizer, history and any adapter.
 
     The model card is left out: evaluate.py rewrites it with this very number, and the size
-    should not change because the report was run twice.
+    should not change because the report was run twice. So is the optional ONNX export
+    (models/export_onnx.py), a second copy of the weights in another format.
     """
     return sum(path.stat().st_size for path in Path(folder).rglob("*")
-               if path.is_file() and path.name != CARD_FILE) / BYTES_PER_MB
+               if path.is_file() and path.name not in (CARD_FILE, *EXPORT_FILES)) / BYTES_PER_MB
 
 
 def adapter_size_mb(folder: Path) -> float | None:

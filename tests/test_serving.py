@@ -5,7 +5,7 @@ import threading
 import pytest
 import torch
 
-from conftest import TINY_WORDS, call_concurrently
+from conftest import TINY_WORDS, call_concurrently, tiny_classifier
 from models import inference
 from models.inference import resolve_precision
 from test_webapp import post_json, save_tiny_model, serve
@@ -51,13 +51,14 @@ def test_a_history_without_max_length_falls_back_to_trainings_default(run_folder
 # --- precision --------------------------------------------------------------------------------
 
 def test_precision_falls_back_to_fp32_where_bf16_is_not_native(monkeypatch):
+    model = tiny_classifier(layers=1)
     monkeypatch.setattr(inference, "bf16_is_native", lambda device: False)
-    assert resolve_precision("bf16", CPU) == resolve_precision("auto", CPU) == "fp32"
+    assert resolve_precision("bf16", model) == resolve_precision("auto", model) == "fp32"
     monkeypatch.setattr(inference, "bf16_is_native", lambda device: True)
-    assert resolve_precision("auto", CPU) == resolve_precision("bf16", CPU) == "bf16"
-    assert resolve_precision("fp32", CPU) == "fp32"
+    assert resolve_precision("auto", model) == resolve_precision("bf16", model) == "bf16"
+    assert resolve_precision("fp32", model) == "fp32"
     with pytest.raises(ValueError, match="unknown precision"):
-        resolve_precision("int4", CPU)
+        resolve_precision("int4", model)
 
 
 @pytest.mark.skipif(not inference.bf16_is_native(CPU), reason="this CPU has no native bf16 (AVX512-BF16 or AMX)")

@@ -342,10 +342,11 @@ def test_api_errors_from_bottle_are_json_too(address):
     assert headers["Content-Type"] == "application/json"
 
 
-def test_health(address):
+def test_health(address, predictors):
     status, _, body = fetch(address, "GET", "/health")
     assert status == 200
-    assert json.loads(body) == {"status": "ok", "model": "even", "models": ["odd", "even"]}
+    assert json.loads(body) == {"status": "ok", "model": "even", "models": ["odd", "even"],
+                                "precision": predictors["even"].precision}
 
 
 def test_a_crash_gives_a_500_page_without_stack_trace(predictors):

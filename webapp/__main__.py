@@ -38,7 +38,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=32,
                         help="waitress worker threads: requests in progress at once (default 32)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="fp32, bf16, or auto: bf16 where the hardware has it, else fp32 (models/inference.py)")
+                        help="fp32, bf16, onnx (ONNX Runtime on the run's export: python -m models.export_onnx RUN), "
+                             "or auto: onnx where the run has a fresh export, else bf16 where the hardware has it, "
+                             "else fp32 (models/inference.py)")
     batching = parser.add_argument_group("request batching (webapp/batching.py)")
     batching.add_argument("--no-batching", action="store_true",
                           help="one forward pass per request, in the request's own thread")

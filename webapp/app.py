@@ -133,7 +133,7 @@ def make_app(predictors: dict[str, Predictor], default_name: str):
 
     @app.get("/health")
     def health():
-        return {"status": "ok", "model": default_name, "models": list(predictors)}
+        return {"status": "ok", "model": default_name, "models": list(predictors), "precision": default.precision}
 
     @app.get("/style.css")
     def stylesheet():

@@ -18,7 +18,9 @@ message. From history.json it reads three settings of the run:
 * ``args.text_prefix``: the text the run put in front of every comment (``--text-prefix``, e.g.
   "query: " for an e5 model; none when history.json does not say), put there again here.
 
-The precision (``fp32``, ``bf16``, ``auto``) is a setting of the predictor: see ``models.inference``.
+The precision (``fp32``, ``bf16``, ``onnx``: ONNX Runtime on the run's export, ``auto``) is a
+setting of the predictor: see ``models.inference``. ``Predictor.precision`` says which one runs,
+and the web app, its ``/health`` reply and ``predict.py`` report it.
 
 The model is loaded once at start-up and shared by every server thread:
 
@@ -41,9 +43,9 @@ import torch
 from data.labels import ID2LABEL
 from explain.occlusion import Explanation, occlusion
 from explain.words import encode_words
-from models.inference import (EVAL_BATCH_SIZE, TOXIC_CLASS_INDEX, model_device, probabilities_of_token_ids,
+from models.inference import (EVAL_BATCH_SIZE, TOXIC_CLASS_INDEX, load_for_precision, probabilities_of_token_ids,
                               resolve_precision)
-from models.load import ModelError, load_classifier, load_tokenizer
+from models.load import ModelError, load_tokenizer
 from training.batching import encode_texts
 from training.checkpoint import is_failed_run
 
@@ -68,7 +70,7 @@ class Predictor:
         self.threshold = check_threshold(threshold)
         self.max_length = max_length
         self.text_prefix = text_prefix
-        self.precision = resolve_precision(precision, model_device(model))
+        self.precision = resolve_precision(precision, model)
         self._tokenizer_lock = threading.Lock()
 
     @classmethod
@@ -77,6 +79,8 @@ class Predictor:
         """Load a run folder with its history.json settings: ``validation_threshold``, ``max_length``, ``text_prefix``.
 
         ``threshold`` overrides the run's; ``device`` defaults to CUDA when there is one.
+        ``precision`` ``onnx``, and ``auto`` where the folder holds a fresh ONNX export, load that
+        export for ONNX Runtime instead of the PyTorch model (``models.inference.load_for_precision``).
         """
         folder = Path(folder)
         if not (folder / "config.json").is_file():
@@ -86,13 +90,13 @@ class Predictor:
         history = read_history(folder)
         if threshold is None:
             threshold = validation_threshold(folder, history)
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         try:
             tokenizer = load_tokenizer(str(folder))
-            model = load_classifier(str(folder), num_labels=2)
+            model = load_for_precision(folder, precision, device)
         except ModelError as error:
             raise ModelLoadError(f"cannot serve {folder}: {error}") from error
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cls(folder.resolve().name, tokenizer, model.to(device), threshold,
+        return cls(folder.resolve().name, tokenizer, model, threshold,
                    max_length=trained_max_length(history), text_prefix=trained_text_prefix(history),
                    precision=precision)
 

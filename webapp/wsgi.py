@@ -6,7 +6,8 @@ because such servers take no application flags:
 * DVL_MODEL: run folder to serve (default: the best run in DVL_RESULTS, results/results.json);
 * DVL_THRESHOLD: decision threshold (default: the run's validation_threshold);
 * DVL_RUNS_DIR: runs for the compare view (default: runs; empty: only the served model);
-* DVL_PRECISION: fp32, bf16 or auto (default: auto, bf16 where the hardware has it);
+* DVL_PRECISION: fp32, bf16, onnx or auto (default: auto: onnx where the run has a fresh ONNX
+  export, else bf16 where the hardware has it, else fp32);
 * DVL_BATCHING: 0 to run one forward pass per request (default: 1, batch concurrent requests);
 * DVL_MAX_BATCH_SIZE, DVL_MAX_WAIT_MS, DVL_MAX_QUEUE: the batching settings (webapp/batching.py);
 * DVL_TORCH_THREADS: intra-op threads per forward pass (default: all cores with batching, else 1).

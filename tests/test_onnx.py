@@ -1,0 +1,244 @@
+"""The ONNX Runtime setting of the predict path: the export command, the check that refuses a stale
+export, ``auto``'s choice, and the same probabilities as PyTorch from predict.py and the web app."""
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from transformers import BertForSequenceClassification
+
+import predict
+from bench import serving
+from conftest import ROOT, TINY_WORDS, call_concurrently, tiny_bert_config, tiny_history, tiny_tokenizer
+from embedded.pypi import sha256_of
+from models import export_onnx
+from models.export_onnx import EXPORT_RECORD_FILE, ONNX_FILE, REQUIREMENTS, WEIGHTS_FILE, export_run
+from models.inference import OnnxClassifier, load_for_precision, probabilities_of_token_ids, resolve_precision
+from models.load import ModelError
+from report.costs import folder_size_mb
+from report.score_cache import scores_key
+from test_webapp import fetch, post_json, serve
+from training.checkpoint import save_run
+from webapp.app import make_app
+from webapp.batching import BatchSettings, with_batching
+from webapp.predict import ModelLoadError, Predictor, load_predictors
+
+CPU = torch.device("cpu")
+ONNX_TOLERANCE = 1e-4  # |P(toxic) from ONNX Runtime - P(toxic) from PyTorch fp32|
+# Lengths 1 to 12 words, so that every batch of 4 pads its shorter comments.
+TEXTS = [" ".join(TINY_WORDS[i:i + 1 + (5 * i) % 12]) for i in range(16)]
+
+
+def save_tiny_run(folder: Path, seed: int = 3) -> Path:
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(tiny_bert_config(layers=2, initializer_range=0.5))
+    save_run(folder, model, tiny_tokenizer(), tiny_history("odd", threshold=0.5, max_length=32, out=str(folder)))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    """A tiny run folder with a fresh ONNX export."""
+    folder = save_tiny_run(tmp_path_factory.mktemp("runs") / "odd")
+    export_run(folder)
+    return folder
+
+
+@pytest.fixture
+def copy_of(exported, tmp_path):
+    """A copy of the exported run, for tests that change it."""
+    return Path(shutil.copytree(exported, tmp_path / "odd"))
+
+
+def probabilities(predictor: Predictor, texts: list[str], batch_size: int = 4) -> list[float]:
+    return [verdict["toxic_probability"] for verdict in predictor.predict(texts, batch_size=batch_size)]
+
+
+def retrain(folder: Path, capsys) -> None:
+    """Replace the run's weights with another model's, as a retrained run in the same folder has."""
+    torch.manual_seed(4)
+    BertForSequenceClassification(tiny_bert_config(layers=2, initializer_range=0.5)).save_pretrained(folder)
+    capsys.readouterr()  # save_pretrained's progress bar
+
+
+# --- the export ---------------------------------------------------------------------------------
+
+def test_onnx_runtime_gives_torchs_fp32_probabilities_for_comments_of_different_lengths(exported):
+    """Padded batches of 4 comments of 1 to 12 words: the dynamic axes and the attention mask at work."""
+    reference = probabilities(Predictor.from_folder(exported, precision="fp32"), TEXTS)
+    onnx = Predictor.from_folder(exported, precision="onnx")
+    assert onnx.precision == "onnx" and isinstance(onnx.model, OnnxClassifier)
+    assert probabilities(onnx, TEXTS) == pytest.approx(reference, abs=ONNX_TOLERANCE)
+    assert probabilities(onnx, TEXTS, batch_size=64) == pytest.approx(reference, abs=ONNX_TOLERANCE)
+    assert len({round(p, 3) for p in reference}) > 10, "the tiny model should tell the comments apart"
+    assert [tuple(graph_input.shape) for graph_input in onnx.model.session.get_inputs()] == \
+        [("batch", "length")] * 2
+
+
+def test_the_export_records_the_weights_it_came_from_and_leaves_no_temporary_file(exported):
+    record = json.loads((exported / EXPORT_RECORD_FILE).read_text())
+    assert record["weights_sha256"] == sha256_of(exported / WEIGHTS_FILE)
+    assert record["check"]["max_probability_difference"] <= ONNX_TOLERANCE
+    assert not [path.name for path in exported.iterdir() if path.name.startswith(".")]
+
+
+def test_an_export_that_disagrees_with_pytorch_is_not_written(tmp_path, monkeypatch):
+    folder = save_tiny_run(tmp_path / "odd")
+    monkeypatch.setattr(export_onnx, "EXPORT_TOLERANCE", -1.0)
+    with pytest.raises(ModelError, match="nothing was written"):
+        export_run(folder)
+    assert sorted(path.name for path in folder.iterdir() if "onnx" in path.name) == []
+
+
+def test_the_export_command_writes_the_file_and_bad_input_gets_one_line(tmp_path, capsys, monkeypatch):
+    folder = save_tiny_run(tmp_path / "odd")
+    assert export_onnx.main([str(folder)]) == 0
+    assert f"wrote {folder / ONNX_FILE}" in capsys.readouterr().out
+    assert export_onnx.check_export(folder) == folder / ONNX_FILE
+
+    assert export_onnx.main([str(tmp_path / "nothing")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and f"has no {WEIGHTS_FILE}" in error and "\n" not in error
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real_find_spec(name, *a))
+    assert export_onnx.main([str(folder)]) == 2
+    assert f"pip install {REQUIREMENTS['onnx']}" in capsys.readouterr().err
+
+
+def test_the_pip_commands_in_the_errors_name_the_pinned_versions():
+    for requirements in ("requirements-test.txt", "requirements-bench.txt"):
+        pinned = (ROOT / requirements).read_text().split()
+        assert set(REQUIREMENTS.values()) <= set(pinned), f"{requirements} pins other versions than the errors name"
+
+
+def test_the_export_is_neither_scored_nor_counted_in_the_runs_size(tmp_path):
+    folder = save_tiny_run(tmp_path / "odd")
+    key, size = scores_key(folder, "validation", "test"), folder_size_mb(folder)
+    export_run(folder)
+    assert scores_key(folder, "validation", "test") == key
+    assert folder_size_mb(folder) == size
+
+
+# --- stale exports and auto's choice ------------------------------------------------------------
+
+def test_a_stale_export_is_refused_in_one_line(copy_of, tmp_path, capsys):
+    retrain(copy_of, capsys)
+    with pytest.raises(ModelLoadError) as refused:
+        Predictor.from_folder(copy_of, precision="onnx")
+    message = str(refused.value)
+    assert "stale" in message and f"python -m models.export_onnx {copy_of}" in message and "\n" not in message
+
+    source = tmp_path / "comments.csv"
+    pd.DataFrame({"text": TEXTS}).to_csv(source, index=False)
+    assert predict.main(["--model", str(copy_of), str(source), "--precision", "onnx"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "stale" in error and "\n" not in error
+
+
+def test_an_export_without_its_record_is_refused(copy_of):
+    (copy_of / EXPORT_RECORD_FILE).unlink()
+    with pytest.raises(ModelLoadError, match="no readable record"):
+        Predictor.from_folder(copy_of, precision="onnx")
+
+
+def test_auto_serves_a_fresh_export_and_falls_back_to_pytorch_otherwise(copy_of, tmp_path, capsys, monkeypatch):
+    assert Predictor.from_folder(copy_of).precision == "onnx"
+    without = save_tiny_run(tmp_path / "without")
+    pytorch = Predictor.from_folder(without)
+    assert pytorch.precision in ("bf16", "fp32") and pytorch.precision == resolve_precision("auto", pytorch.model)
+    assert "warning" not in capsys.readouterr().err, "a run without an export is the usual case: no warning"
+
+    assert not isinstance(load_for_precision(copy_of, "auto", torch.device("meta")), OnnxClassifier), \
+        "ONNX Runtime runs on the CPU: auto keeps a model that is placed elsewhere on its device"
+
+    retrain(copy_of, capsys)
+    assert Predictor.from_folder(copy_of).precision in ("bf16", "fp32")
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "precision auto does not use the ONNX export" in warnings[0] and "stale" in warnings[0]
+
+
+def test_without_onnxruntime_auto_falls_back_and_onnx_says_what_to_install(exported, capsys, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a))
+    assert Predictor.from_folder(exported).precision in ("bf16", "fp32")
+    assert f"pip install {REQUIREMENTS['onnxruntime']}" in capsys.readouterr().err
+    with pytest.raises(ModelLoadError, match=f"pip install {REQUIREMENTS['onnxruntime']} to run an ONNX export"):
+        Predictor.from_folder(exported, precision="onnx")
+
+
+def test_a_model_runs_only_the_precisions_it_can(exported):
+    pytorch = Predictor.from_folder(exported, precision="fp32").model
+    session = Predictor.from_folder(exported, precision="onnx").model
+    with pytest.raises(ValueError, match="load it with load_for_precision"):
+        resolve_precision("onnx", pytorch)
+    with pytest.raises(ValueError, match="fp32 export only"):
+        resolve_precision("bf16", session)
+    assert resolve_precision("auto", session) == "onnx"
+    tokenizer = tiny_tokenizer()
+    with pytest.raises(ValueError, match="does not fit a OnnxClassifier"):
+        probabilities_of_token_ids(session, [[2, 5, 3]], tokenizer, precision="fp32")
+    with pytest.raises(ValueError, match="does not fit a BertForSequenceClassification"):
+        probabilities_of_token_ids(pytorch, [[2, 5, 3]], tokenizer, precision="onnx")
+
+
+def test_the_session_uses_torchs_thread_count_and_stops_spinning_after_a_run(exported):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        options = Predictor.from_folder(exported, precision="onnx").model.session.get_session_options()
+    finally:
+        torch.set_num_threads(threads)
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+
+
+# --- the products: predict.py and the web app ---------------------------------------------------
+
+def test_predict_py_with_onnx_scores_a_file_as_fp32_does(exported, tmp_path, capsys):
+    source = tmp_path / "comments.csv"
+    pd.DataFrame({"id": range(len(TEXTS)), "text": TEXTS}).to_csv(source, index=False)
+    scored = {}
+    for precision in ("fp32", "onnx"):
+        out = tmp_path / f"{precision}.csv"
+        assert predict.main(["--model", str(exported), str(source), "--out", str(out), "--precision", precision,
+                             "--batch-size", "4"]) == 0
+        assert f"({precision}, threshold" in capsys.readouterr().err
+        scored[precision] = pd.read_csv(out)
+    assert scored["onnx"]["toxic_probability"].tolist() == \
+        pytest.approx(scored["fp32"]["toxic_probability"].tolist(), abs=ONNX_TOLERANCE)
+    assert scored["onnx"]["label"].tolist() == scored["fp32"]["label"].tolist()
+    assert scored["onnx"]["id"].tolist() == list(range(len(TEXTS)))
+
+
+@pytest.mark.parametrize("batching", [BatchSettings(), None], ids=["batching", "no-batching"])
+def test_the_web_app_serves_the_export_and_says_so(exported, batching):
+    reference = probabilities(Predictor.from_folder(exported, precision="fp32"), TEXTS)
+    predictors, name = load_predictors(exported)
+    with serve(make_app(with_batching(predictors, batching), name)) as address:
+        assert json.loads(fetch(address, "GET", "/health")[2])["precision"] == "onnx"
+        status, reply = post_json(address, {"texts": TEXTS})
+        answers = {}
+        errors = call_concurrently(lambda i: answers.__setitem__(i, post_json(address, {"text": TEXTS[i]})),
+                                   len(TEXTS))
+        _, explained = post_json(address, {"text": TEXTS[5], "explain": True})
+    assert status == 200 and errors == []
+    assert [result["toxic_probability"] for result in reply["results"]] == pytest.approx(reference, abs=ONNX_TOLERANCE)
+    assert [answers[i][1]["results"][0]["toxic_probability"] for i in range(len(TEXTS))] == \
+        pytest.approx(reference, abs=ONNX_TOLERANCE), "each concurrent caller gets its own answer"
+    assert len(explained["results"][0]["explanation"]) == len(TEXTS[5].split())
+
+
+def test_the_serving_bench_measures_the_products_export(copy_of, capsys):
+    """bench/serving.py keeps a fresh export, and exports a stale one again with the export command's code."""
+    onnx_file = copy_of / ONNX_FILE
+    fresh = onnx_file.stat().st_mtime_ns
+    assert serving.exported(copy_of) and onnx_file.stat().st_mtime_ns == fresh
+    retrain(copy_of, capsys)
+    assert serving.exported(copy_of)
+    assert f"python -m models.export_onnx {copy_of}" in capsys.readouterr().err
+    assert export_onnx.check_export(copy_of) == onnx_file
