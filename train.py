@@ -13,6 +13,7 @@ flags (each checked as it is parsed), the checks that need no training, data, mo
 chosen method, loss, the shared loop, save. The distilled students (odd, even) copy their layers
 from the fine-tuned teacher (--teacher); the LoRA students (lora, lora-kd) take theirs from the
 pretrained base (--model, --init-layers), and lora-kd uses the teacher only for its soft labels.
+The methods that learn from a teacher can also learn from unlabelled comments (--transfer-set).
 A run that ends unusable is kept in runs/<name>.failed/ and never replaces a good runs/<name>/.
 Under ``torchrun --nproc_per_node=N train.py ...`` the same script trains data-parallel.
 """
@@ -32,6 +33,7 @@ import torch
 from baselines.tfidf import TfidfError, fit_tfidf, tfidf_validation, training_cross_entropy
 from data import DataError
 from data.load import load_splits
+from data.transfer import INSULTS_UNLABELLED, build_transfer_set
 from distill import DistillError
 from distill.loss import aligned_hidden_states, distillation_loss
 from distill.student import build_student, build_student_from_base, parse_layers
@@ -169,7 +171,14 @@ def build_parser() -> OneLineErrorParser:
                       help="text put in front of every comment the model reads, e.g. 'query: ' (the marker e5 "
                            "models were trained with); recorded in history.json, so evaluate.py, predict.py "
                            "and the web app put it there too (default: none)")
-    data.add_argument("--limit", type=positive_int, help="train on the first N training examples only (smoke runs)")
+    data.add_argument("--limit", type=positive_int, help="train on the first N training examples (and, with "
+                                                         "--transfer-set, transfer comments) only (smoke runs)")
+    data.add_argument("--transfer-set",
+                      help=f"unlabelled comments the student also learns from, through the teacher's soft labels "
+                           f"only (the methods with a distillation loss): '{INSULTS_UNLABELLED}' (embedded) or a "
+                           f"CSV/JSONL/Parquet file of texts; comments equal to a validation, test or training "
+                           f"comment are dropped (data/transfer.py)")
+    data.add_argument("--transfer-text-column", help="the transfer set file's text column (default: as --text-column)")
     data.add_argument("--cache-dir", help="where embedded assets are cached (default: $DISTIL_VS_LORA_CACHE "
                                           "or ~/.cache/distil-vs-lora)")
     model = p.add_argument_group("models")
@@ -229,6 +238,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if METHODS[args.method].loss == "kd" and args.alpha_ce == args.alpha_kd == args.alpha_cos == 0:
         p.error("--alpha-ce, --alpha-kd and --alpha-cos are all 0: nothing would train the student")
+    if args.transfer_set and METHODS[args.method].loss != "kd":
+        p.error(f"--transfer-set needs a method with a distillation loss (odd, even, lora-kd): unlabelled comments "
+                f"teach only through the teacher's soft labels, and {args.method} has none")
+    if args.transfer_text_column and not args.transfer_set:
+        p.error("--transfer-text-column names a column of the --transfer-set file, and none was given")
     args.out = args.out or f"runs/{args.method}"
     args.model = args.model or METHODS[args.method].model
     defaults = method_defaults(args.method)
@@ -270,11 +284,13 @@ def check_teacher_prefix(teacher: str, text_prefix: str) -> None:
                          f"--text-prefix {trained_with!r} or a teacher trained with {text_prefix!r}")
 
 
-def distillation_step_loss(model, batch, *, teacher_logits, args, teacher=None, layers=None):
+def distillation_step_loss(model, batch, *, teacher_logits, args, teacher=None, layers=None, labelled=None):
     """The distillation loss, with teacher logits looked up from the per-example cache.
 
     With ``--cos-on hidden`` the teacher runs on every step, since its hidden states are not
-    cached; student layer k is aligned with the teacher layer it was copied from.
+    cached; student layer k is aligned with the teacher layer it was copied from. ``labelled``
+    (one bool per training example) marks the examples with a real label: the comments of a
+    transfer set have none and get no cross-entropy.
     """
     hidden = args.cos_on == "hidden"
     student_out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
@@ -290,7 +306,8 @@ def distillation_step_loss(model, batch, *, teacher_logits, args, teacher=None, 
         student_out.logits.float(), teacher_logits[batch["index"].cpu()].to(batch["input_ids"].device),
         batch["labels"], temperature=args.temperature, alpha_ce=args.alpha_ce, alpha_kd=args.alpha_kd,
         alpha_cos=args.alpha_cos, student_hidden=student_hidden, teacher_hidden=teacher_hidden,
-        attention_mask=batch["attention_mask"] if hidden else None)
+        attention_mask=batch["attention_mask"] if hidden else None,
+        labelled=None if labelled is None else labelled[batch["index"].cpu()])
 
 
 class DegenerateRunError(RuntimeError):
@@ -395,6 +412,12 @@ def main(argv=None) -> None:
                          val_fraction=args.val_fraction, seed=args.split_seed, cache_dir=args.cache_dir)
     if args.limit:
         splits.train.texts, splits.train.labels = splits.train.texts[:args.limit], splits.train.labels[:args.limit]
+    transfer = None
+    if args.transfer_set:
+        transfer = build_transfer_set(args.transfer_set, splits, text_column=args.transfer_text_column,
+                                      cache_dir=args.cache_dir, limit=args.limit)
+        if env.is_main:
+            print(transfer.summary(), flush=True)
 
     method = METHODS[args.method]
     if method.start == "tfidf":  # no network, no loop: fit, choose C on validation, save
@@ -415,9 +438,12 @@ def main(argv=None) -> None:
                          f"{model.config.max_position_embeddings} positions")
     pad_id = tokenizer.pad_token_id
 
-    def encode(split):
-        return EncodedSplit(encode_texts(tokenizer, split.texts, args.max_length, args.text_prefix), split.labels)
-    train_split, val_split = encode(splits.train), encode(splits.validation)
+    def encode(texts: list[str], labels: list[int]) -> EncodedSplit:
+        return EncodedSplit(encode_texts(tokenizer, texts, args.max_length, args.text_prefix), labels)
+    train_split, val_split = encode(splits.train.texts, splits.train.labels), encode(splits.validation.texts,
+                                                                                     splits.validation.labels)
+    # Unlabelled comments carry placeholder labels (0) that no loss term reads: see distillation_step_loss.
+    transfer_split = encode(transfer.texts, [0] * len(transfer.texts)) if transfer else None
 
     trainable, total = count_parameters(model)
     if env.is_main:
@@ -428,11 +454,19 @@ def main(argv=None) -> None:
         loss_fn = cross_entropy_loss
     else:
         teacher.eval().requires_grad_(False).to(env.device)
-        logits = cached_teacher_logits(teacher, Path(args.teacher), train_split,
-                                       cache_root(args.cache_dir) / "teacher-logits", pad_id, env)
+        cache = cache_root(args.cache_dir) / "teacher-logits"
+        logits = cached_teacher_logits(teacher, Path(args.teacher), train_split, cache, pad_id, env)
+        labelled = None
+        if transfer_split:  # the training examples first, then the transfer comments, each cached on its own
+            logits = torch.cat([logits, cached_teacher_logits(teacher, Path(args.teacher), transfer_split, cache,
+                                                              pad_id, env)])
+            labelled = torch.tensor([True] * len(train_split.labels) + [False] * len(transfer_split.labels))
+            train_split = EncodedSplit(train_split.token_ids + transfer_split.token_ids,
+                                       train_split.labels + transfer_split.labels)
         if args.cos_on == "logits":
             teacher = None
-        loss_fn = partial(distillation_step_loss, teacher_logits=logits, args=args, teacher=teacher, layers=layers)
+        loss_fn = partial(distillation_step_loss, teacher_logits=logits, args=args, teacher=teacher, layers=layers,
+                          labelled=labelled)
 
     # -- train ----------------------------------------------------------------------------
     config = TrainingConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
@@ -441,6 +475,9 @@ def main(argv=None) -> None:
     history = {"method": args.method, "args": vars(args), "layers": layers,
                "data": split_sizes(splits),
                "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total}}
+    if transfer:
+        history["transfer_set"] = {"source": transfer.source, "normalisation": "data.transfer.normalise_text",
+                                   **transfer.counts}
     out = Path(args.out)
     try:
         history = train(model, loss_fn, train_split, val_split, config=config, env=env, pad_id=pad_id,

