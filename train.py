@@ -13,7 +13,8 @@ flags (each checked as it is parsed), the checks that need no training, data, mo
 chosen method, loss, the shared loop, save. The distilled students (odd, even) copy their layers
 from the fine-tuned teacher (--teacher); the LoRA students (lora, lora-kd) take theirs from the
 pretrained base (--model, --init-layers), and lora-kd uses the teacher only for its soft labels.
-The methods that learn from a teacher can also learn from unlabelled comments (--transfer-set).
+The methods that learn from a teacher can also learn from unlabelled comments (--transfer-set),
+and from the averaged soft labels of several teachers (--soft-labels-from).
 A run that ends unusable is kept in runs/<name>.failed/ and never replaces a good runs/<name>/.
 Under ``torchrun --nproc_per_node=N train.py ...`` the same script trains data-parallel.
 """
@@ -213,6 +214,9 @@ def build_parser() -> OneLineErrorParser:
     kd.add_argument("--alpha-cos", type=non_negative_float, default=0.1)
     kd.add_argument("--cos-on", choices=("logits", "hidden"), default="logits",
                     help="cosine loss on logits (course notebook) or on aligned hidden states (DistilBERT)")
+    kd.add_argument("--soft-labels-from", type=module_names,
+                    help="comma-separated teacher run folders whose averaged logits are the soft labels (an "
+                         "ensemble teacher); the student's layers still come from --teacher (default: --teacher)")
     lora = p.add_argument_group("LoRA (lora, lora-kd)")
     lora.add_argument("--lora-r", type=positive_int, default=8)
     lora.add_argument("--lora-alpha", type=positive_float, default=16.0)
@@ -241,6 +245,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.transfer_set and METHODS[args.method].loss != "kd":
         p.error(f"--transfer-set needs a method with a distillation loss (odd, even, lora-kd): unlabelled comments "
                 f"teach only through the teacher's soft labels, and {args.method} has none")
+    if args.soft_labels_from and METHODS[args.method].loss != "kd":
+        p.error(f"--soft-labels-from needs a method with a distillation loss (odd, even, lora-kd); {args.method} has none")
+    if args.soft_labels_from and args.cos_on == "hidden":
+        p.error("--soft-labels-from averages the teachers' logits; --cos-on hidden would align with one teacher's "
+                "hidden states: use --cos-on logits")
     if args.transfer_text_column and not args.transfer_set:
         p.error("--transfer-text-column names a column of the --transfer-set file, and none was given")
     args.out = args.out or f"runs/{args.method}"
@@ -261,12 +270,8 @@ def check_before_work(args) -> None:
     """
     method = METHODS[args.method]
     if method.needs_teacher:
-        if not Path(args.teacher, "model.safetensors").is_file():
-            hint = ("train it first with `python train.py --method teacher`, or pass --teacher FOLDER"
-                    if args.teacher == "runs/teacher" else "pass the folder of a run of `train.py --method teacher`")
-            raise ModelError(f"no fine-tuned teacher in {args.teacher} (a folder with model.safetensors): {hint}")
-        load_config(args.teacher)
-        check_teacher_prefix(args.teacher, args.text_prefix)
+        for folder in dict.fromkeys([args.teacher, *soft_label_folders(args)]):
+            check_teacher(folder, args.text_prefix)
     if method.start in ("pretrained", "base-layers"):
         load_config(args.model, args.cache_dir)
     if args.resume:
@@ -274,8 +279,18 @@ def check_before_work(args) -> None:
                             defaults=flag_defaults())
 
 
-def check_teacher_prefix(teacher: str, text_prefix: str) -> None:
-    """A teacher's soft labels and layers are only right for inputs shaped like those it was trained on."""
+def soft_label_folders(args) -> list[str]:
+    """The teachers whose logits, averaged, are the soft labels: --soft-labels-from, else --teacher."""
+    return args.soft_labels_from.split(",") if args.soft_labels_from else [args.teacher]
+
+
+def check_teacher(teacher: str, text_prefix: str) -> None:
+    """A trained teacher run folder, trained on inputs like this run's: its soft labels and layers fit them."""
+    if not Path(teacher, "model.safetensors").is_file():
+        hint = ("train it first with `python train.py --method teacher`, or pass --teacher FOLDER"
+                if teacher == "runs/teacher" else "pass the folder of a run of `train.py --method teacher`")
+        raise ModelError(f"no fine-tuned teacher in {teacher} (a folder with model.safetensors): {hint}")
+    load_config(teacher)
     history = Path(teacher, "history.json")
     trained_with = json.loads(history.read_text()).get("args", {}).get("text_prefix", "") if history.is_file() else ""
     if trained_with != text_prefix:
@@ -308,6 +323,20 @@ def distillation_step_loss(model, batch, *, teacher_logits, args, teacher=None, 
         alpha_cos=args.alpha_cos, student_hidden=student_hidden, teacher_hidden=teacher_hidden,
         attention_mask=batch["attention_mask"] if hidden else None,
         labelled=None if labelled is None else labelled[batch["index"].cpu()])
+
+
+def soft_labels(teachers: list[tuple[str, torch.nn.Module]], split: EncodedSplit, cache: Path, pad_id: int,
+                env) -> torch.Tensor:
+    """The soft labels' logits on ``split``: each teacher's (cached, see distill/teacher_logits.py), averaged.
+
+    Several teachers trained with different seeds make different mistakes, so the average of
+    their logits ranks comments better than any one of them (an ensemble, as in Hinton et al.
+    2015, section 1, distilling "the knowledge in an ensemble of models"); one teacher's logits
+    are used as they are.
+    """
+    logits = [cached_teacher_logits(model.eval().requires_grad_(False), Path(folder), split, cache, pad_id, env)
+              for folder, model in teachers]
+    return logits[0] if len(logits) == 1 else torch.stack(logits).mean(dim=0)
 
 
 class DegenerateRunError(RuntimeError):
@@ -431,8 +460,10 @@ def main(argv=None) -> None:
         wrapped = sum(isinstance(module, LoRALinear) for module in model.modules())
         print(f"LoRA: wrapped {wrapped} linear layers; trained in full besides the adapters: {', '.join(head_modules)}")
     tokenizer = load_tokenizer(tokenizer_source)
-    if method.loss == "kd" and method.start != "teacher-layers":
-        check_same_tokenizer(tokenizer, load_tokenizer(args.teacher), tokenizer_source, args.teacher)
+    if method.loss == "kd":
+        for folder in soft_label_folders(args):
+            if folder != tokenizer_source:
+                check_same_tokenizer(tokenizer, load_tokenizer(folder), tokenizer_source, folder)
     if args.max_length > model.config.max_position_embeddings:
         raise ModelError(f"--max-length {args.max_length} is longer than the model's "
                          f"{model.config.max_position_embeddings} positions")
@@ -454,12 +485,13 @@ def main(argv=None) -> None:
         loss_fn = cross_entropy_loss
     else:
         teacher.eval().requires_grad_(False).to(env.device)
+        sources = [(folder, teacher if folder == args.teacher else load_classifier(folder).to(env.device))
+                   for folder in soft_label_folders(args)]
         cache = cache_root(args.cache_dir) / "teacher-logits"
-        logits = cached_teacher_logits(teacher, Path(args.teacher), train_split, cache, pad_id, env)
+        logits = soft_labels(sources, train_split, cache, pad_id, env)
         labelled = None
         if transfer_split:  # the training examples first, then the transfer comments, each cached on its own
-            logits = torch.cat([logits, cached_teacher_logits(teacher, Path(args.teacher), transfer_split, cache,
-                                                              pad_id, env)])
+            logits = torch.cat([logits, soft_labels(sources, transfer_split, cache, pad_id, env)])
             labelled = torch.tensor([True] * len(train_split.labels) + [False] * len(transfer_split.labels))
             train_split = EncodedSplit(train_split.token_ids + transfer_split.token_ids,
                                        train_split.labels + transfer_split.labels)

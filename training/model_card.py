@@ -84,8 +84,10 @@ def method_lines(history: dict) -> str:
     args, method = history.get("args", {}), history.get("method", "unknown")
     layers = history.get("layers")
     adapters = lora_description(args)
+    ensemble = (f", its soft labels the averaged logits of the teachers {args['soft_labels_from']}"
+                if args.get("soft_labels_from") else "")
     distilled = (f"a student distilled from the fine-tuned teacher `{args.get('teacher')}`, built from its "
-                 f"layers {layers} (DistilBERT's initialisation), trained on "
+                 f"layers {layers} (DistilBERT's initialisation){ensemble}, trained on "
                  f"{args.get('alpha_ce')}·CE + {args.get('alpha_kd')}·KD + {args.get('alpha_cos')}·cosine")
     described = {
         "teacher": f"the pretrained `{args.get('model')}` encoder, fully fine-tuned with cross-entropy",

@@ -1,0 +1,92 @@
+"""--soft-labels-from: a student distilled from the averaged logits of several teachers (an ensemble).
+
+Its layers still come from --teacher, so against the plain student it changes the soft labels only.
+"""
+import json
+
+import pytest
+import torch
+
+import train
+from conftest import TINY_WORDS, tiny_classifier, tiny_tokenizer
+from distill import DistillError
+from distill.student import build_student
+from models.load import ModelError
+from test_train_cli import args_for, save_tiny_model, world  # noqa: F401 - the tiny CSV and models of the CLI tests
+from test_training import CPU, tiny_split
+from training.loop import predict_logits
+
+TEACHERS = ("teacher", "teacher-seed1", "teacher-seed2")
+
+
+def test_the_soft_labels_are_the_teachers_averaged_logits_each_cached(tmp_path):
+    split = tiny_split(20)
+    sources = []
+    for seed, name in enumerate(TEACHERS):
+        model = tiny_classifier(layers=2, seed=seed)
+        model.save_pretrained(tmp_path / name)
+        sources.append((str(tmp_path / name), model))
+    averaged = train.soft_labels(sources, split, tmp_path / "cache", pad_id=0, env=CPU)
+    each = [predict_logits(model, split, 0, torch.device("cpu")) for _, model in sources]
+    torch.testing.assert_close(averaged, torch.stack(each).mean(dim=0))
+    assert not torch.allclose(averaged, each[0])
+    assert len(list((tmp_path / "cache").iterdir())) == 3, "one cache file per teacher, reused by every student"
+    assert torch.equal(train.soft_labels(sources[:1], split, tmp_path / "cache", pad_id=0, env=CPU), each[0]), \
+        "one teacher's logits are used as they are"
+
+
+def test_an_ensemble_student_copies_its_layers_from_teacher_and_learns_from_the_average(world, monkeypatch):
+    for seed, name in enumerate(TEACHERS[1:], start=5):
+        save_tiny_model(world / name, layers=4, seed=seed)
+    targets = []
+    real_loss = train.distillation_loss
+    monkeypatch.setattr(train, "distillation_loss",
+                        lambda student, teacher_logits, *args, **kwargs: targets.append(teacher_logits)
+                        or real_loss(student, teacher_logits, *args, **kwargs))
+    argv = args_for("odd", "--soft-labels-from", "teacher, teacher-seed1,teacher-seed2", "--batch-size", "400")
+    args = train.parse_args(argv)
+    assert args.soft_labels_from == "teacher,teacher-seed1,teacher-seed2"
+    student = train.build_model(args, train.METHODS["odd"]).model
+    expected = build_student(train.load_classifier("teacher"), [1, 3])
+    assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), expected.state_dict().values()))
+
+    train.main(argv)
+    history = json.loads((world / "runs" / "odd" / "history.json").read_text())
+    assert history["args"]["soft_labels_from"] == "teacher,teacher-seed1,teacher-seed2"
+    splits_encoded = train.EncodedSplit(
+        train.encode_texts(train.load_tokenizer("teacher"), train.load_splits("comments.csv").train.texts, 16),
+        [0] * history["data"]["train"]["size"])
+    averaged = torch.stack([predict_logits(train.load_classifier(name), splits_encoded, 0, torch.device("cpu"))
+                            for name in TEACHERS]).mean(dim=0)
+    seen = torch.cat(targets)
+    assert seen.shape == averaged.shape
+    torch.testing.assert_close(seen.sort(dim=0).values, averaged.sort(dim=0).values)
+    assert "averaged logits of the teachers" in (world / "runs" / "odd" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method", "teacher", "--soft-labels-from", "a,b"], "--soft-labels-from needs a method with a distillation"),
+    (["--method", "odd", "--soft-labels-from", "a,b", "--cos-on", "hidden"], "use --cos-on logits"),
+])
+def test_ensemble_flags_that_cannot_work_are_refused_at_parse_time(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(argv)
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+
+
+def test_every_ensemble_teacher_is_checked_before_any_work(world):
+    with pytest.raises(ModelError, match="no fine-tuned teacher in teacher-seed1"):
+        train.main(args_for("odd", "--soft-labels-from", "teacher,teacher-seed1"))
+    save_tiny_model(world / "teacher-seed1", layers=4, seed=3)
+    (world / "teacher-seed1" / "history.json").write_text(json.dumps({"args": {"text_prefix": "query: "}}))
+    with pytest.raises(ModelError, match="the teacher teacher-seed1 was trained with --text-prefix 'query: '"):
+        train.main(args_for("odd", "--soft-labels-from", "teacher,teacher-seed1"))
+    assert not (world / "runs").exists()
+
+
+def test_an_ensemble_teacher_with_another_vocabulary_is_refused(world):
+    save_tiny_model(world / "other", layers=4, seed=3)
+    tiny_tokenizer(list(reversed(TINY_WORDS))).save_pretrained(world / "other")
+    with pytest.raises(DistillError, match=r"is not the teacher's \(other\)"):
+        train.main(args_for("odd", "--soft-labels-from", "teacher,other"))
