@@ -6,12 +6,18 @@
 #                        from it, LoRA, the controls, minilm): seed 42 reuses make all's runs, the others
 #                        go to runs/study/; then evaluate, with mean ± std and paired comparisons.
 #                        Resumable: finished runs are skipped (experiments/study.py).
+#   make ablations   the ablations (experiments/ablations.py): layer sets, LoRA rank/targets/rsLoRA, the
+#                    transfer set of unlabelled comments, the ensemble teacher and the query: prefix; reuses
+#                    the runs of make all / make study (run those first), the others go to runs/ablations/;
+#                    then evaluate. Resumable. ABLATION_FLAGS="--seeds 1" and the like change the seeds.
 #   make tune   the same small search for every method on validation ROC-AUC at seed 42
 #               (experiments/tune.py); writes results/tuning.md and results/tuned_defaults.json,
 #               which become train.py's defaults. Resumable. Run it before make all.
 # Each creates its own virtual environment in .venv from the pinned requirements.
 # Smoke runs of the long targets (small and fast; nothing in runs/ or results/ is touched):
 #   make study SEEDS=2 RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --epochs 1 --max-length 48" \
+#        EVALUATE_FLAGS="--out /tmp/smoke/results --no-readme --no-speed --bootstrap 200"
+#   make ablations RUNS=/tmp/smoke/runs ABLATION_FLAGS="--seeds 1" TRAIN_FLAGS="--limit 64 --epochs 1 --max-length 32" \
 #        EVALUATE_FLAGS="--out /tmp/smoke/results --no-readme --no-speed --bootstrap 200"
 #   make tune RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --max-length 48" \
 #        TUNE_FLAGS="--epochs 1 --lora-epochs 2 --out /tmp/smoke/tuning"
@@ -22,8 +28,9 @@ RUNS   ?= runs
 TRAIN_FLAGS    ?=
 EVALUATE_FLAGS ?=
 TUNE_FLAGS     ?=
+ABLATION_FLAGS ?=
 
-.PHONY: all test study tune mutation
+.PHONY: all test study tune ablations mutation
 
 $(VENV)/installed: requirements.txt requirements-test.txt
 	python3 -m venv $(VENV)
@@ -45,6 +52,10 @@ test: $(VENV)/installed
 
 study: $(VENV)/installed
 	$(PYTHON) -m experiments.study --seeds $(SEEDS) --runs-dir $(RUNS) --train-flags "$(TRAIN_FLAGS)"
+	$(PYTHON) evaluate.py --runs-dir $(RUNS) $(EVALUATE_FLAGS)
+
+ablations: $(VENV)/installed
+	$(PYTHON) -m experiments.ablations --runs-dir $(RUNS) --train-flags "$(TRAIN_FLAGS)" $(ABLATION_FLAGS)
 	$(PYTHON) evaluate.py --runs-dir $(RUNS) $(EVALUATE_FLAGS)
 
 tune: $(VENV)/installed

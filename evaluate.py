@@ -39,8 +39,8 @@ from report.inference import load_scorer
 from report.plots import draw_figures
 from report.quality import RunPredictions, fingerprint, quality_report
 from report.readme import update_readme
-from report.runs import (Run, arrange_runs, dataset_args, display_path, find_run_folders, read_run,
-                         study_sessions, training_losses)
+from report.runs import (STUDY_DIR, Run, arrange_runs, dataset_args, display_path, experiment_sessions,
+                         find_run_folders, read_run, training_losses)
 from report.score_cache import cached_scores, scores_key, store_scores
 from report.study import method_comparisons, seed_summary
 from training.files import write_json_atomically, write_text_atomically
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         "figures": draw_figures(runs, records, predictions, args.out),
         "generated_by": shlex.join(["python", "evaluate.py", *argv]),
         "evaluate_time_s": round(time.perf_counter() - started, 1),
-        "study_sessions": study_sessions(args.runs_dir),
+        "study_sessions": experiment_sessions(args.runs_dir, STUDY_DIR),
     }
     markdown = results_markdown(results)
     write_json_atomically(args.out / "results.json", results)

@@ -13,11 +13,14 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import train
+from report.runs import SESSIONS, experiment_sessions
 from training.checkpoint import CheckpointError, check_same_settings, checkpoint_dir
+from training.files import write_json_atomically
 
 
 @dataclass(frozen=True)
@@ -81,3 +84,24 @@ def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failur
             print(f"{label} failed (exit code {result.returncode}); the plan goes on", flush=True)
             counts["failed"] += 1
     return counts
+
+
+def execute_session(plan: list[PlannedRun], runs_dir: str, experiment_dir: str, about: dict) -> dict:
+    """``execute(plan)``, timed, with the session appended to ``runs_dir/experiment_dir/sessions.json``.
+
+    The session's wall time includes what the runs' histories cannot: each train.py's start-up
+    (imports, loading the data) and the runner. ``about`` says what the session was asked to do.
+    """
+    started = time.perf_counter()
+    counts = execute(plan)
+    session = {**about, **counts, "wall_time_s": round(time.perf_counter() - started, 1)}
+    write_json_atomically(Path(runs_dir) / experiment_dir / SESSIONS,
+                          [*experiment_sessions(runs_dir, experiment_dir), session])
+    return session
+
+
+def print_plan(plan: list[PlannedRun], estimate_minutes=None) -> None:
+    """One line per run: done or to do (with ``estimate_minutes(run)`` when given), its folder and its command."""
+    for run in plan:
+        state = "done" if is_done(run) else "to do" if estimate_minutes is None else f"to do (≈{estimate_minutes(run):.1f} min)"
+        print(f"{state}\t{run.out}\tpython train.py {shlex.join(run.argv)}")

@@ -15,12 +15,9 @@ data give the same model), so it is trained once and paired with every seed of t
 """
 import argparse
 import shlex
-import time
-from pathlib import Path
 
-from experiments.runner import PlannedRun, execute, is_done
-from report.runs import STUDY_DIR, STUDY_SESSIONS, study_sessions
-from training.files import write_json_atomically
+from experiments.runner import PlannedRun, execute_session, print_plan
+from report.runs import STUDY_DIR
 from train import METHODS
 
 FIRST_SEED = 42  # train.py's default seed, the seed of make all's runs
@@ -39,18 +36,19 @@ def run_folder(runs_dir: str, method: str, seed: int) -> str:
     return f"{runs_dir}/{STUDY_DIR}/{method}-seed{seed}"
 
 
+def study_run(runs_dir: str, method: str, seed: int, extra_flags: tuple[str, ...] = ()) -> PlannedRun:
+    """The study's run of ``method`` at ``seed``: a student reads the teacher of its own seed."""
+    flags = ["--method", method, "--seed", str(seed)]
+    if METHODS[method].needs_teacher:
+        flags += ["--teacher", run_folder(runs_dir, "teacher", seed)]
+    return PlannedRun(run_folder(runs_dir, method, seed), (*flags, *extra_flags))
+
+
 def study_plan(seed_count: int, runs_dir: str = "runs", extra_flags: tuple[str, ...] = ()) -> list[PlannedRun]:
     """Every run of the study, each seed's teacher before the runs that read it."""
-    plan = []
-    for seed in study_seeds(seed_count):
-        for method in (*MAKE_ALL, *CONTROLS):
-            if METHODS[method].start == "tfidf" and seed != FIRST_SEED:
-                continue
-            flags = ["--method", method, "--seed", str(seed)]
-            if METHODS[method].needs_teacher:
-                flags += ["--teacher", run_folder(runs_dir, "teacher", seed)]
-            plan.append(PlannedRun(run_folder(runs_dir, method, seed), (*flags, *extra_flags)))
-    return plan
+    return [study_run(runs_dir, method, seed, extra_flags)
+            for seed in study_seeds(seed_count) for method in (*MAKE_ALL, *CONTROLS)
+            if METHODS[method].start != "tfidf" or seed == FIRST_SEED]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,17 +62,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--seeds must be at least 1")
     plan = study_plan(args.seeds, args.runs_dir, tuple(shlex.split(args.train_flags)))
     if args.dry_run:
-        for run in plan:
-            print(f"{'done' if is_done(run) else 'to do'}\t{run.out}\tpython train.py {shlex.join(run.argv)}")
-        return
-    started = time.perf_counter()
-    counts = execute(plan)
-    # The study's real wall time, start-up of every train.py process included, session by session.
-    session = {"seeds": args.seeds, **counts, "wall_time_s": round(time.perf_counter() - started, 1)}
-    write_json_atomically(Path(args.runs_dir) / STUDY_DIR / STUDY_SESSIONS,
-                          [*study_sessions(args.runs_dir), session])
-    print(f"study: {counts['trained']} runs trained, {counts['skipped']} already done, in "
-          f"{(time.perf_counter() - started) / 60:.1f} min; now run `python evaluate.py`")
+        return print_plan(plan)
+    session = execute_session(plan, args.runs_dir, STUDY_DIR, {"seeds": args.seeds})
+    print(f"study: {session['trained']} runs trained, {session['skipped']} already done, in "
+          f"{session['wall_time_s'] / 60:.1f} min; now run `python evaluate.py`")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Finding the trained runs and reading what train.py recorded about them.
 
 A run is any folder holding a ``history.json``: ``runs/<method>/`` for the main runs and
-``runs/study/<method>-seed<k>/`` for the multi-seed study. Hidden folders (``.checkpoints``,
+``runs/study/<method>-seed<k>/`` for the multi-seed study, ``runs/ablations/<point>[-seed<k>]/`` for
+the ablations (``experiments/ablations.py``), whose method in the report is the ablation point's
+name, since they change a setting of their train.py method. Hidden folders (``.checkpoints``,
 ``.even.partial``) hold resume state or half-written runs, and ``<name>.failed/`` folders hold
 runs that train.py refused to save as results; none of them is ever evaluated. Neither is
 ``runs/tune/``: ``make tune`` chooses every setting on validation, and its runs must never be
@@ -18,7 +20,8 @@ from training.checkpoint import is_failed_run
 METHOD_ORDER = ("teacher", "odd", "even", "lora", "lora-kd", "odd-ce", "lora-odd", "full-even", "minilm", "tfidf")
 REQUIRED_HISTORY_KEYS = ("method", "args", "params", "steps", "epochs", "wall_time_s")
 STUDY_DIR = "study"  # runs/study/: the runs make study trains beyond make all's (experiments/study.py)
-STUDY_SESSIONS = "sessions.json"  # runs/study/sessions.json: each `make study` session's wall time
+ABLATIONS_DIR = "ablations"  # runs/ablations/: the runs make ablations trains (experiments/ablations.py)
+SESSIONS = "sessions.json"  # runs/<experiment>/sessions.json: each session's wall time (experiments/runner.py)
 TUNING_DIR = "tune"  # runs/tune/: make tune's runs (experiments/tune.py)
 DATASET_ARGS = ("dataset", "text_column", "label_column", "toxic_labels", "val_fraction", "split_seed")
 
@@ -28,7 +31,9 @@ class Run:
     """One trained run folder and its history.
 
     ``primary`` marks the run that represents its method in the assignment table and the
-    figures: the first one found, so ``runs/<method>/`` wins over ``runs/study/...``.
+    figures: the first one found, so ``runs/<method>/`` wins over ``runs/study/...``. ``ablation``
+    marks a run of ``runs/ablations/``: its ``method`` is its ablation point (the folder's name
+    without the seed), and it has its own section of the report.
     """
     name: str
     method: str
@@ -36,6 +41,7 @@ class Run:
     path: Path
     history: dict
     primary: bool = False
+    ablation: bool = False
 
 
 def find_run_folders(runs_dir: str | os.PathLike) -> list[Path]:
@@ -75,8 +81,11 @@ def read_run(folder: str | os.PathLike) -> Run:
         raise ReportError(f"{history_file} lacks {', '.join(missing)}; was it written by train.py?")
     if not history["epochs"]:
         raise ReportError(f"{history_file} records no finished epoch")
-    return Run(name=folder.name, method=history["method"], seed=history["args"]["seed"],
-               path=folder, history=history)
+    seed = history["args"]["seed"]
+    if folder.parent.name == ABLATIONS_DIR:
+        return Run(name=folder.name, method=folder.name.removesuffix(f"-seed{seed}"), seed=seed, path=folder,
+                   history=history, ablation=True)
+    return Run(name=folder.name, method=history["method"], seed=seed, path=folder, history=history)
 
 
 def read_runs(folders: list[str | os.PathLike]) -> list[Run]:
@@ -120,10 +129,10 @@ def display_path(path: Path) -> str:
         return absolute.as_posix()
 
 
-def study_sessions(runs_dir: str | os.PathLike) -> list[dict]:
-    """What experiments/study.py recorded of each session: runs trained and skipped, wall time."""
+def experiment_sessions(runs_dir: str | os.PathLike, experiment_dir: str) -> list[dict]:
+    """What an experiment (``STUDY_DIR``, ``ABLATIONS_DIR``) recorded of each session: runs trained and skipped, wall time."""
     try:
-        sessions = json.loads((Path(runs_dir) / STUDY_DIR / STUDY_SESSIONS).read_text())
+        sessions = json.loads((Path(runs_dir) / experiment_dir / SESSIONS).read_text())
     except (OSError, ValueError):
         return []
     return sessions if isinstance(sessions, list) else []

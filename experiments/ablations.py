@@ -1,0 +1,217 @@
+"""The ablations: ``make ablations`` (then ``python evaluate.py``), each a question one flag answers.
+
+- **Layer choice**: the distilled student, default recipe, with other teacher layers (the named
+  sets of ``distill/student.py``): odd and even (``make all``'s), bottom {1-6}, top {7-12},
+  DistilBERT's {1,3,5,8,10,12}, and Sajjad et al.'s symmetric {1,2,3,10,11,12}.
+- **LoRA capacity**: rank 2, 8 (``make all``'s lora) and 32 on query and value; every linear layer
+  of the encoder at rank 8; rank 32 with the rank-stabilised scaling α/√r (rsLoRA).
+- **Transfer set**: the odd student also trained on the archive's unlabelled comments
+  (``--transfer-set insults-unlabelled``), against the odd student without them.
+- **Teacher signal**: the odd student distilled from the averaged logits of the study's three
+  teachers (their layers still from its own seed's teacher); the teacher and the odd student both
+  trained with the ``query: `` prefix e5 was trained with; and the two changes that add inputs and
+  better labels (ensemble teacher and transfer set) together.
+
+Every point is an ordinary ``train.py`` run: a point that equals a run of ``make all`` or ``make
+study`` (odd, even, lora, each seed's teacher) reuses it, through ``experiments/runner.py``, which
+skips a run whose recorded arguments equal the planned ones; the others go to
+``runs/ablations/<point>`` (seed 42) and ``runs/ablations/<point>-seed<s>``. A student of seed s
+reads the teacher of seed s, so every point pairs seed by seed with the study's runs. It needs
+``make study SEEDS=3`` first (the ensemble reads its three teachers); a missing prerequisite is
+trained first, with the study's arguments. Resumable, like the study.
+
+Seeds: each point has 3 seeds where the budget of ``make ablations`` (90 minutes on 2 CPU cores)
+allows, else 1 (seed 42), which the report labels single-seed: the transfer set and the ensemble
+teacher, the two changes that may lift the best student, get 3; the others 1. ``--dry-run``
+estimates the time left from the runs already recorded. ``--seeds`` changes the counts:
+``--seeds 1`` for every point, ``--seeds transfer=1,layers=3`` per family or point, 0 to leave
+one out.
+
+    python -m experiments.ablations                  # train what is missing
+    python -m experiments.ablations --dry-run        # what is done and what is left, with time estimates
+    python -m experiments.ablations --seeds 1 --train-flags "--limit 64 --epochs 1 --max-length 32"
+"""
+import argparse
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from data.transfer import INSULTS_UNLABELLED
+from experiments.runner import PlannedRun, execute_session, is_done, planned_args, print_plan
+from experiments.study import FIRST_SEED, run_folder, study_run, study_seeds
+from report.runs import ABLATIONS_DIR
+from train import METHODS
+
+ENSEMBLE_SEEDS = study_seeds(3)  # the study's three teachers: 42, 1, 2
+PREFIX = "query: "  # what e5 models were trained with in front of every query
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of an ablation: a ``train.py`` method with a few flags changed.
+
+    ``name`` is the point's method in the report: a method of ``train.METHODS`` for a point whose
+    runs ``make all`` / ``make study`` already train (reused as they are), else its folder name
+    under ``runs/ablations/``. ``teacher`` names the point whose run of the same seed is its
+    ``--teacher`` (the study's teacher by default); ``ensemble`` takes the soft labels from the
+    averaged logits of the study's teachers of ``ENSEMBLE_SEEDS``.
+    """
+    family: str
+    name: str
+    label: str
+    method: str
+    flags: tuple[str, ...] = ()
+    seeds: int = 1
+    teacher: str = "teacher"
+    ensemble: bool = False
+
+    @property
+    def reused(self) -> bool:
+        return self.name in METHODS
+
+
+FAMILIES = {
+    "layers": "Layer choice: which teacher layers the distilled student keeps (default recipe)",
+    "lora": "LoRA capacity: rank, targets and scaling (lora's recipe)",
+    "transfer": "Transfer set: the odd student with unlabelled comments",
+    "teacher": "Teacher signal: better soft labels for the odd student",
+}
+# The comparisons of each family are against its first point, the method of make all.
+POINTS = (
+    Point("layers", "odd", "odd {1,3,5,7,9,11}", "odd", seeds=1),
+    Point("layers", "even", "even {2,4,6,8,10,12}", "even", seeds=1),
+    Point("layers", "layers-bottom", "bottom {1,2,3,4,5,6}", "odd", ("--layers", "bottom")),
+    Point("layers", "layers-top", "top {7,8,9,10,11,12}", "odd", ("--layers", "top")),
+    Point("layers", "layers-distilbert", "DistilBERT's {1,3,5,8,10,12}", "odd", ("--layers", "distilbert")),
+    Point("layers", "layers-symmetric", "symmetric {1,2,3,10,11,12}", "odd", ("--layers", "symmetric")),
+    Point("lora", "lora", "r=8, query+value, α/r", "lora", seeds=1),
+    Point("lora", "lora-r2", "r=2, query+value, α/r", "lora", ("--lora-r", "2")),
+    Point("lora", "lora-r32", "r=32, query+value, α/r", "lora", ("--lora-r", "32")),
+    Point("lora", "lora-all-linear", "r=8, all linear layers, α/r", "lora", ("--lora-targets", "all-linear")),
+    Point("lora", "lora-r32-rslora", "r=32, query+value, rsLoRA α/√r", "lora", ("--lora-r", "32", "--lora-rslora")),
+    Point("transfer", "odd", "odd, labelled training split only", "odd", seeds=3),
+    Point("transfer", "transfer-odd", "odd + the unlabelled comments of the archive (insults-unlabelled)", "odd",
+          ("--transfer-set", INSULTS_UNLABELLED), seeds=3),
+    Point("teacher", "odd", "odd, soft labels of its own seed's teacher", "odd", seeds=3),
+    Point("teacher", "ensemble-odd", "odd, soft labels of the 3 teachers' averaged logits", "odd", seeds=3,
+          ensemble=True),
+    Point("teacher", "prefix-teacher", f"teacher trained with the prefix {PREFIX!r}", "teacher",
+          ("--text-prefix", PREFIX)),
+    Point("teacher", "prefix-odd", f"odd from that teacher, with the prefix {PREFIX!r}", "odd",
+          ("--text-prefix", PREFIX), teacher="prefix-teacher"),
+    Point("teacher", "ensemble-transfer-odd", "odd, ensemble soft labels + transfer set", "odd",
+          ("--transfer-set", INSULTS_UNLABELLED), ensemble=True),
+)
+POINTS_BY_NAME = {point.name: point for point in POINTS if not point.reused}
+
+
+def ablation_folder(runs_dir: str, name: str, seed: int) -> str:
+    return f"{runs_dir}/{ABLATIONS_DIR}/{name}" + ("" if seed == FIRST_SEED else f"-seed{seed}")
+
+
+def point_runs(point: Point, seed: int, runs_dir: str, extra: tuple[str, ...]) -> list[PlannedRun]:
+    """The point's run at ``seed``, after every run it reads (its teacher, the ensemble's teachers)."""
+    before, flags = [], ["--method", point.method, "--seed", str(seed)]
+    if METHODS[point.method].needs_teacher:
+        teacher = (study_run(runs_dir, "teacher", seed, extra) if point.teacher == "teacher"
+                   else point_runs(POINTS_BY_NAME[point.teacher], seed, runs_dir, extra)[-1])
+        before.append(teacher)
+        flags += ["--teacher", teacher.out]
+    if point.reused:
+        return [*before, study_run(runs_dir, point.name, seed, extra)]
+    if point.ensemble:
+        before += [study_run(runs_dir, "teacher", s, extra) for s in ENSEMBLE_SEEDS]
+        flags += ["--soft-labels-from", ",".join(run_folder(runs_dir, "teacher", s) for s in ENSEMBLE_SEEDS)]
+    return [*before, PlannedRun(ablation_folder(runs_dir, point.name, seed), (*flags, *point.flags, *extra))]
+
+
+def ablation_plan(runs_dir: str = "runs", extra_flags: tuple[str, ...] = (),
+                  seeds: dict[str, int] | None = None) -> list[PlannedRun]:
+    """Every run of the ablations, each after the runs it reads, each once.
+
+    ``seeds`` overrides a point's number of seeds, by point name, family or "all" (0 leaves it out).
+    """
+    seeds = seeds or {}
+    plan: dict[str, PlannedRun] = {}
+    for point in POINTS:
+        count = seeds.get(point.name, seeds.get(point.family, seeds.get("all", point.seeds)))
+        for seed in study_seeds(count) if count else []:
+            for run in point_runs(point, seed, runs_dir, extra_flags):
+                if plan.setdefault(run.out, run) != run:
+                    raise ValueError(f"two ablation runs would share {run.out}: {plan[run.out].flags} and {run.flags}")
+    return list(plan.values())
+
+
+def parse_seeds(text: str) -> dict[str, int]:
+    """``"3"`` -> every point 3 seeds; ``"transfer=1,layers-top=3"`` -> per family or point name."""
+    known = {*FAMILIES, *(point.name for point in POINTS)}
+    try:
+        if "=" not in text:
+            return {"all": int(text)}
+        pairs = dict(item.split("=") for item in text.split(","))
+        chosen = {key.strip(): int(value) for key, value in pairs.items()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write a number, or name=number pairs like 'transfer=1,lora=3'")
+    unknown = sorted(set(chosen) - known)
+    if unknown or any(count < 0 for count in chosen.values()):
+        raise argparse.ArgumentTypeError(f"{text!r}: unknown names {unknown} (families: {', '.join(FAMILIES)}) or a "
+                                         f"negative count")
+    return chosen
+
+
+def recorded_minutes(runs_dir: str) -> dict[str, list[float]]:
+    """The wall time of every finished run under ``runs_dir`` (history.json ``total_time_s``), by its method and epochs."""
+    minutes: dict[str, list[float]] = {}
+    for history_file in Path(runs_dir).glob("**/history.json"):
+        try:
+            history = json.loads(history_file.read_text())
+            key = f"{history['method']}×{history['args']['epochs']}"
+            minutes.setdefault(key, []).append(history["total_time_s"] / 60)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return minutes
+
+
+# What a point costs beyond its method's recorded runs: the transfer set adds about 2.1k comments to
+# the 3.6k of the training split (+60% steps) and the teacher's logits on them; each train.py
+# process takes about 20 seconds to start beyond its history's time.
+TRANSFER_COST = 1.65
+START_UP_MINUTES = 0.35
+
+
+def estimate_minutes(run: PlannedRun, recorded: dict[str, list[float]]) -> float:
+    """A planned run's wall time from the recorded runs of the same method and epochs (nan if none)."""
+    args = planned_args(run)
+    times = recorded.get(f"{args['method']}×{args['epochs']}", [])
+    if not times:
+        return float("nan")
+    scale = TRANSFER_COST if args.get("transfer_set") else 1.0
+    return sum(times) / len(times) * scale + START_UP_MINUTES
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--seeds", type=parse_seeds, default={},
+                        help="seeds per point: a number for all, or name=number pairs by family or point "
+                             "(default: each point's own, see POINTS)")
+    parser.add_argument("--train-flags", default="", help="extra train.py flags for every run (smoke runs)")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs, done or to do, with estimates, and stop")
+    args = parser.parse_args(argv)
+    plan = ablation_plan(args.runs_dir, tuple(shlex.split(args.train_flags)), args.seeds)
+    if args.dry_run:
+        recorded = recorded_minutes(args.runs_dir)
+        print_plan(plan, lambda run: estimate_minutes(run, recorded))
+        left = [estimate_minutes(run, recorded) for run in plan if not is_done(run)]
+        known = [minutes for minutes in left if minutes == minutes]  # nan: no recorded run of that method
+        print(f"{len(left)} runs to do: about {sum(known):.0f} minutes for {len(known)} of them, estimated from the "
+              f"recorded runs of the same method and epochs; {len(left) - len(known)} without such a run (nan)")
+        return
+    session = execute_session(plan, args.runs_dir, ABLATIONS_DIR, {"seeds": args.seeds or "default"})
+    print(f"ablations: {session['trained']} runs trained, {session['skipped']} already done, in "
+          f"{session['wall_time_s'] / 60:.1f} min; now run `python evaluate.py`")
+
+
+if __name__ == "__main__":
+    main()

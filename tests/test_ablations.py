@@ -1,0 +1,149 @@
+"""make ablations: each point builds the model it names, and the plan reuses the runs make all and make study make.
+
+No training here: models are built on tiny random BERTs, plans are only planned, and the runner's
+subprocess is never started.
+"""
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertModel
+
+import train
+from conftest import tiny_bert_config, tiny_classifier, tiny_tokenizer
+from experiments.ablations import (ENSEMBLE_SEEDS, FAMILIES, POINTS, ablation_plan, estimate_minutes, main,
+                                   parse_seeds, recorded_minutes)
+from experiments.runner import PlannedRun, is_done, planned_args
+from experiments.study import study_plan
+from lora.layer import LoRALinear
+from test_experiments import write_history
+
+EXPECTED_LAYERS = {"odd": [1, 3, 5, 7, 9, 11], "even": [2, 4, 6, 8, 10, 12], "layers-bottom": [1, 2, 3, 4, 5, 6],
+                   "layers-top": [7, 8, 9, 10, 11, 12], "layers-distilbert": [1, 3, 5, 8, 10, 12],
+                   "layers-symmetric": [1, 2, 3, 10, 11, 12]}
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """A fine-tuned 12-layer teacher and a pretrained 12-layer base without a pooler, as tiny random BERTs."""
+    teacher, base = tmp_path / "teacher", tmp_path / "base"
+    tiny_classifier(layers=12, seed=3).save_pretrained(teacher)
+    torch.manual_seed(4)
+    BertModel(tiny_bert_config(layers=12), add_pooling_layer=False).save_pretrained(base)
+    for folder in (teacher, base):
+        tiny_tokenizer().save_pretrained(folder)
+    return {"teacher": str(teacher), "base": str(base)}
+
+
+def built(point, folders):
+    args = train.parse_args(["--method", point.method, *point.flags, "--teacher", folders["teacher"],
+                             "--model", folders["base"]])
+    return train.build_model(args, train.METHODS[point.method])
+
+
+@pytest.mark.parametrize("point", [p for p in POINTS if p.family == "layers"], ids=lambda p: p.name)
+def test_every_layer_set_of_the_ablation_copies_exactly_the_layers_it_names(point, folders):
+    teacher = train.load_classifier(folders["teacher"])
+    student = built(point, folders)
+    assert student.layers == EXPECTED_LAYERS[point.name]
+    assert student.model.config.num_hidden_layers == 6
+    for slot, layer in enumerate(student.layers):
+        copied = student.model.bert.encoder.layer[slot].state_dict()
+        original = teacher.bert.encoder.layer[layer - 1].state_dict()
+        assert copied.keys() == original.keys()
+        assert all(torch.equal(copied[name], original[name]) for name in original), (point.name, slot, layer)
+    for module in ("embeddings", "pooler"):
+        ours, theirs = getattr(student.model.bert, module).state_dict(), getattr(teacher.bert, module).state_dict()
+        assert all(torch.equal(ours[name], theirs[name]) for name in theirs)
+
+
+def test_the_lora_points_change_rank_targets_and_scaling_and_nothing_else(folders):
+    adapters = {}
+    for point in (p for p in POINTS if p.family == "lora"):
+        model = built(point, folders).model
+        layers = [(name, m) for name, m in model.named_modules() if isinstance(m, LoRALinear)]
+        adapters[point.name] = ({m.r for _, m in layers}, {m.scaling for _, m in layers},
+                                {name.split(".", 4)[4] for name, _ in layers}, len(layers))
+    query_value = {"attention.self.query", "attention.self.value"}
+    assert adapters["lora"] == ({8}, {16 / 8}, query_value, 12)
+    assert adapters["lora-r2"] == ({2}, {16 / 2}, query_value, 12)
+    assert adapters["lora-r32"] == ({32}, {16 / 32}, query_value, 12)
+    assert adapters["lora-r32-rslora"] == ({32}, {16 / math.sqrt(32)}, query_value, 12)
+    assert adapters["lora-all-linear"][:2] == ({8}, {2.0}) and adapters["lora-all-linear"][3] == 6 * 6
+    assert len(adapters["lora-all-linear"][2]) == 6
+
+
+def test_the_plan_reuses_make_alls_and_the_studys_runs_and_names_the_others_by_point():
+    plan = ablation_plan()
+    outs = [run.out for run in plan]
+    assert len(outs) == len(set(outs)), "every run once"
+    study = {run.out: run for run in study_plan(3)}
+    reused = [run for run in plan if not run.out.startswith("runs/ablations/")]
+    assert reused and all(run == study[run.out] for run in reused), "same folder, same flags as make study's"
+    assert {"runs/odd", "runs/even", "runs/lora", "runs/teacher", "runs/study/teacher-seed1",
+            "runs/study/odd-seed2"} <= set(outs)
+    for run in plan:  # every run after the runs it reads
+        flags = dict(zip(run.flags[::2], run.flags[1::2]))
+        for teacher in [flags.get("--teacher"), *flags.get("--soft-labels-from", "").split(",")]:
+            if teacher:
+                assert outs.index(teacher) < outs.index(run.out), (run.out, teacher)
+    by_out = {run.out: planned_args(run) for run in plan}
+    assert by_out["runs/ablations/prefix-odd"]["teacher"] == "runs/ablations/prefix-teacher"
+    assert by_out["runs/ablations/prefix-odd"]["text_prefix"] == by_out["runs/ablations/prefix-teacher"]["text_prefix"] == "query: "
+    assert by_out["runs/ablations/ensemble-odd-seed1"]["teacher"] == "runs/study/teacher-seed1"
+    assert by_out["runs/ablations/ensemble-odd-seed2"]["soft_labels_from"] == \
+        "runs/teacher,runs/study/teacher-seed1,runs/study/teacher-seed2"
+    assert by_out["runs/ablations/transfer-odd-seed2"]["transfer_set"] == "insults-unlabelled"
+    assert by_out["runs/ablations/layers-top"]["layers"] == "top" and "runs/ablations/layers-top-seed1" not in by_out
+    assert len(ENSEMBLE_SEEDS) == 3 and {p.family for p in POINTS} == set(FAMILIES)
+
+
+def test_reused_runs_are_skipped_once_make_all_and_the_study_trained_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for run in study_plan(3):
+        write_history(run)
+    plan = ablation_plan()
+    assert all(is_done(run) for run in plan if not run.out.startswith("runs/ablations/"))
+    assert not any(is_done(run) for run in plan if run.out.startswith("runs/ablations/"))
+
+
+def test_seeds_can_be_changed_per_family_point_or_for_all():
+    assert parse_seeds("1") == {"all": 1}
+    assert parse_seeds("transfer=1, layers-top=3") == {"transfer": 1, "layers-top": 3}
+    for bad in ("many", "layers=x", "colours=2", "lora=-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_seeds(bad)
+    one = ablation_plan(seeds={"all": 1})
+    assert not any("-seed" in run.out and "teacher" not in run.out for run in one), "seed 42 only (and its teachers)"
+    assert {run.out for run in ablation_plan(seeds={"teacher": 0, "transfer": 0})}.isdisjoint(
+        {"runs/ablations/ensemble-odd", "runs/ablations/transfer-odd", "runs/ablations/prefix-teacher"})
+    three = {run.out for run in ablation_plan(seeds={"layers-top": 3})}
+    assert {"runs/ablations/layers-top-seed1", "runs/ablations/layers-top-seed2"} <= three
+
+
+def test_the_estimate_comes_from_the_recorded_runs_of_the_same_method_and_epochs(tmp_path):
+    for name, method, minutes in (("odd", "odd", 3.0), ("study/odd-seed1", "odd", 4.0), ("teacher", "teacher", 6.0)):
+        (tmp_path / name).mkdir(parents=True)
+        (tmp_path / name / "history.json").write_text(json.dumps(
+            {"method": method, "args": {"epochs": train.method_defaults(method)["epochs"]}, "total_time_s": 60 * minutes}))
+    recorded = recorded_minutes(tmp_path)
+    plain = PlannedRun("x", ("--method", "odd"))
+    transfer = PlannedRun("y", ("--method", "odd", "--transfer-set", "insults-unlabelled"))
+    assert estimate_minutes(plain, recorded) == pytest.approx(3.5 + 0.35)
+    assert estimate_minutes(transfer, recorded) == pytest.approx(3.5 * 1.65 + 0.35)
+    assert math.isnan(estimate_minutes(PlannedRun("z", ("--method", "lora")), recorded))
+
+
+def test_a_session_records_its_wall_time_and_a_dry_run_trains_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["--dry-run", "--seeds", "1"])
+    assert "to do" in capsys.readouterr().out and not Path("runs").exists()
+    monkeypatch.setattr("experiments.runner.subprocess.run",
+                        lambda command, cwd: type("Result", (), {"returncode": 0}))
+    main(["--seeds", "layers=1,lora=0,transfer=0,teacher=0"])
+    sessions = json.loads(Path("runs/ablations/sessions.json").read_text())
+    assert len(sessions) == 1 and sessions[0]["trained"] == 7 and sessions[0]["wall_time_s"] >= 0
+    assert "ablations: 7 runs trained" in capsys.readouterr().out
