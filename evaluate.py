@@ -10,8 +10,9 @@ run, report/score_cache.py), choose the decision threshold on validation, score 
 at 0.5 and at that threshold, and measure what the model costs (speed once per method). A run that cannot be read or
 scored (no weights, a corrupt history, a dataset that is gone) is skipped and listed with the
 reason; the exit status is non-zero only with --strict or when no run could be scored. Then flag degenerate runs,
-summarise each method over its seeds, compare methods with a paired bootstrap, and write
-results/results.md, results/results.json and the figures. The results section of README.md
+summarise each method over its seeds, compare methods with a paired bootstrap, report the ablations
+(runs/ablations/, report/ablations.py) in their own tables, and write results/results.md,
+results/results.json and the figures. The results section of README.md
 (between <!-- results:start --> and <!-- results:end -->) is regenerated from the same numbers.
 """
 import argparse
@@ -31,6 +32,7 @@ from data.load import load_splits
 from baselines.tfidf import TfidfError
 from models.load import ModelError
 from report import ReportError
+from report.ablations import ablation_report, best_student_result, ensemble_teacher, trade_off_points
 from report.behaviour import failures_markdown, run_suite, suite_summary
 from report.costs import adapter_size_mb, folder_size_mb, measure_speed
 from report.document import results_markdown
@@ -39,8 +41,8 @@ from report.inference import load_scorer
 from report.plots import draw_figures
 from report.quality import RunPredictions, fingerprint, quality_report
 from report.readme import update_readme
-from report.runs import (STUDY_DIR, Run, arrange_runs, dataset_args, display_path, experiment_sessions,
-                         find_run_folders, read_run, training_losses)
+from report.runs import (ABLATIONS_DIR, STUDY_DIR, Run, arrange_runs, dataset_args, display_path,
+                         experiment_sessions, find_run_folders, read_run, training_losses)
 from report.score_cache import cached_scores, scores_key, store_scores
 from report.study import method_comparisons, seed_summary
 from training.files import write_json_atomically, write_text_atomically
@@ -89,8 +91,10 @@ def main(argv: list[str] | None = None) -> dict:
     for run in progress:
         progress.set_postfix_str(f"{run.name} ({run.path})")
         try:
-            # Speed does not depend on the seed: measured once per method, on its primary run.
-            record, predictions[run.name] = score_run(run, splits_by_dataset, measure=not args.no_speed and run.primary)
+            # Speed does not depend on the seed: measured once per method, on its primary run. An
+            # ablation changes a setting of a measured method: its own tables need no speed or behaviour.
+            record, predictions[run.name] = score_run(run, splits_by_dataset,
+                                                      measure=not args.no_speed and run.primary and not run.ablation)
         except (ReportError, DataError, ModelError, TfidfError) as error:
             skipped.append({"path": display_path(run.path), "reason": str(error)})
             continue
@@ -106,26 +110,41 @@ def main(argv: list[str] | None = None) -> dict:
     for record, run in zip(records, runs):
         record["primary"] = run.primary
 
-    # Warnings, the seed study and the paired comparisons, then the report itself.
+    # Warnings, the seed study and the paired comparisons, the ablations, then the report itself.
     flags = degenerate_flags(records, predictions)
     for record in records:
         record["flags"] = flags[record["name"]]
+    main_runs = [run for run in runs if not run.ablation]
+    main_records = [record for record in records if not record["ablation"]]
+    everything = list(records)  # the ablations', the study's and the teachers' ensemble: the ablation tables
+    ensemble = ensemble_teacher(main_records, predictions)
+    if ensemble:
+        everything.append(ensemble[0])
+        predictions[ensemble[0]["name"]] = ensemble[1]
+    ablations = ablation_report(everything, predictions, args.bootstrap, args.bootstrap_seed)
+    points = trade_off_points(everything, predictions, ablations, args.bootstrap, args.bootstrap_seed)
     results = {
-        "runs": records,
+        "runs": main_records,
+        "ablation_runs": [record for record in records if record["ablation"]],
         "skipped": skipped,
-        "seeds": seed_summary(records),
+        "seeds": seed_summary(main_records),
         "behaviour_suite": suite_summary(),
-        "comparisons": method_comparisons(records, predictions, args.bootstrap, args.bootstrap_seed),
-        "figures": draw_figures(runs, records, predictions, args.out),
+        "comparisons": method_comparisons(main_records, predictions, args.bootstrap, args.bootstrap_seed),
+        "ablations": ablations,
+        "ensemble_teacher": ensemble[0] if ensemble else None,
+        "best_student": best_student_result(everything, predictions, args.bootstrap, args.bootstrap_seed),
+        "trade_off": points,
+        "figures": draw_figures(main_runs, main_records, predictions, args.out, points),
         "generated_by": shlex.join(["python", "evaluate.py", *argv]),
         "evaluate_time_s": round(time.perf_counter() - started, 1),
         "study_sessions": experiment_sessions(args.runs_dir, STUDY_DIR),
+        "ablation_sessions": experiment_sessions(args.runs_dir, ABLATIONS_DIR),
     }
     markdown = results_markdown(results)
     write_json_atomically(args.out / "results.json", results)
     write_text_atomically(args.out / "results.md",
                           f"# Results\n\nGenerated by `{results['generated_by']}`.\n\n{markdown}")
-    write_text_atomically(args.out / "behaviour.md", failures_markdown(records))
+    write_text_atomically(args.out / "behaviour.md", failures_markdown(main_records))
     print(markdown)
     print(f"wrote {args.out}/results.md, {args.out}/results.json, {args.out}/behaviour.md "
           f"and {len(results['figures'])} figures")
@@ -140,7 +159,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def score_run(run: Run, splits_by_dataset: dict, measure: bool) -> tuple[dict, RunPredictions]:
-    """The results.json record of one run and its test predictions; ``splits_by_dataset`` caches the splits."""
+    """The results.json record of one run and its predictions; ``splits_by_dataset`` caches the splits.
+
+    ``measure``: time its inference. The behavioural suite runs on every run but the ablations'.
+    """
     dataset = dataset_args(run.history)
     key = json.dumps(dataset, sort_keys=True)
     if key not in splits_by_dataset:
@@ -161,7 +183,7 @@ def score_run(run: Run, splits_by_dataset: dict, measure: bool) -> tuple[dict, R
     trainable = run.history["params"]["trainable"]
     record = {
         "name": run.name, "method": run.method, "path": display_path(run.path), "seed": run.seed,
-        "primary": run.primary, **quality,
+        "primary": run.primary, "ablation": run.ablation, **quality,
         "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total},
         "size_mb": folder_size_mb(run.path), "adapter_size_mb": adapter_size_mb(run.path),
         "speed": measure_speed(scorer, splits.test.texts) if measure else None,
@@ -171,12 +193,13 @@ def score_run(run: Run, splits_by_dataset: dict, measure: bool) -> tuple[dict, R
         "deterministic": run.history.get("deterministic", False),
         "recipe": {"lr": run.history["args"].get("lr"), "epochs": run.history["args"].get("epochs"),
                    "defaults_from": run.history["args"].get("recipe_from")},
-        "behaviour": run_suite(scorer, quality["validation_threshold"]),
+        "behaviour": None if run.ablation else run_suite(scorer, quality["validation_threshold"]),
         "test_set": {"source": splits.source, "size": len(splits.test.labels), "fingerprint": test_set},
     }
     if scorer.model is not None:  # a Hugging Face run folder: its model card gets the test scores
         refresh_model_card(run, record, splits.test.labels, test_probs)
-    return record, RunPredictions(np.asarray(splits.test.labels), test_probs, test_set)
+    return record, RunPredictions(np.asarray(splits.test.labels), test_probs, test_set,
+                                  np.asarray(splits.validation.labels), validation_probs)
 
 
 def refresh_model_card(run: Run, record: dict, test_labels: list[int], test_probs: np.ndarray) -> None:

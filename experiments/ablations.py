@@ -55,7 +55,8 @@ class Point:
     runs ``make all`` / ``make study`` already train (reused as they are), else its folder name
     under ``runs/ablations/``. ``teacher`` names the point whose run of the same seed is its
     ``--teacher`` (the study's teacher by default); ``ensemble`` takes the soft labels from the
-    averaged logits of the study's teachers of ``ENSEMBLE_SEEDS``.
+    averaged logits of the study's teachers of ``ENSEMBLE_SEEDS``. The report compares the point
+    with the point named ``against``, by default its family's first point.
     """
     family: str
     name: str
@@ -65,6 +66,7 @@ class Point:
     seeds: int = 1
     teacher: str = "teacher"
     ensemble: bool = False
+    against: str | None = None
 
     @property
     def reused(self) -> bool:
@@ -77,7 +79,7 @@ FAMILIES = {
     "transfer": "Transfer set: the odd student with unlabelled comments",
     "teacher": "Teacher signal: better soft labels for the odd student",
 }
-# The comparisons of each family are against its first point, the method of make all.
+# Each family's first point is the method of make all that the others are compared with.
 POINTS = (
     Point("layers", "odd", "odd {1,3,5,7,9,11}", "odd", seeds=1),
     Point("layers", "even", "even {2,4,6,8,10,12}", "even", seeds=1),
@@ -96,12 +98,13 @@ POINTS = (
     Point("teacher", "odd", "odd, soft labels of its own seed's teacher", "odd", seeds=3),
     Point("teacher", "ensemble-odd", "odd, soft labels of the 3 teachers' averaged logits", "odd", seeds=3,
           ensemble=True),
-    Point("teacher", "prefix-teacher", f"teacher trained with the prefix {PREFIX!r}", "teacher",
-          ("--text-prefix", PREFIX)),
-    Point("teacher", "prefix-odd", f"odd from that teacher, with the prefix {PREFIX!r}", "odd",
+    Point("teacher", "prefix-odd", f"odd from the teacher below, both with the prefix {PREFIX!r}", "odd",
           ("--text-prefix", PREFIX), teacher="prefix-teacher"),
     Point("teacher", "ensemble-transfer-odd", "odd, ensemble soft labels + transfer set", "odd",
           ("--transfer-set", INSULTS_UNLABELLED), ensemble=True),
+    Point("teacher", "teacher", "teacher, one seed's run", "teacher", seeds=3, against="teacher"),
+    Point("teacher", "prefix-teacher", f"teacher trained with the prefix {PREFIX!r}", "teacher",
+          ("--text-prefix", PREFIX), against="teacher"),
 )
 POINTS_BY_NAME = {point.name: point for point in POINTS if not point.reused}
 
@@ -161,7 +164,7 @@ def parse_seeds(text: str) -> dict[str, int]:
 
 
 def recorded_minutes(runs_dir: str) -> dict[str, list[float]]:
-    """The wall time of every finished run under ``runs_dir`` (history.json ``total_time_s``), by its method and epochs."""
+    """Every finished run's wall time under ``runs_dir`` (history.json ``total_time_s``), by method and epochs."""
     minutes: dict[str, list[float]] = {}
     for history_file in Path(runs_dir).glob("**/history.json"):
         try:

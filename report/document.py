@@ -5,8 +5,27 @@ headings one level deeper, into the marked results section of README.md.
 """
 from report.behaviour import capability_table
 from report.findings import findings
-from report.tables import (WARNING, assignment_table, comparisons_table, costs_table, flag_list, quality_table,
-                           seeds_table)
+from report.tables import (WARNING, ablation_table, assignment_table, comparisons_table, costs_table, flag_list,
+                           quality_table, seeds_table)
+
+
+def ablations_markdown(results: dict, heading: str) -> list[str]:
+    """The ablation tables, one per question (``report/ablations.py``), or a line saying how to make them."""
+    families = results.get("ablations") or {}
+    if not families:
+        return [f"{heading} Ablations",
+                "No ablation run has been evaluated yet: `make ablations` trains them (`experiments/ablations.py`), "
+                "and `python evaluate.py` then gives one table per question here."]
+    parts = [f"{heading} Ablations",
+             "Each point is a `train.py` run with one setting changed (`experiments/ablations.py`); a point that "
+             "`make all` or `make study` already trains is reused. Each row gives the mean ± std over the point's "
+             "seeds (a single seed is labelled so), at the threshold chosen on validation; Δ is the test ROC-AUC "
+             "difference with the row named, paired by seed over the seeds both have, with the two-level bootstrap "
+             "interval (seeds and test comments) of the paired comparisons above. train.py time: the mean wall "
+             "time of one run, the teacher a student learns from not counted."]
+    for family in families.values():
+        parts += [f"**{family['title']}**", ablation_table(family["rows"])]
+    return parts
 
 
 def results_markdown(results: dict, image_dir: str = "", heading: str = "##") -> str:
@@ -24,7 +43,7 @@ def results_markdown(results: dict, image_dir: str = "", heading: str = "##") ->
         "maximises F1 on the validation split (never chosen on test). Controls change one thing of a main "
         "method; the paired comparisons below say what each one isolates.",
     ]
-    warnings = flag_list(records)
+    warnings = flag_list(records + results.get("ablation_runs", []))
     if warnings:
         parts += [f"**{WARNING} {len(warnings.splitlines())} run(s) flagged as degenerate:**", warnings]
     skipped = results.get("skipped")
@@ -50,6 +69,7 @@ def results_markdown(results: dict, image_dir: str = "", heading: str = "##") ->
          "Δ is the difference of the seed-averaged test ROC-AUCs. Its main interval comes from a two-level "
          "bootstrap that resamples the seeds and then the test comments (`report/stats.py`), so it covers "
          "training noise and test-set noise; the narrower interval beside it resamples the test comments only."),
+        *ablations_markdown(results, heading),
         f"{heading} Behavioural tests: pass rate per capability",
         (f"The {results['behaviour_suite']['cases']} cases of `data/behaviour.py` (CheckList's minimum functionality "
          f"tests, Ribeiro et al. 2020), each run at its validation threshold; the header gives each capability's "

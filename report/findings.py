@@ -137,6 +137,67 @@ def teacher_spread(seeds: dict[str, dict]) -> str | None:
             f"({', '.join(f'{number(v)} with seed {s}' for s, v in per_seed.items())}).")
 
 
+def ablations_time(ablation_records: list[dict], sessions: list[dict] = ()) -> str | None:
+    """How long `make ablations` took: its runs in runs/ablations/ (reused runs not counted), and its sessions."""
+    timed = [r["command_wall_time_s"] / 60 for r in ablation_records if r.get("command_wall_time_s")]
+    if not timed and not sessions:
+        return None
+    sentence = "Wall time of `make ablations`"
+    if timed:
+        sentence += (f": its {len(timed)} runs in runs/ablations/ took {sum(timed):.1f} minutes of `train.py` in all, "
+                     f"{min(timed):.1f} to {max(timed):.1f} each (the runs of `make all` and `make study` it reuses "
+                     f"not counted)")
+    if sessions:
+        trained = sum(session["trained"] for session in sessions)
+        sentence += (f"{';' if timed else ','} measured by the runner, start-up of every `train.py` included: "
+                     f"{sum(session['wall_time_s'] for session in sessions) / 60:.1f} minutes of wall time for the "
+                     f"{trained} runs it trained, in {len(sessions)} session(s)")
+    return sentence + "."
+
+
+def ensemble_teacher_line(ensemble: dict | None, comparison: dict | None) -> str | None:
+    """The teachers' ensemble, built from their averaged logits: its own test ROC-AUC, against one teacher."""
+    if not ensemble:
+        return None
+    sentence = (f"The teachers' ensemble (the logits of {', '.join(f'`{name}`' for name in ensemble['members'])} "
+                f"averaged, as the ensemble student's soft labels): test ROC-AUC "
+                f"{number(ensemble['test']['at_validation_threshold']['roc_auc'])}")
+    if comparison and "skipped" not in comparison:
+        low, high = comparison["ci95"]
+        verdict = comparison["verdict"].replace(ensemble["name"], "the ensemble")
+        sentence += (f"; ensemble − teacher {signed(comparison['difference'])} (95% CI [{signed(low)}, {signed(high)}] "
+                     f"over the teachers' seeds and the test comments): {verdict}")
+    return sentence + "."
+
+
+def best_student_line(best: dict | None) -> str | None:
+    """The best 6-layer student (chosen on validation) against minilm, and issue 12's goal."""
+    if not best:
+        return None
+    seeds = len(best["seeds"])
+    auc = best["roc_auc"]["mean"]
+    sentence = (f"Best 6-layer student, chosen by mean validation ROC-AUC among the students with the most seeds "
+                f"({seeds}): **{best['method']}**, test ROC-AUC {number(auc)}"
+                + (f" ± {number(best['roc_auc']['std'])}" if best["roc_auc"]["std"] is not None else ""))
+    versus = best.get("against_minilm")
+    beats = False
+    if versus and "skipped" not in versus:
+        low, high = versus["ci95"]
+        beats = low > 0
+        sentence += (f"; {best['method']} − minilm {signed(versus['difference'])} "
+                     f"(95% CI [{signed(low)}, {signed(high)}], seeds and test comments): {versus['verdict']}")
+    reached = auc >= best["goal_roc_auc"]
+    met = reached and beats
+    sentence += (f". Issue 12's goal, a test ROC-AUC of at least {best['goal_roc_auc']:.3f} over the seeds and a win "
+                 f"over minilm whose interval excludes 0: **{'met' if met else 'not met'}**")
+    if not reached:
+        sentence += f" (short of {best['goal_roc_auc']:.3f} by {best['goal_roc_auc'] - auc:.3f})"
+    elif not beats:
+        sentence += " (the interval against minilm does not exclude 0)" if versus and "skipped" not in versus \
+            else " (no minilm run to compare with)"
+    return sentence + "."
+
+
 def recipes(records: list[dict]) -> str | None:
     """Each method's learning rate and epochs, and whether `make tune` chose them."""
     primary = [r for r in records if r["primary"] and r.get("recipe", {}).get("lr") and r["method"] != "tfidf"]
@@ -164,13 +225,23 @@ def degenerate(records: list[dict]) -> str:
             f"Their numbers are not to be trusted; see the warnings above.")
 
 
+def ensemble_comparison(ablations: dict) -> dict | None:
+    """The ensemble teacher's row of the teacher-signal table: its comparison with one teacher."""
+    rows = ablations.get("teacher", {}).get("rows", [])
+    return next((row["comparison"] for row in rows if row["method"] == "teacher-ensemble"), None)
+
+
 def findings(results: dict) -> list[str]:
     """One sentence (or short paragraph) per finding, in reading order."""
     records, seeds = results["runs"], results["seeds"]
     sentences = [best_method(seeds), served_run(records)]
     sentences += [comparison(c) for c in results["comparisons"].values() if "skipped" not in c]
-    sentences += [teacher_spread(seeds), lora_gap(seeds), bare_insult_finding(records), teacher_retention(seeds),
-                  costs(records), recipes(records), pipeline_time(records),
+    ensemble = results.get("ensemble_teacher")
+    sentences += [teacher_spread(seeds),
+                  ensemble_teacher_line(ensemble, ensemble_comparison(results.get("ablations") or {})),
+                  lora_gap(seeds), best_student_line(results.get("best_student")), bare_insult_finding(records),
+                  teacher_retention(seeds), costs(records), recipes(records), pipeline_time(records),
                   study_time(records, results.get("evaluate_time_s"), results.get("study_sessions", [])),
-                  degenerate(records)]
+                  ablations_time(results.get("ablation_runs", []), results.get("ablation_sessions", [])),
+                  degenerate(records + results.get("ablation_runs", []))]
     return [s for s in sentences if s]

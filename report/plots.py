@@ -1,5 +1,5 @@
-"""The report's figures: training-loss curves, test ROC curves, test metrics side by side, and the
-behavioural pass rates as a heat map.
+"""The report's figures: training-loss curves, test ROC curves, test ROC-AUC with its interval per
+method, the trade-off of quality against cost, and the behavioural pass rates as a heat map.
 
 Each figure is drawn on a ``matplotlib.figure.Figure``, which renders with the Agg backend
 and touches no global pyplot state, so the report also works on a machine without a display.
@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 from sklearn.metrics import roc_curve
 
 from report.quality import RunPredictions
 from report.runs import METHOD_ORDER, Run
 from training.files import write_atomically
 
-BAR_METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"),
-               ("macro_f1", "Macro-F1"), ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"))
+MARKERS = {"method": "o", "control": "s", "baseline": "D", "ablation": "^"}
 
 
 def save_png(figure: Figure, path: Path) -> None:
@@ -83,21 +83,68 @@ def plot_roc_curves(records: list[dict], predictions: dict[str, RunPredictions],
     save_png(figure, path)
 
 
-def plot_test_metrics(records: list[dict], path: Path) -> None:
-    """Grouped bars: one group per metric, one bar per run, at the validation-chosen threshold."""
-    figure = Figure(figsize=(10, 5), layout="constrained")
+ABLATION_COLOURS = ("black", "dimgray", "saddlebrown", "darkmagenta", "darkgoldenrod", "teal")
+
+
+def point_colours(points: list[dict]) -> list:
+    """A method keeps its colour; each family's best ablation gets a dark colour of its own."""
+    ablations = iter(ABLATION_COLOURS * len(points))
+    return [next(ablations) if p["kind"] == "ablation" else method_colour(p["method"]) for p in points]
+
+
+def point_label(point: dict) -> str:
+    return f"{point['label']} ({point['n_seeds']} seed{'s' if point['n_seeds'] > 1 else ''})"
+
+
+def interval_errors(points: list[dict]) -> np.ndarray:
+    """matplotlib's error bar lengths below and above each point's ROC-AUC, from its 95% interval."""
+    return np.array([[p["roc_auc"] - p["ci95"][0] for p in points], [p["ci95"][1] - p["roc_auc"] for p in points]])
+
+
+def plot_roc_auc_dots(points: list[dict], path: Path) -> None:
+    """Each method's mean test ROC-AUC with its 95% interval, best at the top, on an axis zoomed to the data.
+
+    Bars from 0 would make every difference invisible: the methods differ in the second decimal.
+    """
+    colours = dict(zip((p["label"] for p in points), point_colours(points)))
+    points = sorted(points, key=lambda p: p["roc_auc"])
+    figure = Figure(figsize=(9, 0.4 * len(points) + 1.8), layout="constrained")
     axes = figure.add_subplot()
-    width = 0.8 / max(len(records), 1)
-    groups = np.arange(len(BAR_METRICS))
-    for i, record in enumerate(records):
-        test = record["test"]["at_validation_threshold"]
-        values = [np.nan_to_num(test[key]) for key, _ in BAR_METRICS]
-        axes.bar(groups + (i - (len(records) - 1) / 2) * width, values, width,
-                 color=method_colour(record["method"]), label=record["name"])
-    axes.set_xticks(groups, [title for _, title in BAR_METRICS])
-    axes.set(title="Test metrics (threshold chosen on validation)", ylabel="score", ylim=(0, 1))
-    axes.grid(axis="y", alpha=0.3)
-    figure.legend(title="run", loc="outside right upper")
+    rows = np.arange(len(points))
+    axes.errorbar([p["roc_auc"] for p in points], rows, xerr=interval_errors(points), fmt="none", ecolor="grey",
+                  capsize=3, linewidth=1)
+    for row, point in zip(rows, points):
+        axes.plot(point["roc_auc"], row, MARKERS[point["kind"]], color=colours[point["label"]], markersize=7)
+    axes.set_yticks(rows, [point_label(p) for p in points])
+    axes.set(title="Test ROC-AUC: mean over seeds, 95% interval\n(seeds and test comments resampled)",
+             xlabel="test ROC-AUC (axis zoomed to the data)")
+    axes.grid(axis="x", alpha=0.3)
+    save_png(figure, path)
+
+
+def plot_trade_off(points: list[dict], path: Path) -> None:
+    """Test ROC-AUC with its 95% interval against (a) trainable parameters and (b) training time, both log."""
+    figure = Figure(figsize=(12, 6.5), layout="constrained")
+    panels = figure.subplots(1, 2, sharey=True)
+    colours = point_colours(points)
+    for axes, key, xlabel, tick in (
+            (panels[0], "trainable", "(a) trainable parameters (log scale)", lambda v, _: f"{v / 1e6:g} M"),
+            (panels[1], "minutes", "(b) wall time of train.py, minutes (log scale)", lambda v, _: f"{v:g}")):
+        for point, colour in zip(points, colours):
+            if point[key]:
+                axes.errorbar(point[key], point["roc_auc"], yerr=interval_errors([point]), fmt=MARKERS[point["kind"]],
+                              color=colour, ecolor=colour, alpha=0.9, capsize=3, markersize=8,
+                              label=point_label(point))
+        axes.set_xscale("log")
+        axes.xaxis.set_major_formatter(FuncFormatter(tick))
+        axes.xaxis.set_minor_formatter(NullFormatter())
+        axes.set(xlabel=xlabel)
+        axes.grid(alpha=0.3, which="both")
+    panels[0].set(ylabel="test ROC-AUC (mean over seeds, 95% interval)")
+    handles, labels = panels[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)
+    figure.suptitle("Quality against cost: each method, and the best ablation of each family (▲). "
+                    "A student's time leaves out its teacher's.")
     save_png(figure, path)
 
 
@@ -119,16 +166,20 @@ def plot_capability_heatmap(records: list[dict], path: Path) -> None:
 
 
 def draw_figures(runs: list[Run], records: list[dict], predictions: dict[str, RunPredictions],
-                 out: Path) -> dict[str, str]:
+                 out: Path, points: list[dict]) -> dict[str, str]:
     """The figures, written into ``out``: title -> file name.
 
-    Loss, ROC and metrics show the primary run of each method; the behavioural heat map every run.
+    Loss and ROC curves show the primary run of each method; the behavioural heat map every run;
+    ROC-AUC and the trade-off each method over its seeds, and the best ablation of each family
+    (``points``, from ``report.ablations.trade_off_points``).
     """
     primary = [record for record in records if record["primary"]]
     figures = {
         "Training loss": ("training_loss.png", lambda path: plot_loss_curves([r for r in runs if r.primary], path)),
         "ROC curves on the test split": ("roc_test.png", lambda path: plot_roc_curves(primary, predictions, path)),
-        "Test metrics": ("test_metrics.png", lambda path: plot_test_metrics(primary, path)),
+        "Test ROC-AUC with 95% intervals": ("test_roc_auc.png", lambda path: plot_roc_auc_dots(points, path)),
+        "Trade-off: test ROC-AUC against trainable parameters and training time": (
+            "trade_off.png", lambda path: plot_trade_off(points, path)),
         "Behavioural tests: pass rate per capability": (
             "behaviour_heatmap.png", lambda path: plot_capability_heatmap(records, path)),
     }

@@ -19,11 +19,14 @@ class RunPredictions:
     """One run's test probabilities and the test labels, kept in memory for plots and statistics.
 
     ``test_set`` fingerprints the test comments and labels: two runs can only be compared
-    example by example (paired) when they were scored on the same test set.
+    example by example (paired) when they were scored on the same test set. The validation
+    labels and probabilities let the report build an ensemble of runs and choose its threshold.
     """
     labels: np.ndarray
     probs: np.ndarray
     test_set: str
+    validation_labels: np.ndarray | None = None
+    validation_probs: np.ndarray | None = None
 
 
 def fingerprint(texts: list[str], labels: list[int]) -> str:

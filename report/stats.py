@@ -40,6 +40,29 @@ def roc_auc_by_ranks(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
         return u / (n_pos * n_neg)
 
 
+def two_level_bootstrap(n_examples: int, n_seeds: int, per_seed_statistic, resamples: int,
+                        seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resampled values of a statistic averaged over seeds: (seeds and examples resampled, examples only).
+
+    ``per_seed_statistic(indices)`` scores each seed's run on each row of test-comment indices
+    ([resamples, examples] -> [resamples, seeds]). Each resample draws the test comments with
+    replacement and, for the first value, also the seeds with replacement (Davison & Hinkley 1997,
+    section 3.8); see ``paired_bootstrap_auc_difference``. Resamples that drew a single class,
+    where no ROC-AUC exists, are dropped.
+    """
+    rng = np.random.default_rng(seed)
+    both, examples_only = [], []
+    for done in range(0, resamples, BOOTSTRAP_CHUNK):
+        chunk = min(BOOTSTRAP_CHUNK, resamples - done)
+        values = per_seed_statistic(rng.integers(0, n_examples, size=(chunk, n_examples)))
+        seed_weights = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=chunk) / n_seeds
+        both.append((values * seed_weights).sum(axis=1))
+        examples_only.append(values.mean(axis=1))
+    both, examples_only = np.concatenate(both), np.concatenate(examples_only)
+    kept = ~np.isnan(examples_only)
+    return both[kept], examples_only[kept]
+
+
 def paired_bootstrap_auc_difference(labels, probs_a: list[np.ndarray], probs_b: list[np.ndarray],
                                     resamples: int = 2000, seed: int = 0) -> dict:
     """Bootstrap of Δ = mean over seeds of (ROC-AUC of A's run − ROC-AUC of B's run), seeds paired.
@@ -57,7 +80,6 @@ def paired_bootstrap_auc_difference(labels, probs_a: list[np.ndarray], probs_b: 
     """
     labels = np.asarray(labels)
     probs_a, probs_b = np.asarray(probs_a, dtype=float), np.asarray(probs_b, dtype=float)
-    n_seeds = len(probs_a)
 
     def per_seed_differences(indices: np.ndarray) -> np.ndarray:
         """[resamples, seeds]: each seed's A − B ROC-AUC on each resample of the test comments."""
@@ -65,20 +87,28 @@ def paired_bootstrap_auc_difference(labels, probs_a: list[np.ndarray], probs_b: 
         return np.stack([roc_auc_by_ranks(resampled_labels, a[indices]) - roc_auc_by_ranks(resampled_labels, b[indices])
                          for a, b in zip(probs_a, probs_b)], axis=-1)
 
-    rng = np.random.default_rng(seed)
-    both, examples_only = [], []
-    for done in range(0, resamples, BOOTSTRAP_CHUNK):
-        chunk = min(BOOTSTRAP_CHUNK, resamples - done)
-        differences = per_seed_differences(rng.integers(0, len(labels), size=(chunk, len(labels))))
-        seed_weights = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=chunk) / n_seeds
-        both.append((differences * seed_weights).sum(axis=1))
-        examples_only.append(differences.mean(axis=1))
-    both, examples_only = np.concatenate(both), np.concatenate(examples_only)
-    kept = ~np.isnan(examples_only)  # resamples that drew a single class have no AUC
-    both, examples_only = both[kept], examples_only[kept]
+    both, examples_only = two_level_bootstrap(len(labels), len(probs_a), per_seed_differences, resamples, seed)
     return {"difference": float(per_seed_differences(np.arange(len(labels))).mean()),
             "bootstrap_mean": float(both.mean()),
             "ci95": [float(x) for x in np.percentile(both, [2.5, 97.5])],
             "ci95_examples_only": [float(x) for x in np.percentile(examples_only, [2.5, 97.5])],
             "share_a_better": float(np.mean(both > 0)),
-            "n_seeds": n_seeds, "resamples": int(len(both)), "bootstrap_seed": seed}
+            "n_seeds": len(probs_a), "resamples": int(len(both)), "bootstrap_seed": seed}
+
+
+def bootstrap_auc_interval(labels, probs_runs: list[np.ndarray], resamples: int = 2000, seed: int = 0) -> dict:
+    """One method's test ROC-AUC, averaged over its seeds' runs, with the same two-level 95% interval.
+
+    The interval a point of a figure carries: it covers the training-seed noise (with several
+    seeds) and the test-set noise, like the comparisons'.
+    """
+    labels = np.asarray(labels)
+    probs_runs = np.asarray(probs_runs, dtype=float)
+
+    def per_seed_auc(indices: np.ndarray) -> np.ndarray:
+        return np.stack([roc_auc_by_ranks(labels[indices], probs[indices]) for probs in probs_runs], axis=-1)
+
+    both, _ = two_level_bootstrap(len(labels), len(probs_runs), per_seed_auc, resamples, seed)
+    return {"roc_auc": float(per_seed_auc(np.arange(len(labels))).mean()),
+            "ci95": [float(x) for x in np.percentile(both, [2.5, 97.5])],
+            "n_seeds": len(probs_runs), "resamples": int(len(both)), "bootstrap_seed": seed}

@@ -127,3 +127,29 @@ def comparisons_table(comparisons: dict[str, dict]) -> str:
                      f"{100 * comparison['share_a_better']:.0f}%", per_seed, comparison["verdict"]])
     return markdown_table(["Test ROC-AUC difference", "Question", "Δ", "95% CI: seeds + test comments",
                            "95% CI: test comments only", "A better in", "Per-seed Δ", "Verdict"], rows)
+
+
+def seeds_cell(seeds: list[int]) -> str:
+    return f"{seeds[0]} (single seed)" if len(seeds) == 1 else ", ".join(map(str, seeds))
+
+
+def ablation_table(rows: list[dict]) -> str:
+    """One family of ablations: each point over its seeds, and its paired comparison with its reference."""
+    lines = []
+    for row in rows:
+        comparison = row["comparison"]
+        if comparison is None:
+            versus = ["reference", "–", "–"]
+        elif "skipped" in comparison:
+            versus = [f"vs {row['against']}: –", "–", f"not compared: {comparison['skipped']}"]
+        else:
+            versus = [f"vs {row['against']}: {signed(comparison['difference'])}",
+                      "[{}, {}]".format(*map(signed, comparison["ci95"])),
+                      comparison["verdict"] + (" (single seed)" if comparison["n_seeds"] == 1 else "")]
+        minutes = "–" if row["minutes"] is None else f"{row['minutes']:.1f} min"
+        lines.append([f"{row['label']} (`{row['method']}`)", row.get("seeds_label") or seeds_cell(row["seeds"]),
+                      mean_std_cell(row["roc_auc"]),
+                      mean_std_cell(row["pr_auc"]), mean_std_cell(row["macro_f1"]), millions(row["trainable"]),
+                      minutes, *versus])
+    return markdown_table(["Point", "Seeds", "Test ROC-AUC", "PR-AUC", "Macro-F1", "Trainable", "train.py time",
+                           "Δ test ROC-AUC", "95% CI: seeds + test comments", "Verdict"], lines)
