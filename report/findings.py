@@ -113,11 +113,15 @@ def study_time(records: list[dict], evaluate_time_s: float | None = None, sessio
     if evaluate_time_s is not None:
         sentence += f", and `python evaluate.py` {evaluate_time_s / 60:.1f} minutes"
     if sessions:
-        trained = sum(session["trained"] for session in sessions)
-        sentence += (f". Measured by the study itself, start-up of every `train.py` included: "
-                     f"{sum(session['wall_time_s'] for session in sessions) / 60:.1f} minutes of wall time for "
-                     f"the {trained} runs it trained, in {len(sessions)} session(s)")
+        sentence += f". Measured by the study itself, {sessions_clause(sessions)}"
     return sentence + "."
+
+
+def sessions_clause(sessions: list[dict]) -> str:
+    """What an experiment's runner measured, session by session (experiments/runner.py ``execute_session``)."""
+    return (f"start-up of every `train.py` included: {sum(session['wall_time_s'] for session in sessions) / 60:.1f} "
+            f"minutes of wall time for the {sum(session['trained'] for session in sessions)} runs it trained, in "
+            f"{len(sessions)} session(s)")
 
 
 def is_study_run(record: dict) -> bool:
@@ -148,10 +152,7 @@ def ablations_time(ablation_records: list[dict], sessions: list[dict] = ()) -> s
                      f"{min(timed):.1f} to {max(timed):.1f} each (the runs of `make all` and `make study` it reuses "
                      f"not counted)")
     if sessions:
-        trained = sum(session["trained"] for session in sessions)
-        sentence += (f"{';' if timed else ','} measured by the runner, start-up of every `train.py` included: "
-                     f"{sum(session['wall_time_s'] for session in sessions) / 60:.1f} minutes of wall time for the "
-                     f"{trained} runs it trained, in {len(sessions)} session(s)")
+        sentence += f"{';' if timed else ','} measured by the runner, {sessions_clause(sessions)}"
     return sentence + "."
 
 

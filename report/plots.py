@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from sklearn.metrics import roc_curve
 
 from report.quality import RunPredictions
@@ -136,6 +136,7 @@ def plot_trade_off(points: list[dict], path: Path) -> None:
                               color=colour, ecolor=colour, alpha=0.9, capsize=3, markersize=8,
                               label=point_label(point))
         axes.set_xscale("log")
+        axes.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         axes.xaxis.set_major_formatter(FuncFormatter(tick))
         axes.xaxis.set_minor_formatter(NullFormatter())
         axes.set(xlabel=xlabel)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+from transformers import BertConfig, BertForSequenceClassification, BertModel, PreTrainedTokenizerFast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,6 +42,17 @@ def tiny_bert_config(layers: int = 4, **overrides) -> BertConfig:
 def tiny_classifier(layers: int = 4, seed: int = 0) -> BertForSequenceClassification:
     torch.manual_seed(seed)
     return BertForSequenceClassification(tiny_bert_config(layers)).eval()
+
+
+def save_teacher_and_base(folder: Path, layers: int) -> dict[str, str]:
+    """A fine-tuned teacher and a pretrained base without a pooler (like e5-small), tiny and random, in ``folder``."""
+    teacher, base = folder / "teacher", folder / "base"
+    tiny_classifier(layers=layers, seed=1).save_pretrained(teacher)
+    torch.manual_seed(2)
+    BertModel(tiny_bert_config(layers=layers), add_pooling_layer=False).save_pretrained(base)
+    for saved in (teacher, base):
+        tiny_tokenizer().save_pretrained(saved)
+    return {"teacher": str(teacher), "base": str(base)}
 
 
 def tiny_history(method: str = "odd", *, threshold: float = 0.5, max_length: int = 128, **args) -> dict:

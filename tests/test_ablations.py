@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertModel
-
 import train
-from conftest import tiny_bert_config, tiny_classifier, tiny_tokenizer
+from conftest import save_teacher_and_base
 from experiments.ablations import (ENSEMBLE_SEEDS, FAMILIES, POINTS, ablation_plan, estimate_minutes, main,
                                    parse_seeds, recorded_minutes)
 from experiments.runner import PlannedRun, is_done, planned_args
@@ -29,13 +27,7 @@ EXPECTED_LAYERS = {"odd": [1, 3, 5, 7, 9, 11], "even": [2, 4, 6, 8, 10, 12], "la
 @pytest.fixture
 def folders(tmp_path):
     """A fine-tuned 12-layer teacher and a pretrained 12-layer base without a pooler, as tiny random BERTs."""
-    teacher, base = tmp_path / "teacher", tmp_path / "base"
-    tiny_classifier(layers=12, seed=3).save_pretrained(teacher)
-    torch.manual_seed(4)
-    BertModel(tiny_bert_config(layers=12), add_pooling_layer=False).save_pretrained(base)
-    for folder in (teacher, base):
-        tiny_tokenizer().save_pretrained(folder)
-    return {"teacher": str(teacher), "base": str(base)}
+    return save_teacher_and_base(tmp_path, layers=12)
 
 
 def built(point, folders):
@@ -125,16 +117,22 @@ def test_seeds_can_be_changed_per_family_point_or_for_all():
 
 
 def test_the_estimate_comes_from_the_recorded_runs_of_the_same_method_and_epochs(tmp_path):
-    for name, method, minutes in (("odd", "odd", 3.0), ("study/odd-seed1", "odd", 4.0), ("teacher", "teacher", 6.0)):
+    def record(name, method, minutes, **args):
         (tmp_path / name).mkdir(parents=True)
         (tmp_path / name / "history.json").write_text(json.dumps(
-            {"method": method, "args": {"epochs": train.method_defaults(method)["epochs"]}, "total_time_s": 60 * minutes}))
-    recorded = recorded_minutes(tmp_path)
+            {"method": method, "args": {"method": method, "epochs": train.method_defaults(method)["epochs"], **args},
+             "total_time_s": 60 * minutes}))
+    record("odd", "odd", 3.0)
+    record("study/odd-seed1", "odd", 4.0)
+    record("teacher", "teacher", 6.0)
     plain = PlannedRun("x", ("--method", "odd"))
     transfer = PlannedRun("y", ("--method", "odd", "--transfer-set", "insults-unlabelled"))
-    assert estimate_minutes(plain, recorded) == pytest.approx(3.5 + 0.35)
-    assert estimate_minutes(transfer, recorded) == pytest.approx(3.5 * 1.65 + 0.35)
-    assert math.isnan(estimate_minutes(PlannedRun("z", ("--method", "lora")), recorded))
+    assert estimate_minutes(plain, recorded_minutes(tmp_path)) == pytest.approx(3.5 + 0.35)
+    assert estimate_minutes(transfer, recorded_minutes(tmp_path)) == pytest.approx(3.5 * 1.65 + 0.35)
+    assert math.isnan(estimate_minutes(PlannedRun("z", ("--method", "lora")), recorded_minutes(tmp_path)))
+    record("ablations/transfer-odd", "odd", 7.0, transfer_set="insults-unlabelled")  # once recorded, it is used
+    assert estimate_minutes(transfer, recorded_minutes(tmp_path)) == pytest.approx(7.0 + 0.35)
+    assert estimate_minutes(plain, recorded_minutes(tmp_path)) == pytest.approx(3.5 + 0.35)
 
 
 def test_a_session_records_its_wall_time_and_a_dry_run_trains_nothing(tmp_path, monkeypatch, capsys):

@@ -277,3 +277,43 @@ def test_each_weighted_term_alone_carries_the_gradient(only):
     alone = student.detach().clone().requires_grad_(True)
     (0.5 * distillation_loss(alone, random_logits(seed=6), LABELS, **{**weights, only: 1.0})[term]).backward()
     torch.testing.assert_close(student.grad, alone.grad)
+
+
+# ---- a transfer set: unlabelled examples get the teacher terms only
+
+def test_unlabelled_examples_contribute_no_cross_entropy():
+    torch.manual_seed(0)
+    student = torch.randn(6, 2, requires_grad=True)
+    teacher = torch.randn(6, 2)
+    labelled = torch.tensor([True, True, True, False, False, False])
+    labels = torch.tensor([0, 1, 1, 0, 0, 0])
+    terms = distillation_loss(student, teacher, labels, labelled=labelled)
+    torch.testing.assert_close(terms["ce"], F.cross_entropy(student[:3], labels[:3]))
+    torch.testing.assert_close(terms["kd"], temperature_kl(student, teacher, 2.0), msg="KD over every example")
+    (gradient,) = torch.autograd.grad(terms["ce"], student, retain_graph=True)
+    assert torch.equal(gradient[3:], torch.zeros(3, 2)) and gradient[:3].abs().sum() > 0
+
+    # Other placeholder labels change nothing: not the loss, not a single gradient.
+    relabelled = distillation_loss(student, teacher, torch.tensor([0, 1, 1, 1, 1, 0]), labelled=labelled)
+    for name in ("loss", "ce", "kd", "cos"):
+        assert torch.equal(relabelled[name], terms[name]), name
+    assert torch.equal(torch.autograd.grad(relabelled["loss"], student)[0], torch.autograd.grad(terms["loss"], student)[0])
+
+
+def test_a_batch_of_unlabelled_comments_only_trains_on_the_teacher():
+    torch.manual_seed(1)
+    student, teacher = torch.randn(4, 2, requires_grad=True), torch.randn(4, 2)
+    terms = distillation_loss(student, teacher, torch.zeros(4, dtype=torch.long), labelled=torch.zeros(4, dtype=torch.bool))
+    assert terms["ce"].item() == 0.0 and torch.isfinite(terms["loss"])
+    teacher_only = distillation_loss(student, teacher, torch.zeros(4, dtype=torch.long), alpha_ce=0.0)
+    torch.testing.assert_close(terms["loss"], teacher_only["loss"])
+
+
+def test_without_a_mask_every_example_is_labelled_exactly_as_before():
+    torch.manual_seed(2)
+    student, teacher, labels = torch.randn(5, 2), torch.randn(5, 2), torch.tensor([0, 1, 0, 1, 1])
+    assert torch.equal(distillation_loss(student, teacher, labels)["ce"], F.cross_entropy(student, labels))
+    torch.testing.assert_close(distillation_loss(student, teacher, labels, labelled=torch.ones(5, dtype=torch.bool))["ce"],
+                               F.cross_entropy(student, labels))
+    with pytest.raises(DistillError, match="labelled must be a bool tensor of shape"):
+        distillation_loss(student, teacher, labels, labelled=torch.ones(5))

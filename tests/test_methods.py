@@ -13,7 +13,7 @@ from transformers import BertModel
 
 import train
 from baselines.tfidf import SETTINGS_FILE, TENSORS_FILE, TfidfClassifier
-from conftest import tiny_bert_config, tiny_classifier, tiny_tokenizer
+from conftest import save_teacher_and_base
 from data.splits import Split, Splits
 from distill.student import build_student
 from lora.layer import LoRALinear
@@ -24,13 +24,7 @@ from train import METHODS, build_model, method_defaults, parse_args
 @pytest.fixture
 def folders(tmp_path):
     """A fine-tuned 4-layer teacher and a pretrained 4-layer base without a pooler (like e5-small)."""
-    teacher, base = tmp_path / "teacher", tmp_path / "base"
-    tiny_classifier(layers=4, seed=1).save_pretrained(teacher)
-    torch.manual_seed(2)
-    BertModel(tiny_bert_config(layers=4), add_pooling_layer=False).save_pretrained(base)
-    for folder in (teacher, base):
-        tiny_tokenizer().save_pretrained(folder)
-    return {"teacher": str(teacher), "base": str(base)}
+    return save_teacher_and_base(tmp_path, layers=4)
 
 
 def built(method: str, folders: dict, seed: int = 0):

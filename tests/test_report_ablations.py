@@ -13,7 +13,6 @@ from report.ablations import (ENSEMBLE_TEACHER, averaged_logits_probability, bes
 from report.findings import ablations_time, best_student_line
 from report.quality import RunPredictions
 from report.readme import END, START
-from report.stats import bootstrap_auc_interval
 from test_evaluate import load_calls, tiny_split, write_run  # noqa: F401 - the fake splits and runs of the report tests
 
 RUNS = [("teacher", "teacher", 42), ("study/teacher-seed1", "teacher", 1), ("odd", "odd", 42),
@@ -178,19 +177,6 @@ def test_the_ablations_wall_time_comes_from_their_runs_and_the_runners_sessions(
                         "measured by the runner, start-up of every `train.py` included: 9.0 minutes of wall time for "
                         "the 2 runs it trained, in 1 session(s).")
     assert ablations_time([], []) is None
-
-
-def test_a_single_methods_interval_covers_seed_noise_and_its_mean():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 400)
-    steady = [labels + rng.normal(0, 1.0, 400) for _ in range(3)]
-    result = bootstrap_auc_interval(labels, steady, resamples=300, seed=1)
-    assert result["roc_auc"] == pytest.approx(np.mean([roc_auc_score(labels, p) for p in steady]))
-    assert result["ci95"][0] < result["roc_auc"] < result["ci95"][1] and result["n_seeds"] == 3
-    assert bootstrap_auc_interval(labels, steady, resamples=300, seed=1) == result
-    unsteady = [labels + rng.normal(0, noise, 400) for noise in (0.3, 1.0, 3.0)]
-    wide = bootstrap_auc_interval(labels, unsteady, resamples=300, seed=1)
-    assert wide["ci95"][1] - wide["ci95"][0] > result["ci95"][1] - result["ci95"][0], "seed noise widens it"
 
 
 def test_trade_off_points_skip_a_method_scored_on_another_test_set():

@@ -4,7 +4,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from report.quality import RunPredictions
-from report.stats import mean_std, paired_bootstrap_auc_difference, roc_auc_by_ranks
+from report.stats import bootstrap_auc_interval, mean_std, paired_bootstrap_auc_difference, roc_auc_by_ranks
 from report.study import compare_methods, seed_summary
 
 
@@ -154,3 +154,16 @@ def test_a_deterministic_method_is_paired_with_every_seed_of_the_other(labels):
     # A one-seed method that is not deterministic is not copied across seeds.
     records[-1]["deterministic"] = False
     assert compare_methods(records, predictions, "lora", "tfidf", resamples=200)["seeds"] == [42]
+
+
+def test_a_single_methods_interval_covers_seed_noise_and_its_mean():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    steady = [labels + rng.normal(0, 1.0, 400) for _ in range(3)]
+    result = bootstrap_auc_interval(labels, steady, resamples=300, seed=1)
+    assert result["roc_auc"] == pytest.approx(np.mean([roc_auc_score(labels, p) for p in steady]))
+    assert result["ci95"][0] < result["roc_auc"] < result["ci95"][1] and result["n_seeds"] == 3
+    assert bootstrap_auc_interval(labels, steady, resamples=300, seed=1) == result
+    unsteady = [labels + rng.normal(0, noise, 400) for noise in (0.3, 1.0, 3.0)]
+    wide = bootstrap_auc_interval(labels, unsteady, resamples=300, seed=1)
+    assert wide["ci95"][1] - wide["ci95"][0] > result["ci95"][1] - result["ci95"][0], "seed noise widens it"

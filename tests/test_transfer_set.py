@@ -1,21 +1,19 @@
 """Distillation on unlabelled comments: what the transfer set may hold, and what its comments learn from.
 
 Two promises are tested: no comment that the model is measured on (validation, test), not even a
-near-copy, is ever in the transfer set; and an unlabelled comment gets the teacher's terms only,
-never a cross-entropy on its placeholder label.
+near-copy, is ever in the transfer set; and in training an unlabelled comment is marked so, to get
+the teacher's terms only (the loss itself: tests/test_distill_loss.py, never a cross-entropy on
+its placeholder label).
 """
 import json
 
 import pytest
-import torch
-import torch.nn.functional as F
 
 import train
 from data import DataError
 from data.load import load_splits
 from data.splits import Split, Splits
 from data.transfer import INSULTS_UNLABELLED, build_transfer_set, normalise_text, read_transfer_texts
-from distill.loss import distillation_loss, temperature_kl
 from test_train_cli import args_for, world  # noqa: F401 - the tiny CSV, teacher and base of the CLI tests
 
 SPLITS = Splits(train=Split(["thanks for the reply", "you idiot"], [0, 1]),
@@ -68,7 +66,7 @@ def test_a_users_jsonl_file_works_and_a_bad_file_or_column_is_one_line(tmp_path)
         (tmp_path / "missing.csv", None, "no such file; pass 'insults-unlabelled' or a CSV"),
         (tmp_path / "comments.jsonl", None, r"has none of the text columns .* its columns are \['body', 'id'\]"),
         (tmp_path / "comments.jsonl", "text", r"has no column 'text'"),
-        (tmp_path / "comments.jsonl", "id", r"column 'id' holds .*, not text"),
+        (tmp_path / "comments.jsonl", "id", r"column 'id' of --transfer-set .* holds .*, not text; .*--transfer-text"),
     ]:
         with pytest.raises(DataError, match=message) as error:
             read_transfer_texts(str(spec), column)
@@ -84,46 +82,6 @@ def test_transfer_flags_that_cannot_work_are_refused_at_parse_time(argv, message
         train.parse_args(argv)
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
-
-
-# ---- the loss: unlabelled examples get the teacher terms only
-
-def test_unlabelled_examples_contribute_no_cross_entropy():
-    torch.manual_seed(0)
-    student = torch.randn(6, 2, requires_grad=True)
-    teacher = torch.randn(6, 2)
-    labelled = torch.tensor([True, True, True, False, False, False])
-    labels = torch.tensor([0, 1, 1, 0, 0, 0])
-    terms = distillation_loss(student, teacher, labels, labelled=labelled)
-    torch.testing.assert_close(terms["ce"], F.cross_entropy(student[:3], labels[:3]))
-    torch.testing.assert_close(terms["kd"], temperature_kl(student, teacher, 2.0), msg="KD over every example")
-    (gradient,) = torch.autograd.grad(terms["ce"], student, retain_graph=True)
-    assert torch.equal(gradient[3:], torch.zeros(3, 2)) and gradient[:3].abs().sum() > 0
-
-    # Other placeholder labels change nothing: not the loss, not a single gradient.
-    relabelled = distillation_loss(student, teacher, torch.tensor([0, 1, 1, 1, 1, 0]), labelled=labelled)
-    for name in ("loss", "ce", "kd", "cos"):
-        assert torch.equal(relabelled[name], terms[name]), name
-    assert torch.equal(torch.autograd.grad(relabelled["loss"], student)[0], torch.autograd.grad(terms["loss"], student)[0])
-
-
-def test_a_batch_of_unlabelled_comments_only_trains_on_the_teacher():
-    torch.manual_seed(1)
-    student, teacher = torch.randn(4, 2, requires_grad=True), torch.randn(4, 2)
-    terms = distillation_loss(student, teacher, torch.zeros(4, dtype=torch.long), labelled=torch.zeros(4, dtype=torch.bool))
-    assert terms["ce"].item() == 0.0 and torch.isfinite(terms["loss"])
-    teacher_only = distillation_loss(student, teacher, torch.zeros(4, dtype=torch.long), alpha_ce=0.0)
-    torch.testing.assert_close(terms["loss"], teacher_only["loss"])
-
-
-def test_without_a_mask_every_example_is_labelled_exactly_as_before():
-    torch.manual_seed(2)
-    student, teacher, labels = torch.randn(5, 2), torch.randn(5, 2), torch.tensor([0, 1, 0, 1, 1])
-    assert torch.equal(distillation_loss(student, teacher, labels)["ce"], F.cross_entropy(student, labels))
-    torch.testing.assert_close(distillation_loss(student, teacher, labels, labelled=torch.ones(5, dtype=torch.bool))["ce"],
-                               F.cross_entropy(student, labels))
-    with pytest.raises(Exception, match="labelled must be a bool tensor of shape"):
-        distillation_loss(student, teacher, labels, labelled=torch.ones(5))
 
 
 # ---- train.py end to end
