@@ -8,8 +8,8 @@
 #                        Resumable: finished runs are skipped (experiments/study.py).
 #   make ablations   the ablations (experiments/ablations.py): layer sets, LoRA rank/targets/rsLoRA, the
 #                    transfer set of unlabelled comments, the ensemble teacher and the query: prefix; reuses
-#                    the runs of make all / make study (run those first), the others go to runs/ablations/;
-#                    then evaluate. Resumable. ABLATION_FLAGS="--seeds 1" and the like change the seeds.
+#                    the runs of make all / make study (run those first), the others go to runs/ablations/.
+#                    Resumable. ABLATION_FLAGS="--seeds 1" and the like change the seeds. Then python evaluate.py.
 #   make tune   the same small search for every method on validation ROC-AUC at seed 42
 #               (experiments/tune.py); writes results/tuning.md and results/tuned_defaults.json,
 #               which become train.py's defaults. Resumable. Run it before make all.
@@ -17,8 +17,8 @@
 # Smoke runs of the long targets (small and fast; nothing in runs/ or results/ is touched):
 #   make study SEEDS=2 RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --epochs 1 --max-length 48" \
 #        EVALUATE_FLAGS="--out /tmp/smoke/results --no-readme --no-speed --bootstrap 200"
-#   make ablations RUNS=/tmp/smoke/runs ABLATION_FLAGS="--seeds 1" TRAIN_FLAGS="--limit 64 --epochs 1 --max-length 32" \
-#        EVALUATE_FLAGS="--out /tmp/smoke/results --no-readme --no-speed --bootstrap 200"
+#   make ablations RUNS=/tmp/smoke/runs ABLATION_FLAGS="--seeds 1" TRAIN_FLAGS="--limit 64 --epochs 1 --max-length 32"
+#   python evaluate.py --runs-dir /tmp/smoke/runs --out /tmp/smoke/results --no-readme --no-speed --bootstrap 200
 #   make tune RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --max-length 48" \
 #        TUNE_FLAGS="--epochs 1 --lora-epochs 2 --out /tmp/smoke/tuning"
 VENV   := .venv
@@ -56,7 +56,6 @@ study: $(VENV)/installed
 
 ablations: $(VENV)/installed
 	$(PYTHON) -m experiments.ablations --runs-dir $(RUNS) --train-flags "$(TRAIN_FLAGS)" $(ABLATION_FLAGS)
-	$(PYTHON) evaluate.py --runs-dir $(RUNS) $(EVALUATE_FLAGS)
 
 tune: $(VENV)/installed
 	$(PYTHON) -m experiments.tune --runs-dir $(RUNS)/tune --train-flags "$(TRAIN_FLAGS)" $(TUNE_FLAGS)

@@ -9,8 +9,8 @@
   (``--transfer-set insults-unlabelled``), against the odd student without them.
 - **Teacher signal**: the odd student distilled from the averaged logits of the study's three
   teachers (their layers still from its own seed's teacher); the teacher and the odd student both
-  trained with the ``query: `` prefix e5 was trained with; and the two changes that add inputs and
-  better labels (ensemble teacher and transfer set) together.
+  trained with the ``query: `` prefix e5 was trained with; and, on request (``--seeds
+  ensemble-transfer-odd=1``), the two changes that add inputs and better labels together.
 
 Every point is an ordinary ``train.py`` run: a point that equals a run of ``make all`` or ``make
 study`` (odd, even, lora, each seed's teacher) reuses it, through ``experiments/runner.py``, which
@@ -20,10 +20,14 @@ reads the teacher of seed s, so every point pairs seed by seed with the study's 
 ``make study SEEDS=3`` first (the ensemble reads its three teachers); a missing prerequisite is
 trained first, with the study's arguments. Resumable, like the study.
 
-Seeds: each point has 3 seeds where the budget of ``make ablations`` (90 minutes on 2 CPU cores)
-allows, else 1 (seed 42), which the report labels single-seed: the transfer set and the ensemble
-teacher, the two changes that may lift the best student, get 3; the others 1. ``--dry-run``
-estimates the time left from the runs already recorded. ``--seeds`` changes the counts:
+Seeds: each point has 3 seeds where the budget of ``make ablations`` (``BUDGET_MINUTES`` on 2 CPU
+cores, ``python evaluate.py`` after it not counted) allows, else 1 (seed 42), which the report
+labels single-seed: the transfer set and the ensemble teacher, the two changes that may lift the
+best student, get 3; the others 1; the combination of both is left out unless asked for. From the
+recorded times (about 6.5 minutes a teacher, 3.5-4 a distilled student, 3 a LoRA student at 3
+epochs, 6.5 a student with the transfer set, 20 seconds of start-up each) the default plan takes
+about 75 minutes, 87 if ``make tune`` gives LoRA 6 epochs. ``--dry-run`` estimates the time left
+from the runs already recorded and warns beyond the budget. ``--seeds`` changes the counts:
 ``--seeds 1`` for every point, ``--seeds transfer=1,layers=3`` per family or point, 0 to leave
 one out.
 
@@ -44,6 +48,7 @@ from report.runs import ABLATIONS_DIR
 from train import METHODS
 
 ENSEMBLE_SEEDS = study_seeds(3)  # the study's three teachers: 42, 1, 2
+BUDGET_MINUTES = 90  # issue 12: make ablations on 2 CPU cores
 PREFIX = "query: "  # what e5 models were trained with in front of every query
 
 
@@ -101,7 +106,7 @@ POINTS = (
     Point("teacher", "prefix-odd", f"odd from the teacher below, both with the prefix {PREFIX!r}", "odd",
           ("--text-prefix", PREFIX), teacher="prefix-teacher"),
     Point("teacher", "ensemble-transfer-odd", "odd, ensemble soft labels + transfer set", "odd",
-          ("--transfer-set", INSULTS_UNLABELLED), ensemble=True),
+          ("--transfer-set", INSULTS_UNLABELLED), seeds=0, ensemble=True),
     Point("teacher", "teacher", "teacher, one seed's run", "teacher", seeds=3, against="teacher"),
     Point("teacher", "prefix-teacher", f"teacher trained with the prefix {PREFIX!r}", "teacher",
           ("--text-prefix", PREFIX), against="teacher"),
@@ -215,6 +220,9 @@ def main(argv: list[str] | None = None) -> None:
         known = [minutes for minutes in left if minutes == minutes]  # nan: no recorded run of that method
         print(f"{len(left)} runs to do: about {sum(known):.0f} minutes for {len(known)} of them, estimated from the "
               f"recorded runs of the same method and epochs; {len(left) - len(known)} without such a run (nan)")
+        if sum(known) > BUDGET_MINUTES:
+            print(f"warning: more than the {BUDGET_MINUTES}-minute budget; give fewer seeds to a family or point, "
+                  f"e.g. --seeds ensemble-odd=1 (make ablations ABLATION_FLAGS=...)")
         return
     session = execute_session(plan, args.runs_dir, ABLATIONS_DIR, {"seeds": args.seeds or "default"})
     print(f"ablations: {session['trained']} runs trained, {session['skipped']} already done, in "

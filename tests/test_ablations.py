@@ -145,3 +145,17 @@ def test_a_session_records_its_wall_time_and_a_dry_run_trains_nothing(tmp_path, 
     sessions = json.loads(Path("runs/ablations/sessions.json").read_text())
     assert len(sessions) == 1 and sessions[0]["trained"] == 7 and sessions[0]["wall_time_s"] >= 0
     assert "ablations: 7 runs trained" in capsys.readouterr().out
+
+
+def test_the_dry_run_warns_when_the_plan_would_not_fit_the_budget(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("experiments.ablations.estimate_minutes", lambda run, recorded: 4.0)
+    main(["--dry-run"])
+    out = capsys.readouterr().out
+    runs = len(ablation_plan())
+    assert f"{runs} runs to do: about {4 * runs} minutes for {runs} of them" in out
+    assert ("warning: more than the 90-minute budget" in out) == (4 * runs > 90)
+    main(["--dry-run", "--seeds", "1"])
+    assert "warning" not in capsys.readouterr().out
+    assert "ensemble-transfer-odd" not in " ".join(run.out for run in ablation_plan()), "the combination is opt-in"
+    assert any(run.out.endswith("ensemble-transfer-odd") for run in ablation_plan(seeds={"ensemble-transfer-odd": 1}))
