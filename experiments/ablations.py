@@ -20,16 +20,16 @@ reads the teacher of seed s, so every point pairs seed by seed with the study's 
 ``make study SEEDS=3`` first (the ensemble reads its three teachers); a missing prerequisite is
 trained first, with the study's arguments. Resumable, like the study.
 
-Seeds: each point has 3 seeds where the budget of ``make ablations`` (``BUDGET_MINUTES`` on 2 CPU
+Seeds: a point has 3 seeds where the budget of ``make ablations`` (``BUDGET_MINUTES`` on 2 CPU
 cores, ``python evaluate.py`` after it not counted) allows, else 1 (seed 42), which the report
-labels single-seed: the transfer set and the ensemble teacher, the two changes that may lift the
-best student, get 3; the others 1; the combination of both is left out unless asked for. From the
-recorded times (about 6.5 minutes a teacher, 3.5-4 a distilled student, 3 a LoRA student at 3
-epochs, 6.5 a student with the transfer set, 20 seconds of start-up each) the default plan takes
-about 75 minutes, 87 if ``make tune`` gives LoRA 6 epochs. ``--dry-run`` estimates the time left
-from the runs already recorded and warns beyond the budget. ``--seeds`` changes the counts:
-``--seeds 1`` for every point, ``--seeds transfer=1,layers=3`` per family or point, 0 to leave
-one out.
+labels single-seed. Every point gets 1; then the transfer set and the ensemble teacher, the two
+changes that may lift the best student, get 3 each, in that order, if the whole plan's time,
+estimated from the runs already recorded (``fitted_seeds``), stays within the budget. How many
+fit depends on this machine and on the epochs ``make tune`` gave LoRA: a teacher takes 6-7
+minutes here, a distilled student 4-5, a student with the transfer set about 1.6 times that.
+The combination of both is left out unless asked for. ``--dry-run`` shows the choice, the
+estimate and what is left. ``--seeds`` sets the counts instead: ``--seeds 1`` for every point,
+``--seeds transfer=1,layers=3`` per family or point, 0 to leave one out.
 
     python -m experiments.ablations                  # train what is missing
     python -m experiments.ablations --dry-run        # what is done and what is left, with time estimates
@@ -37,6 +37,7 @@ one out.
 """
 import argparse
 import json
+import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,16 +204,52 @@ def estimate_minutes(run: PlannedRun, recorded: dict[tuple[str, int, bool], list
     return sum(times) / len(times) * scale + START_UP_MINUTES
 
 
+def run_minutes(run: PlannedRun, recorded: dict[tuple[str, int, bool], list[float]]) -> float:
+    """What a run of the plan costs ``make ablations`` in all: its own time if it has trained it already,
+    nothing for a finished run of make all or make study, else the estimate."""
+    if not is_done(run):
+        return estimate_minutes(run, recorded)
+    if Path(run.out).parent.name != ABLATIONS_DIR:
+        return 0.0
+    return json.loads((Path(run.out) / "history.json").read_text()).get("total_time_s", 0.0) / 60 + START_UP_MINUTES
+
+
+def fitted_seeds(runs_dir: str, extra_flags: tuple[str, ...] = (), budget: float = BUDGET_MINUTES) -> dict | None:
+    """The seeds of each point of its own that fit ``budget``: 1 each, then, in ``POINTS`` order, the number a
+    point asks for, kept if the whole plan's time stays within the budget. None while a run cannot be
+    estimated (no recorded run of its method and epochs yet). The whole plan, the runs done included,
+    is counted, so a later session makes the same choice."""
+    recorded = recorded_minutes(runs_dir)
+
+    def minutes(seeds: dict[str, int]) -> float:
+        return sum(run_minutes(run, recorded) for run in ablation_plan(runs_dir, extra_flags, seeds))
+
+    seeds = {point.name: min(point.seeds, 1) for point in POINTS if not point.reused}
+    if math.isnan(minutes(seeds)):
+        return None
+    for point in POINTS:
+        if not point.reused and point.seeds > 1 and minutes({**seeds, point.name: point.seeds}) <= budget:
+            seeds[point.name] = point.seeds
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--seeds", type=parse_seeds, default={},
                         help="seeds per point: a number for all, or name=number pairs by family or point "
-                             "(default: each point's own, see POINTS)")
+                             f"(default: fitted to {BUDGET_MINUTES} minutes from the recorded runs, see fitted_seeds)")
     parser.add_argument("--train-flags", default="", help="extra train.py flags for every run (smoke runs)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs, done or to do, with estimates, and stop")
     args = parser.parse_args(argv)
-    plan = ablation_plan(args.runs_dir, tuple(shlex.split(args.train_flags)), args.seeds)
+    extra = tuple(shlex.split(args.train_flags))
+    seeds = args.seeds
+    if not seeds:
+        seeds = fitted_seeds(args.runs_dir, extra)
+        print(f"seeds fitted to the {BUDGET_MINUTES}-minute budget: {seeds}" if seeds is not None else
+              "seeds: each point's own (no recorded run to estimate some of them from yet; run make all and "
+              "make study first)")
+    plan = ablation_plan(args.runs_dir, extra, seeds)
     if args.dry_run:
         recorded = recorded_minutes(args.runs_dir)
         print_plan(plan, lambda run: estimate_minutes(run, recorded))
@@ -224,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"warning: more than the {BUDGET_MINUTES}-minute budget; give fewer seeds to a family or point, "
                   f"e.g. --seeds ensemble-odd=1 (make ablations ABLATION_FLAGS=...)")
         return
-    session = execute_session(plan, args.runs_dir, ABLATIONS_DIR, {"seeds": args.seeds or "default"})
+    session = execute_session(plan, args.runs_dir, ABLATIONS_DIR, {"seeds": seeds or "each point's own"})
     print(f"ablations: {session['trained']} runs trained, {session['skipped']} already done, in "
           f"{session['wall_time_s'] / 60:.1f} min; now run `python evaluate.py`")
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 import train
 from conftest import save_teacher_and_base
-from experiments.ablations import (ENSEMBLE_SEEDS, FAMILIES, POINTS, ablation_plan, estimate_minutes, main,
-                                   parse_seeds, recorded_minutes)
+from experiments.ablations import (ENSEMBLE_SEEDS, FAMILIES, POINTS, ablation_plan, estimate_minutes, fitted_seeds,
+                                   main, parse_seeds, recorded_minutes)
 from experiments.runner import PlannedRun, is_done, planned_args
 from experiments.study import study_plan
 from lora.layer import LoRALinear
@@ -150,12 +150,36 @@ def test_a_session_records_its_wall_time_and_a_dry_run_trains_nothing(tmp_path, 
 def test_the_dry_run_warns_when_the_plan_would_not_fit_the_budget(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("experiments.ablations.estimate_minutes", lambda run, recorded: 4.0)
-    main(["--dry-run"])
-    out = capsys.readouterr().out
-    runs = len(ablation_plan())
-    assert f"{runs} runs to do: about {4 * runs} minutes for {runs} of them" in out
-    assert ("warning: more than the 90-minute budget" in out) == (4 * runs > 90)
-    main(["--dry-run", "--seeds", "1"])
+    main(["--dry-run", "--seeds", "3"])
+    runs = len(ablation_plan(seeds={"all": 3}))
+    assert f"{runs} runs to do: about {4 * runs} minutes" in capsys.readouterr().out.split("\n")[-3]
+    main(["--dry-run", "--seeds", "3"])
+    assert "warning: more than the 90-minute budget" in capsys.readouterr().out
+    main(["--dry-run", "--seeds", "layers=1,lora=0,transfer=0,teacher=0"])
     assert "warning" not in capsys.readouterr().out
     assert "ensemble-transfer-odd" not in " ".join(run.out for run in ablation_plan()), "the combination is opt-in"
     assert any(run.out.endswith("ensemble-transfer-odd") for run in ablation_plan(seeds={"ensemble-transfer-odd": 1}))
+
+
+def test_seeds_are_fitted_to_the_budget_from_the_recorded_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert fitted_seeds("runs") is None, "nothing recorded yet: nothing to estimate from"
+    minutes = {"teacher": 6.0, "odd": 4.0, "even": 4.0, "lora": 3.0}
+    for run in study_plan(3):
+        args = planned_args(run)
+        write_history(run)
+        history = json.loads(Path(run.out, "history.json").read_text())
+        Path(run.out, "history.json").write_text(json.dumps(
+            {**history, "method": args["method"], "total_time_s": 60 * minutes.get(args["method"], 5.0)}))
+    # Every own point at one seed: 4 layer sets at 4 + 4 LoRA points at 3 + the transfer student at 4 x 1.65
+    # + the ensemble student at 4 + the prefix teacher at 6 and its student at 4, each with 0.35 of start-up.
+    one_seed = 4 * 4.35 + 4 * 3.35 + (4 * 1.65 + 0.35) + 4.35 + 6.35 + 4.35
+    transfer_three, ensemble_three = one_seed + 2 * (4 * 1.65 + 0.35), one_seed + 2 * (4 * 1.65 + 0.35) + 2 * 4.35
+    own = {point.name for point in POINTS if not point.reused}
+    for budget, transfer, ensemble in ((one_seed + 1, 1, 1), (transfer_three + 1, 3, 1), (ensemble_three + 1, 3, 3),
+                                       (one_seed - 10, 1, 1)):
+        seeds = fitted_seeds("runs", budget=budget)
+        assert set(seeds) == own and seeds["transfer-odd"] == transfer and seeds["ensemble-odd"] == ensemble
+        assert seeds["ensemble-transfer-odd"] == 0 and seeds["layers-top"] == seeds["lora-r2"] == 1
+    main(["--dry-run"])
+    assert "seeds fitted to the 90-minute budget: {" in capsys.readouterr().out
