@@ -66,8 +66,8 @@ LAYER_SETS = {
     # Sajjad et al. 2020 ("On the Effect of Dropping Layers of Pre-trained Transformer Models",
     # arXiv:2004.03844) drop whole blocks of a pretrained model before fine-tuning; dropping the
     # top layers cost the least, i.e. the bottom layers mattered most.
-    "bottom": _bottom,        # 1-6: their best strategy, top-layer dropping
-    "top": _top,              # 7-12: its opposite, bottom-layer dropping
+    "bottom": _bottom,        # 1-6: their "top-layer dropping", which cost the least
+    "top": _top,              # 7-12: its opposite, "bottom-layer dropping"
     # What DistilBERT's extraction script copies (0-based 0,2,4,7,9,11): one of two, but keeping
     # both the bottom layer, which reads the embeddings, and the top one, which feeds the head.
     "distilbert": _distilbert,  # 1,3,5,8,10,12
