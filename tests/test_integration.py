@@ -32,7 +32,7 @@ def test_the_teacher_learns_and_the_students_beat_chance(pipeline):
     assert set(auc) == {"teacher", "odd", "lora"}
     assert auc["teacher"] > 0.85, auc
     assert auc["odd"] > 0.75 and auc["lora"] > 0.6, auc
-    for name in ("results.md", "training_loss.png", "roc_test.png", "test_metrics.png"):
+    for name in ("results.md", "training_loss.png", "roc_test.png", "test_roc_auc.png", "trade_off.png"):
         assert (pipeline / "results" / name).stat().st_size > 0
 
 
