@@ -13,6 +13,9 @@
 #   make tune   the same small search for every method on validation ROC-AUC at seed 42
 #               (experiments/tune.py); writes results/tuning.md and results/tuned_defaults.json,
 #               which become train.py's defaults. Resumable. Run it before make all.
+#   JOBS=2, the default (all, tune, study, ablations): two runs train at once, one torch thread each
+#               on 2 cores, each printing to runs/.../<run>.log; JOBS=1 trains one at a time with every
+#               core, on the console (experiments/runner.py; python -m bench.parallel_runs measures both).
 # Each creates its own virtual environment in .venv from the pinned requirements.
 # Smoke runs of the long targets (small and fast; nothing in runs/ or results/ is touched):
 #   make study SEEDS=2 RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --epochs 1 --max-length 48" \
@@ -29,6 +32,7 @@ TRAIN_FLAGS    ?=
 EVALUATE_FLAGS ?=
 TUNE_FLAGS     ?=
 ABLATION_FLAGS ?=
+JOBS           ?= 2
 
 .PHONY: all test study tune ablations mutation
 
@@ -38,27 +42,21 @@ $(VENV)/installed: requirements.txt requirements-test.txt
 	touch $@
 
 all: $(VENV)/installed
-	$(PYTHON) train.py --method teacher
-	$(PYTHON) train.py --method odd
-	$(PYTHON) train.py --method even
-	$(PYTHON) train.py --method lora
-	$(PYTHON) train.py --method lora-kd
-	$(PYTHON) train.py --method minilm
-	$(PYTHON) train.py --method tfidf
-	$(PYTHON) evaluate.py
+	$(PYTHON) -m experiments.study --make-all --runs-dir $(RUNS) --jobs $(JOBS) --train-flags "$(TRAIN_FLAGS)"
+	$(PYTHON) evaluate.py --runs-dir $(RUNS) $(EVALUATE_FLAGS)
 
 test: $(VENV)/installed
 	$(PYTHON) -m pytest -rs tests
 
 study: $(VENV)/installed
-	$(PYTHON) -m experiments.study --seeds $(SEEDS) --runs-dir $(RUNS) --train-flags "$(TRAIN_FLAGS)"
+	$(PYTHON) -m experiments.study --seeds $(SEEDS) --runs-dir $(RUNS) --jobs $(JOBS) --train-flags "$(TRAIN_FLAGS)"
 	$(PYTHON) evaluate.py --runs-dir $(RUNS) $(EVALUATE_FLAGS)
 
 ablations: $(VENV)/installed
-	$(PYTHON) -m experiments.ablations --runs-dir $(RUNS) --train-flags "$(TRAIN_FLAGS)" $(ABLATION_FLAGS)
+	$(PYTHON) -m experiments.ablations --runs-dir $(RUNS) --jobs $(JOBS) --train-flags "$(TRAIN_FLAGS)" $(ABLATION_FLAGS)
 
 tune: $(VENV)/installed
-	$(PYTHON) -m experiments.tune --runs-dir $(RUNS)/tune --train-flags "$(TRAIN_FLAGS)" $(TUNE_FLAGS)
+	$(PYTHON) -m experiments.tune --runs-dir $(RUNS)/tune --jobs $(JOBS) --train-flags "$(TRAIN_FLAGS)" $(TUNE_FLAGS)
 
 # make bench   the benchmarks of bench/, then bench/RESULTS.md (see bench/make_results.py). They run
 #              in their own environment, .venv-bench: requirements.txt plus requirements-bench.txt

@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
                              f"(default: fitted to {BUDGET_MINUTES} minutes from the recorded runs, see fitted_seeds)")
     parser.add_argument("--train-flags", default="", help="extra train.py flags for every run (smoke runs)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs, done or to do, with estimates, and stop")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, each on its share of the cores (default 1; see experiments/runner.py)")
     args = parser.parse_args(argv)
     extra = tuple(shlex.split(args.train_flags))
     seeds = args.seeds
@@ -261,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"warning: more than the {BUDGET_MINUTES}-minute budget; give fewer seeds to a family or point, "
                   f"e.g. --seeds ensemble-odd=1 (make ablations ABLATION_FLAGS=...)")
         return
-    session = execute_session(plan, args.runs_dir, ABLATIONS_DIR, {"seeds": seeds or "each point's own"})
+    session = execute_session(plan, args.runs_dir, ABLATIONS_DIR, {"seeds": seeds or "each point's own"},
+                              jobs=args.jobs)
     print(f"ablations: {session['trained']} runs trained, {session['skipped']} already done, in "
           f"{session['wall_time_s'] / 60:.1f} min; now run `python evaluate.py`")
 

@@ -7,9 +7,11 @@ teacher. Changing anything (a flag, a default that ``make tune`` chose) therefor
 again, and nothing finished is trained twice. A flag added to ``train.py`` after a run was
 recorded counts at its default, so a new option does not retrain the runs made before it. A run
 that was interrupted after an epoch continues from its resume checkpoint. Each run is its own
-``python train.py`` process, exactly as a user would type it, and the first failure stops the plan.
+``python train.py`` process, exactly as a user would type it, and the first failure stops the plan;
+``jobs`` > 1 trains that many at once.
 """
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -58,43 +60,100 @@ def can_resume(run: PlannedRun) -> bool:
     return True
 
 
-def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failure: bool = True) -> dict[str, int]:
-    """Train every run of ``plan`` that is not done, in order; count what was trained, skipped and failed.
+def reads_from(run: PlannedRun, folder: str) -> bool:
+    """Whether ``run`` reads another run's folder: as its ``--teacher`` or one of ``--soft-labels-from``."""
+    return any(folder in value.split(",") for value in run.flags)
 
-    A failed run stops the plan, unless ``stop_on_failure`` is False (a search, where a setting
-    that fails is a result): then it is counted and the plan goes on.
+
+def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failure: bool = True,
+            jobs: int = 1) -> dict[str, int]:
+    """Train every run of ``plan`` that is not done; count what was trained, skipped and failed.
+
+    With ``jobs`` 1 the runs go one after another, in order, each printing to this console. With
+    more, up to ``jobs`` runs train at once, each with ``cpu_count // jobs`` torch threads and
+    its output in ``<run>.log``; a run starts only once every planned run whose folder it reads
+    (its teacher) has finished. Several single-threaded runs keep the cores busier than one run
+    whose threads wait for each other at every operation (bench/parallel_runs.py measures it).
+    A failed run stops the plan (the runs under way finish first), unless ``stop_on_failure`` is
+    False (a search, where a setting that fails is a result): then it is counted and the plan goes on.
     """
     counts = {"trained": 0, "skipped": 0, "failed": 0}
+    waiting = []
     for number, run in enumerate(plan, start=1):
         label = f"[{number}/{len(plan)}] {run.out}"
         if is_done(run):
             print(f"{label}: done, skipped", flush=True)
             counts["skipped"] += 1
-            continue
-        resume = ["--resume"] if can_resume(run) else []
-        command = [python, "train.py", *run.argv, *resume]
-        print(f"{label}: {shlex.join(command[1:])}", flush=True)
-        result = subprocess.run(command, cwd=Path(train.__file__).resolve().parent)
-        if result.returncode == 0:
-            counts["trained"] += 1
-        elif stop_on_failure:
-            sys.exit(f"{label} failed (exit code {result.returncode}); fix it and run the same command "
-                     f"again: finished runs are skipped")
         else:
-            print(f"{label} failed (exit code {result.returncode}); the plan goes on", flush=True)
-            counts["failed"] += 1
+            waiting.append((label, run))
+    threads = ["--threads", str(max(1, (os.cpu_count() or 1) // jobs))] if jobs > 1 else []
+    running: dict[subprocess.Popen, tuple[str, PlannedRun]] = {}
+    stopping = False
+    while waiting or running:
+        unfinished = [run.out for _, run in waiting] + [run.out for _, run in running.values()]
+        for label, run in list(waiting):
+            if stopping or len(running) >= jobs:
+                break
+            if any(reads_from(run, folder) for folder in unfinished):
+                continue
+            waiting.remove((label, run))
+            running[start_run(run, label, python, threads if "--threads" not in run.flags else [])] = (label, run)
+        if not running:
+            sys.exit(f"the plan is out of order: {waiting[0][1].out} reads a run planned after it")
+        process = wait_for_any(running)
+        label, run = running.pop(process)
+        if process.returncode == 0:
+            counts["trained"] += 1
+            if jobs > 1:
+                print(f"{label}: finished", flush=True)
+            continue
+        counts["failed"] += 1
+        log = f" (its output: {run.out}.log)" if jobs > 1 else ""
+        if stop_on_failure:
+            print(f"{label} failed (exit code {process.returncode}){log}; waiting for the runs under way", flush=True)
+            stopping, waiting = True, []
+        else:
+            print(f"{label} failed (exit code {process.returncode}){log}; the plan goes on", flush=True)
+    if stopping:
+        sys.exit("a run failed; fix it and run the same command again: finished runs are skipped")
     return counts
 
 
-def execute_session(plan: list[PlannedRun], runs_dir: str, experiment_dir: str, about: dict) -> dict:
-    """``execute(plan)``, timed, with the session appended to ``runs_dir/experiment_dir/sessions.json``.
+def start_run(run: PlannedRun, label: str, python: str, threads: list[str]) -> subprocess.Popen:
+    """``python train.py`` for the run (``--resume`` when it was interrupted), printing to this
+    console, or to ``<run>.log`` when other runs train beside it (``threads`` given)."""
+    command = [python, "train.py", *run.argv, *threads, *(["--resume"] if can_resume(run) else [])]
+    print(f"{label}: {shlex.join(command[1:])}" + (f" > {run.out}.log" if threads else ""), flush=True)
+    output = None
+    if threads:
+        Path(run.out).parent.mkdir(parents=True, exist_ok=True)
+        output = open(f"{run.out}.log", "w")
+    try:
+        return subprocess.Popen(command, cwd=Path(train.__file__).resolve().parent, stdout=output,
+                                stderr=subprocess.STDOUT if output else None)
+    finally:
+        if output:
+            output.close()  # the child holds its own copy of the file
+
+
+def wait_for_any(running: dict[subprocess.Popen, tuple]) -> subprocess.Popen:
+    """The first of the running processes to exit."""
+    while True:
+        for process in running:
+            if process.poll() is not None:
+                return process
+        time.sleep(0.5)
+
+
+def execute_session(plan: list[PlannedRun], runs_dir: str, experiment_dir: str, about: dict, jobs: int = 1) -> dict:
+    """``execute(plan, jobs=jobs)``, timed, with the session appended to ``runs_dir/experiment_dir/sessions.json``.
 
     The session's wall time includes what the runs' histories cannot: each train.py's start-up
     (imports, loading the data) and the runner. ``about`` says what the session was asked to do.
     """
     started = time.perf_counter()
-    counts = execute(plan)
-    session = {**about, **counts, "wall_time_s": round(time.perf_counter() - started, 1)}
+    counts = execute(plan, jobs=jobs)
+    session = {**about, **counts, "jobs": jobs, "wall_time_s": round(time.perf_counter() - started, 1)}
     write_json_atomically(Path(runs_dir) / experiment_dir / SESSIONS,
                           [*experiment_sessions(runs_dir, experiment_dir), session])
     return session

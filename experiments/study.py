@@ -10,13 +10,14 @@ other seed to ``runs/study/<method>-seed<s>``. The TF-IDF baseline has no random
 data give the same model), so it is trained once and paired with every seed of the others.
 
     python -m experiments.study --seeds 3                 # seeds 42, 1, 2
+    python -m experiments.study --make-all                # make all's runs only: seed 42, no controls
     python -m experiments.study --seeds 3 --dry-run       # what is done and what is left
     python -m experiments.study --seeds 2 --train-flags "--limit 64 --epochs 1 --max-length 32"
 """
 import argparse
 import shlex
 
-from experiments.runner import PlannedRun, execute_session, print_plan
+from experiments.runner import PlannedRun, execute, execute_session, print_plan
 from report.runs import STUDY_DIR
 from train import METHODS
 
@@ -57,13 +58,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--train-flags", default="", help="extra train.py flags for every run (smoke runs)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs, done or to do, and stop")
+    parser.add_argument("--make-all", action="store_true",
+                        help="only the runs of `make all` (seed 42, main methods and baselines), not timed as the study")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, each on its share of the cores (default 1; see experiments/runner.py)")
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error("--seeds must be at least 1")
+    if args.seeds < 1 or args.jobs < 1:
+        parser.error("--seeds and --jobs must be at least 1")
     plan = study_plan(args.seeds, args.runs_dir, tuple(shlex.split(args.train_flags)))
+    if args.make_all:
+        plan = [run for run in plan if run.out in {run_folder(args.runs_dir, m, FIRST_SEED) for m in MAKE_ALL}]
     if args.dry_run:
         return print_plan(plan)
-    session = execute_session(plan, args.runs_dir, STUDY_DIR, {"seeds": args.seeds})
+    if args.make_all:
+        counts = execute(plan, jobs=args.jobs)
+        return print(f"make all: {counts['trained']} runs trained, {counts['skipped']} already done")
+    session = execute_session(plan, args.runs_dir, STUDY_DIR, {"seeds": args.seeds}, jobs=args.jobs)
     print(f"study: {session['trained']} runs trained, {session['skipped']} already done, in "
           f"{session['wall_time_s'] / 60:.1f} min; now run `python evaluate.py`")
 

@@ -67,10 +67,10 @@ def validation_score(run: PlannedRun) -> dict:
 
 
 def tune_method(method: str, runs_dir: str, teacher: str | None, extra_flags: tuple[str, ...],
-                epochs: int, lora_epochs: int) -> list[dict]:
+                epochs: int, lora_epochs: int, jobs: int = 1) -> list[dict]:
     """The method's search, trained as needed; returns one scored row per run, in search order."""
     plan = [tuning_run(runs_dir, method, lr, epochs, teacher, extra_flags) for lr in LR_GRID[family(method)]]
-    execute(plan, stop_on_failure=False)
+    execute(plan, stop_on_failure=False, jobs=jobs)
     rows = [validation_score(run) for run in plan]
     if family(method) == "lora":
         longer = tuning_run(runs_dir, method, choose(rows)["lr"], lora_epochs, teacher, extra_flags)
@@ -111,13 +111,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the learning-rate search (default 3)")
     parser.add_argument("--lora-epochs", type=int, default=6, help="the longer schedule tried for LoRA (default 6)")
     parser.add_argument("--train-flags", default="", help="extra train.py flags for every run (smoke runs)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, each on its share of the cores (default 1; see experiments/runner.py)")
     args = parser.parse_args(argv)
     extra = tuple(shlex.split(args.train_flags))
     started = time.perf_counter()
     rows, chosen, teacher = [], {}, None
     for method in TUNED:
         method_rows = tune_method(method, args.runs_dir, teacher if METHODS[method].needs_teacher else None, extra,
-                                  args.epochs, args.lora_epochs)
+                                  args.epochs, args.lora_epochs, args.jobs)
         chosen[method] = choose(method_rows)
         rows += method_rows
         if method == "teacher":

@@ -178,3 +178,33 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_sessionfinish(session, exitstatus):
     if _ci_skips and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+class FakeProcess:
+    """A fake ``train.py`` process that exits with ``returncode`` on its ``polls_to_exit``-th poll."""
+    def __init__(self, returncode: int, polls_to_exit: int = 1):
+        self.returncode, self.polls_left = None, polls_to_exit
+        self.exit_code = returncode
+
+    def poll(self):
+        self.polls_left -= 1
+        if self.polls_left <= 0:
+            self.returncode = self.exit_code
+        return self.returncode
+
+
+def fake_train_processes(monkeypatch, returncode: int, polls_to_exit: int = 1) -> list[dict]:
+    """The runner starts fake ``train.py`` processes (no training); each start is recorded with its
+    command, its output file and the runs that had finished before it."""
+    started = []
+
+    def popen(command, cwd, stdout=None, stderr=None):
+        process = FakeProcess(returncode, polls_to_exit)
+        started.append({"command": command[1:], "stdout": stdout and stdout.name, "process": process,
+                        "finished_before": [s["command"][s["command"].index("--out") + 1]
+                                            for s in started if s["process"].returncode == 0]})
+        return process
+
+    monkeypatch.setattr("experiments.runner.subprocess.Popen", popen)
+    monkeypatch.setattr("experiments.runner.time.sleep", lambda seconds: None)
+    return started

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import train
-from conftest import save_teacher_and_base
+from conftest import fake_train_processes, save_teacher_and_base
 from experiments.ablations import (ENSEMBLE_SEEDS, FAMILIES, POINTS, ablation_plan, estimate_minutes, fitted_seeds,
                                    main, parse_seeds, recorded_minutes)
 from experiments.runner import PlannedRun, is_done, planned_args
@@ -139,8 +139,7 @@ def test_a_session_records_its_wall_time_and_a_dry_run_trains_nothing(tmp_path, 
     monkeypatch.chdir(tmp_path)
     main(["--dry-run", "--seeds", "1"])
     assert "to do" in capsys.readouterr().out and not Path("runs").exists()
-    monkeypatch.setattr("experiments.runner.subprocess.run",
-                        lambda command, cwd: type("Result", (), {"returncode": 0}))
+    fake_train_processes(monkeypatch, returncode=0)
     main(["--seeds", "layers=1,lora=0,transfer=0,teacher=0"])
     sessions = json.loads(Path("runs/ablations/sessions.json").read_text())
     assert len(sessions) == 1 and sessions[0]["trained"] == 7 and sessions[0]["wall_time_s"] >= 0

@@ -7,6 +7,7 @@ import pytest
 import train
 from experiments import runner, tune
 from experiments.runner import PlannedRun, execute, is_done, planned_args
+from conftest import fake_train_processes
 from experiments.study import study_plan
 from training.checkpoint import CheckpointError, check_same_settings
 
@@ -30,6 +31,13 @@ def test_the_study_retrains_the_whole_chain_per_seed_and_reuses_make_alls_runs()
             flags = by_out[out]
             assert flags[flags.index("--teacher") + 1] == teacher and flags[flags.index("--seed") + 1] == str(seed)
     assert "--teacher" not in by_out["runs/study/lora-seed1"] and "runs/study/tfidf-seed1" not in by_out
+
+
+def test_make_all_trains_the_seed_42_runs_of_the_main_methods_and_baselines_only(capsys):
+    from experiments import study
+    study.main(["--make-all", "--dry-run"])
+    folders = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
+    assert folders == [f"runs/{method}" for method in study.MAKE_ALL]
 
 
 def test_a_finished_run_is_done_only_with_the_same_arguments(tmp_path, monkeypatch):
@@ -61,21 +69,44 @@ def test_execute_trains_what_is_not_done_resumes_what_was_interrupted_and_stops_
     done, interrupted, fresh = (PlannedRun(f"runs/{m}", ("--method", m)) for m in ("odd", "even", "lora"))
     write_history(done)
     monkeypatch.setattr(runner, "can_resume", lambda run: run is interrupted)
-    commands = []
-    monkeypatch.setattr(runner.subprocess, "run", lambda command, cwd: commands.append(command[1:]) or
-                        type("Result", (), {"returncode": 0}))
+    started = fake_train_processes(monkeypatch, returncode=0)
     assert execute([done, interrupted, fresh]) == {"trained": 2, "skipped": 1, "failed": 0}
-    assert commands == [["train.py", "--method", "even", "--out", "runs/even", "--resume"],
-                        ["train.py", "--method", "lora", "--out", "runs/lora"]]
-    monkeypatch.setattr(runner.subprocess, "run", lambda command, cwd: type("Result", (), {"returncode": 1}))
-    with pytest.raises(SystemExit, match="runs/lora failed.*run the same command again"):
+    assert [s["command"] for s in started] == [["train.py", "--method", "even", "--out", "runs/even", "--resume"],
+                                               ["train.py", "--method", "lora", "--out", "runs/lora"]]
+    assert [s["stdout"] for s in started] == [None, None]  # one at a time: printed on the console
+    fake_train_processes(monkeypatch, returncode=1)
+    with pytest.raises(SystemExit, match="run the same command again"):
         execute([fresh, interrupted])
     assert execute([fresh, interrupted], stop_on_failure=False) == {"trained": 0, "skipped": 0, "failed": 2}
 
 
+def test_with_two_jobs_a_run_waits_for_its_teacher_and_each_run_gets_one_thread_and_a_log(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    plan = [run for run in study_plan(3) if run.out in
+            ("runs/study/teacher-seed1", "runs/study/odd-seed1", "runs/study/teacher-seed2")]
+    started = fake_train_processes(monkeypatch, returncode=0, polls_to_exit=2)
+    assert execute(plan, jobs=2) == {"trained": 3, "skipped": 0, "failed": 0}
+    outs = [s["command"][s["command"].index("--out") + 1] for s in started]
+    assert outs == ["runs/study/teacher-seed1", "runs/study/teacher-seed2", "runs/study/odd-seed1"]
+    assert started[1]["finished_before"] == []  # the second teacher trains beside the first
+    assert "runs/study/teacher-seed1" in started[2]["finished_before"]  # odd-seed1 reads teacher-seed1
+    assert all(s["command"][-2:] == ["--threads", "1"] for s in started)
+    assert [s["stdout"] for s in started] == [f"{out}.log" for out in outs]
+
+
+def test_with_two_jobs_a_failure_lets_the_run_under_way_finish_and_starts_nothing_more(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan = [PlannedRun(f"runs/{m}", ("--method", m)) for m in ("lora", "minilm", "tfidf")]
+    started = fake_train_processes(monkeypatch, returncode=1)
+    with pytest.raises(SystemExit, match="run the same command again"):
+        execute(plan, jobs=2)
+    assert len(started) == 2 and all(s["process"].returncode == 1 for s in started)
+
+
 def fake_training(scores: dict[tuple[str, float, int], float]):
     """An ``execute`` that writes the history a tuning run would have, with the given validation ROC-AUC."""
-    def execute(plan, stop_on_failure=True):
+    def execute(plan, stop_on_failure=True, jobs=1):
         assert not stop_on_failure, "a failed setting is a result of the search, not the end of it"
         for run in plan:
             args = planned_args(run)
