@@ -189,6 +189,7 @@ def score_run(run: Run, splits_by_dataset: dict, measure: bool) -> tuple[dict, R
         "speed": measure_speed(scorer, splits.test.texts) if measure else None,
         "train_wall_time_s": run.history["wall_time_s"],
         "command_wall_time_s": run.history.get("total_time_s"),
+        "threads": run.history["args"].get("threads"),  # None: torch's default (every core)
         **training_losses(run.history),
         "deterministic": run.history.get("deterministic", False),
         "recipe": {"lr": run.history["args"].get("lr"), "epochs": run.history["args"].get("epochs"),

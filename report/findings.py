@@ -89,8 +89,14 @@ def pipeline_time(records: list[dict]) -> str | None:
         return None
     each = ", ".join(f"{r['method']} {r['command_wall_time_s'] / 60:.1f}" for r in timed)
     total = sum(r["command_wall_time_s"] for r in timed) / 60
-    return (f"Wall time of `train.py` for the main runs, from loading the data to the saved folder "
-            f"(history.json `total_time_s`), in minutes: {each}; {total:.1f} in all.")
+    sentence = (f"Wall time of `train.py` for the main runs, from loading the data to the saved folder "
+                f"(history.json `total_time_s`), in minutes: {each}; {total:.1f} in all.")
+    side_by_side = [r["method"] for r in timed if r.get("threads")]
+    if side_by_side:
+        sentence += (f" {', '.join(side_by_side)} trained side by side with another run (`JOBS=2`, a share of "
+                     f"the cores each), so each took longer than it would alone, and `make all` took less wall "
+                     f"time than this sum.")
+    return sentence
 
 
 def study_time(records: list[dict], evaluate_time_s: float | None = None, sessions: list[dict] = ()) -> str | None:

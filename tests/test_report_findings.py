@@ -144,3 +144,11 @@ def test_teacher_spread_and_recipes():
                                      "each chosen by `make tune` on validation ROC-AUC at seed 42")
     tuned[1]["recipe"]["defaults_from"] = "train.py"
     assert "some from `make tune`, some hand-set" in recipes(tuned)
+
+
+def test_runs_trained_side_by_side_are_named_since_their_sum_is_not_the_wall_time():
+    alone, beside = record("odd", "odd", 42, True, 240.0), {**record("lora", "lora", 42, True, 300.0), "threads": 1}
+    assert pipeline_time([alone]).endswith("4.0 in all.")
+    assert pipeline_time([alone, beside]).endswith(
+        "9.0 in all. lora trained side by side with another run (`JOBS=2`, a share of the cores each), so each "
+        "took longer than it would alone, and `make all` took less wall time than this sum.")
