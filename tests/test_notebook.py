@@ -94,6 +94,7 @@ def test_the_committed_notebook_carries_its_outputs_from_the_real_runs():
         "the committed outputs must come from the runs of `make all`, not the tiny random teacher"
     assert images_in(notebook) >= 1
     verdict_header = next(line for line in text.splitlines() if line.startswith("| comment |"))
-    assert "`teacher`" in verdict_header, verdict_header
+    assert all(f"`{run}`" in verdict_header for run in ("teacher", "odd", "even", "lora", "lora-kd")), \
+        "the committed outputs must show every model of `make all`: " + verdict_header
     parameters = [cell for cell in code_cells if "parameters" in cell.metadata.get("tags", [])]
     assert len(parameters) == 1, "one cell, tagged 'parameters', sets the notebook's size"
