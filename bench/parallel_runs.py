@@ -13,8 +13,8 @@ Separate runs never wait for each other.
 Both schedules train the same two runs, ``train.py --method minilm`` (a 6-layer student's shape,
 no teacher needed) with seeds 1 and 2, through ``experiments.runner.execute``, in a temporary
 folder; the wall times include each ``train.py``'s start-up, as in a study. A run this short may
-end as a near-constant predictor, which train.py refuses; the bench counts its time all the same. Printed: each schedule's wall time, and how
-much faster the parallel one is.
+end as a near-constant predictor, which train.py refuses; the bench counts its time all the same.
+Printed: each schedule's wall time, and how much faster the parallel one is.
 """
 import argparse
 import contextlib

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.transfer import INSULTS_UNLABELLED
-from experiments.runner import PlannedRun, execute_session, is_done, planned_args, print_plan
+from experiments.runner import PlannedRun, add_jobs_argument, execute_session, is_done, planned_args, print_plan
 from experiments.study import FIRST_SEED, run_folder, study_run, study_seeds
 from report.runs import ABLATIONS_DIR
 from train import METHODS
@@ -241,8 +241,7 @@ def main(argv: list[str] | None = None) -> None:
                              f"(default: fitted to {BUDGET_MINUTES} minutes from the recorded runs, see fitted_seeds)")
     parser.add_argument("--train-flags", default="", help="extra train.py flags for every run (smoke runs)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs, done or to do, with estimates, and stop")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="runs trained at once, each on its share of the cores (default 1; see experiments/runner.py)")
+    add_jobs_argument(parser)
     args = parser.parse_args(argv)
     extra = tuple(shlex.split(args.train_flags))
     seeds = args.seeds

@@ -10,6 +10,7 @@ that was interrupted after an epoch continues from its resume checkpoint. Each r
 ``python train.py`` process, exactly as a user would type it, and the first failure stops the plan;
 ``jobs`` > 1 trains that many at once.
 """
+import argparse
 import json
 import os
 import shlex
@@ -58,6 +59,12 @@ def can_resume(run: PlannedRun) -> bool:
     except CheckpointError:
         return False
     return True
+
+
+def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
+    """``--jobs N`` for a command that runs a plan: how many runs ``execute`` trains at once."""
+    parser.add_argument("--jobs", type=train.positive_int, default=1,
+                        help="runs trained at once, each on its share of the cores (default 1; see experiments/runner.py)")
 
 
 def reads_from(run: PlannedRun, folder: str) -> bool:

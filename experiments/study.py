@@ -17,7 +17,7 @@ data give the same model), so it is trained once and paired with every seed of t
 import argparse
 import shlex
 
-from experiments.runner import PlannedRun, execute, execute_session, print_plan
+from experiments.runner import PlannedRun, add_jobs_argument, execute, execute_session, print_plan
 from report.runs import STUDY_DIR
 from train import METHODS
 
@@ -60,14 +60,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dry-run", action="store_true", help="list the runs, done or to do, and stop")
     parser.add_argument("--make-all", action="store_true",
                         help="only the runs of `make all` (seed 42, main methods and baselines), not timed as the study")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="runs trained at once, each on its share of the cores (default 1; see experiments/runner.py)")
+    add_jobs_argument(parser)
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.jobs < 1:
-        parser.error("--seeds and --jobs must be at least 1")
-    plan = study_plan(args.seeds, args.runs_dir, tuple(shlex.split(args.train_flags)))
-    if args.make_all:
-        plan = [run for run in plan if run.out in {run_folder(args.runs_dir, m, FIRST_SEED) for m in MAKE_ALL}]
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    extra = tuple(shlex.split(args.train_flags))
+    plan = ([study_run(args.runs_dir, method, FIRST_SEED, extra) for method in MAKE_ALL] if args.make_all
+            else study_plan(args.seeds, args.runs_dir, extra))
     if args.dry_run:
         return print_plan(plan)
     if args.make_all:

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.runner import PlannedRun, execute, is_done, planned_args
+from experiments.runner import PlannedRun, add_jobs_argument, execute, is_done, planned_args
 from report.runs import TUNING_DIR
 from report.tables import markdown_table
 from training.files import write_json_atomically, write_text_atomically
@@ -111,8 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the learning-rate search (default 3)")
     parser.add_argument("--lora-epochs", type=int, default=6, help="the longer schedule tried for LoRA (default 6)")
     parser.add_argument("--train-flags", default="", help="extra train.py flags for every run (smoke runs)")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="runs trained at once, each on its share of the cores (default 1; see experiments/runner.py)")
+    add_jobs_argument(parser)
     args = parser.parse_args(argv)
     extra = tuple(shlex.split(args.train_flags))
     started = time.perf_counter()

@@ -40,6 +40,15 @@ def test_make_all_trains_the_seed_42_runs_of_the_main_methods_and_baselines_only
     assert folders == [f"runs/{method}" for method in study.MAKE_ALL]
 
 
+@pytest.mark.parametrize("command", ["study", "tune", "ablations"])
+def test_jobs_below_one_is_a_one_line_error_of_every_plan_command(command, capsys):
+    from experiments import ablations, study
+    main = {"study": study.main, "tune": tune.main, "ablations": ablations.main}[command]
+    with pytest.raises(SystemExit):
+        main(["--jobs", "0", "--dry-run"] if command != "tune" else ["--jobs", "0"])
+    assert "argument --jobs: '0' is not a whole number of at least 1" in capsys.readouterr().err
+
+
 def test_a_finished_run_is_done_only_with_the_same_arguments(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_all_odd = PlannedRun("runs/odd", ("--method", "odd"))  # as `make all` types it
