@@ -79,8 +79,10 @@ def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failur
     With ``jobs`` 1 the runs go one after another, in order, each printing to this console. With
     more, up to ``jobs`` runs train at once, each with ``cpu_count // jobs`` torch threads and
     its output in ``<run>.log``; a run starts only once every planned run whose folder it reads
-    (its teacher) has finished. Several single-threaded runs keep the cores busier than one run
-    whose threads wait for each other at every operation (bench/parallel_runs.py measures it).
+    (its teacher) has finished, and the runs that others read start first, so that the students
+    of the last teacher are not all left to the end. Several single-threaded runs keep the cores
+    busier than one run whose threads wait for each other at every operation
+    (bench/parallel_runs.py measures it).
     A failed run stops the plan (the runs under way finish first), unless ``stop_on_failure`` is
     False (a search, where a setting that fails is a result): then it is counted and the plan goes on.
     """
@@ -93,6 +95,9 @@ def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failur
             counts["skipped"] += 1
         else:
             waiting.append((label, run))
+    if jobs > 1:
+        planned = [run for _, run in waiting]
+        waiting.sort(key=lambda item: not any(reads_from(other, item[1].out) for other in planned))
     threads = ["--threads", str(max(1, (os.cpu_count() or 1) // jobs))] if jobs > 1 else []
     running: dict[subprocess.Popen, tuple[str, PlannedRun]] = {}
     stopping = False

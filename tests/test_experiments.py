@@ -104,6 +104,18 @@ def test_with_two_jobs_a_run_waits_for_its_teacher_and_each_run_gets_one_thread_
     assert [s["stdout"] for s in started] == [f"{out}.log" for out in outs]
 
 
+def test_with_two_jobs_the_runs_that_others_read_start_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan = [run for run in study_plan(3) if run.out in
+            ("runs/study/teacher-seed1", "runs/study/odd-seed1", "runs/study/lora-seed1",
+             "runs/study/teacher-seed2", "runs/study/odd-seed2")]
+    started = fake_train_processes(monkeypatch, returncode=0, polls_to_exit=2)
+    execute(plan, jobs=2)
+    outs = [s["command"][s["command"].index("--out") + 1] for s in started]
+    assert outs[:2] == ["runs/study/teacher-seed1", "runs/study/teacher-seed2"]  # not lora-seed1, planned before
+    assert sorted(outs[2:]) == ["runs/study/lora-seed1", "runs/study/odd-seed1", "runs/study/odd-seed2"]
+
+
 def test_with_two_jobs_a_failure_lets_the_run_under_way_finish_and_starts_nothing_more(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plan = [PlannedRun(f"runs/{m}", ("--method", m)) for m in ("lora", "minilm", "tfidf")]
