@@ -24,9 +24,10 @@ Seeds: a point has 3 seeds where the budget of ``make ablations`` (``BUDGET_MINU
 cores, ``python evaluate.py`` after it not counted) allows, else 1 (seed 42), which the report
 labels single-seed. Every point gets 1; then the transfer set and the ensemble teacher, the two
 changes that may lift the best student, get 3 each, in that order, if the whole plan's time,
-estimated from the runs already recorded (``fitted_seeds``), stays within the budget. How many
-fit depends on this machine and on the epochs ``make tune`` gave LoRA: a teacher takes 6-7
-minutes here, a distilled student 4-5, a student with the transfer set about 1.6 times that.
+estimated from the runs already recorded (``fitted_seeds``) and shared among ``--jobs`` runs at
+once, stays within the budget. How many fit depends on this machine and on the epochs ``make
+tune`` gave LoRA: a teacher takes 6-7 minutes here on 2 threads, a distilled student 4-5, a
+student with the transfer set about 1.6 times that.
 The combination of both is left out unless asked for. ``--dry-run`` shows the choice, the
 estimate and what is left. ``--seeds`` sets the counts instead: ``--seeds 1`` for every point,
 ``--seeds transfer=1,layers=3`` per family or point, 0 to leave one out.
@@ -43,7 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.transfer import INSULTS_UNLABELLED
-from experiments.runner import PlannedRun, add_jobs_argument, execute_session, is_done, planned_args, print_plan
+from experiments.runner import (PlannedRun, add_jobs_argument, execute_session, is_done, planned_args, print_plan,
+                                threads_per_run)
 from experiments.study import FIRST_SEED, run_folder, study_run, study_seeds
 from report.runs import ABLATIONS_DIR
 from train import METHODS
@@ -174,13 +176,15 @@ def cost_key(args: dict) -> tuple[str, int, bool]:
     return args["method"], args["epochs"], bool(args.get("transfer_set"))
 
 
-def recorded_minutes(runs_dir: str) -> dict[tuple[str, int, bool], list[float]]:
-    """Every finished run's wall time under ``runs_dir`` (history.json ``total_time_s``), by ``cost_key``."""
-    minutes: dict[tuple[str, int, bool], list[float]] = {}
+def recorded_minutes(runs_dir: str) -> dict[tuple[str, int, bool], list[tuple[int | None, float]]]:
+    """Every finished run's torch threads and wall time under ``runs_dir`` (history.json ``total_time_s``),
+    by ``cost_key``."""
+    minutes: dict[tuple[str, int, bool], list[tuple[int | None, float]]] = {}
     for history_file in Path(runs_dir).glob("**/history.json"):
         try:
             history = json.loads(history_file.read_text())
-            minutes.setdefault(cost_key(history["args"]), []).append(history["total_time_s"] / 60)
+            minutes.setdefault(cost_key(history["args"]), []).append(
+                (history["args"].get("threads"), history["total_time_s"] / 60))
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return minutes
@@ -193,36 +197,44 @@ TRANSFER_COST = 1.65
 START_UP_MINUTES = 0.35
 
 
-def estimate_minutes(run: PlannedRun, recorded: dict[tuple[str, int, bool], list[float]]) -> float:
-    """A planned run's wall time from the recorded runs like it (``cost_key``), nan when there is none."""
+def estimate_minutes(run: PlannedRun, recorded: dict, threads: int | None = None) -> float:
+    """A planned run's wall time from the recorded runs like it (``cost_key``), nan when there is none.
+
+    Only those trained on ``threads`` torch threads count, when there are any: a run on one thread
+    beside another takes longer than the same run alone on two (bench/parallel_runs.py).
+    """
     key = cost_key(planned_args(run))
-    times, scale = recorded.get(key), 1.0
-    if not times and key[2]:
-        times, scale = recorded.get((*key[:2], False)), TRANSFER_COST
-    if not times:
+    like, scale = recorded.get(key), 1.0
+    if not like and key[2]:
+        like, scale = recorded.get((*key[:2], False)), TRANSFER_COST
+    if not like:
         return float("nan")
+    times = [minutes for used, minutes in like if used == threads] or [minutes for _, minutes in like]
     return sum(times) / len(times) * scale + START_UP_MINUTES
 
 
-def run_minutes(run: PlannedRun, recorded: dict[tuple[str, int, bool], list[float]]) -> float:
+def run_minutes(run: PlannedRun, recorded: dict, threads: int | None = None) -> float:
     """What a run of the plan costs ``make ablations`` in all: its own time if it has trained it already,
     nothing for a finished run of make all or make study, else the estimate."""
     if not is_done(run):
-        return estimate_minutes(run, recorded)
+        return estimate_minutes(run, recorded, threads)
     if Path(run.out).parent.name != ABLATIONS_DIR:
         return 0.0
     return json.loads((Path(run.out) / "history.json").read_text()).get("total_time_s", 0.0) / 60 + START_UP_MINUTES
 
 
-def fitted_seeds(runs_dir: str, extra_flags: tuple[str, ...] = (), budget: float = BUDGET_MINUTES) -> dict | None:
+def fitted_seeds(runs_dir: str, extra_flags: tuple[str, ...] = (), budget: float = BUDGET_MINUTES,
+                 jobs: int = 1) -> dict | None:
     """The seeds of each point of its own that fit ``budget``: 1 each, then, in ``POINTS`` order, the number a
-    point asks for, kept if the whole plan's time stays within the budget. None while a run cannot be
+    point asks for, kept if the whole plan's time stays within the budget. With ``jobs`` runs at once
+    the plan takes about the sum of its runs' times over ``jobs``. None while a run cannot be
     estimated (no recorded run of its method and epochs yet). The whole plan, the runs done included,
     is counted, so a later session makes the same choice."""
-    recorded = recorded_minutes(runs_dir)
+    recorded, threads = recorded_minutes(runs_dir), threads_per_run(jobs)
 
     def minutes(seeds: dict[str, int]) -> float:
-        return sum(run_minutes(run, recorded) for run in ablation_plan(runs_dir, extra_flags, seeds))
+        plan = ablation_plan(runs_dir, extra_flags, seeds)
+        return sum(run_minutes(run, recorded, threads) for run in plan) / jobs
 
     seeds = {point.name: min(point.seeds, 1) for point in POINTS if not point.reused}
     if math.isnan(minutes(seeds)):
@@ -246,19 +258,21 @@ def main(argv: list[str] | None = None) -> None:
     extra = tuple(shlex.split(args.train_flags))
     seeds = args.seeds
     if not seeds:
-        seeds = fitted_seeds(args.runs_dir, extra)
+        seeds = fitted_seeds(args.runs_dir, extra, jobs=args.jobs)
         print(f"seeds fitted to the {BUDGET_MINUTES}-minute budget: {seeds}" if seeds is not None else
               "seeds: each point's own (no recorded run to estimate some of them from yet; run make all and "
               "make study first)")
     plan = ablation_plan(args.runs_dir, extra, seeds)
     if args.dry_run:
-        recorded = recorded_minutes(args.runs_dir)
-        print_plan(plan, lambda run: estimate_minutes(run, recorded))
-        left = [estimate_minutes(run, recorded) for run in plan if not is_done(run)]
+        recorded, threads = recorded_minutes(args.runs_dir), threads_per_run(args.jobs)
+        print_plan(plan, lambda run: estimate_minutes(run, recorded, threads))
+        left = [estimate_minutes(run, recorded, threads) for run in plan if not is_done(run)]
         known = [minutes for minutes in left if minutes == minutes]  # nan: no recorded run of that method
-        print(f"{len(left)} runs to do: about {sum(known):.0f} minutes for {len(known)} of them, estimated from the "
-              f"recorded runs of the same method and epochs; {len(left) - len(known)} without such a run (nan)")
-        if sum(known) > BUDGET_MINUTES:
+        wall = sum(known) / args.jobs
+        at_once = f" ({args.jobs} at once, each on {threads} thread(s))" if args.jobs > 1 else ""
+        print(f"{len(left)} runs to do: about {wall:.0f} minutes{at_once} for {len(known)} of them, estimated from "
+              f"the recorded runs of the same method and epochs; {len(left) - len(known)} without such a run (nan)")
+        if wall > BUDGET_MINUTES:
             print(f"warning: more than the {BUDGET_MINUTES}-minute budget; give fewer seeds to a family or point, "
                   f"e.g. --seeds ensemble-odd=1 (make ablations ABLATION_FLAGS=...)")
         return

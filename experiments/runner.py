@@ -67,6 +67,11 @@ def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
                         help="runs trained at once, each on its share of the cores (default 1; see experiments/runner.py)")
 
 
+def threads_per_run(jobs: int) -> int | None:
+    """The torch threads ``execute`` gives each run when ``jobs`` train at once (None: train.py's default)."""
+    return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+
+
 def reads_from(run: PlannedRun, folder: str) -> bool:
     """Whether ``run`` reads another run's folder: as its ``--teacher`` or one of ``--soft-labels-from``."""
     return any(folder in value.split(",") for value in run.flags)
@@ -98,7 +103,7 @@ def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failur
     if jobs > 1:
         planned = [run for _, run in waiting]
         waiting.sort(key=lambda item: not any(reads_from(other, item[1].out) for other in planned))
-    threads = ["--threads", str(max(1, (os.cpu_count() or 1) // jobs))] if jobs > 1 else []
+    threads = ["--threads", str(threads_per_run(jobs))] if jobs > 1 else []
     running: dict[subprocess.Popen, tuple[str, PlannedRun]] = {}
     stopping = False
     while waiting or running:

@@ -129,6 +129,10 @@ def test_the_estimate_comes_from_the_recorded_runs_of_the_same_method_and_epochs
     transfer = PlannedRun("y", ("--method", "odd", "--transfer-set", "insults-unlabelled"))
     assert estimate_minutes(plain, recorded_minutes(tmp_path)) == pytest.approx(3.5 + 0.35)
     assert estimate_minutes(transfer, recorded_minutes(tmp_path)) == pytest.approx(3.5 * 1.65 + 0.35)
+    assert estimate_minutes(plain, recorded_minutes(tmp_path), threads=1) == pytest.approx(3.5 + 0.35)  # none on 1
+    record("study/odd-seed2", "odd", 5.0, threads=1)  # on one thread beside another run: counted for threads=1 only
+    assert estimate_minutes(plain, recorded_minutes(tmp_path), threads=1) == pytest.approx(5.0 + 0.35)
+    assert estimate_minutes(plain, recorded_minutes(tmp_path)) == pytest.approx(3.5 + 0.35)
     assert math.isnan(estimate_minutes(PlannedRun("z", ("--method", "lora")), recorded_minutes(tmp_path)))
     record("ablations/transfer-odd", "odd", 7.0, transfer_set="insults-unlabelled")  # once recorded, it is used
     assert estimate_minutes(transfer, recorded_minutes(tmp_path)) == pytest.approx(7.0 + 0.35)
@@ -148,7 +152,7 @@ def test_a_session_records_its_wall_time_and_a_dry_run_trains_nothing(tmp_path, 
 
 def test_the_dry_run_warns_when_the_plan_would_not_fit_the_budget(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("experiments.ablations.estimate_minutes", lambda run, recorded: 4.0)
+    monkeypatch.setattr("experiments.ablations.estimate_minutes", lambda run, recorded, threads: 4.0)
     main(["--dry-run", "--seeds", "3"])
     runs = len(ablation_plan(seeds={"all": 3}))
     assert f"{runs} runs to do: about {4 * runs} minutes" in capsys.readouterr().out.split("\n")[-3]
@@ -180,5 +184,8 @@ def test_seeds_are_fitted_to_the_budget_from_the_recorded_runs(tmp_path, monkeyp
         seeds = fitted_seeds("runs", budget=budget)
         assert set(seeds) == own and seeds["transfer-odd"] == transfer and seeds["ensemble-odd"] == ensemble
         assert seeds["ensemble-transfer-odd"] == 0 and seeds["layers-top"] == seeds["lora-r2"] == 1
+    # Two runs at once take about half the time: a budget of half the one-seed plan fits it, not more.
+    assert fitted_seeds("runs", budget=one_seed / 2 + 1, jobs=2)["transfer-odd"] == 1
+    assert fitted_seeds("runs", budget=transfer_three / 2 + 1, jobs=2)["transfer-odd"] == 3
     main(["--dry-run"])
     assert "seeds fitted to the 90-minute budget: {" in capsys.readouterr().out
