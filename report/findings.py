@@ -17,9 +17,14 @@ def best_method(seeds: dict[str, dict]) -> str:
             f"{seed_note(seeds[method])}.")
 
 
-def served_run(records: list[dict]) -> str:
+def served_run(records: list[dict], best_student: dict | None = None) -> str:
+    """The run webapp/predict.py ``best_run`` serves: the best student's seed with the best validation macro-F1."""
+    if best_student:
+        records = [r for r in records if r["name"] in best_student["runs"]]
     best = max(records, key=lambda r: r["validation"]["macro_f1"])
-    return (f"The web app serves `{best['name']}`, the run with the best validation macro-F1 "
+    which = f": of the best 6-layer student's runs (`{best_student['method']}`), the one" if best_student else \
+        ", the run"
+    return (f"The web app serves `{best['name']}`{which} with the best validation macro-F1 "
             f"({number(best['validation']['macro_f1'])}; test macro-F1 "
             f"{number(best['test']['at_validation_threshold']['macro_f1'])}).")
 
@@ -241,7 +246,7 @@ def ensemble_comparison(ablations: dict) -> dict | None:
 def findings(results: dict) -> list[str]:
     """One sentence (or short paragraph) per finding, in reading order."""
     records, seeds = results["runs"], results["seeds"]
-    sentences = [best_method(seeds), served_run(records)]
+    sentences = [best_method(seeds), served_run(records, results.get("best_student"))]
     sentences += [comparison(c) for c in results["comparisons"].values() if "skipped" not in c]
     ensemble = results.get("ensemble_teacher")
     sentences += [teacher_spread(seeds),

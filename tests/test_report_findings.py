@@ -65,6 +65,11 @@ def test_best_method_and_the_served_run():
                run_record("odd", "odd", validation_f1=0.84, test_f1=0.80)]
     assert served_run(records) == ("The web app serves `odd`, the run with the best validation macro-F1 "
                                    "(0.840; test macro-F1 0.800).")
+    records.append(run_record("odd-seed1", "odd", validation_f1=0.83, test_f1=0.82))
+    records.append(run_record("minilm", "minilm", validation_f1=0.90, test_f1=0.85))  # not a student
+    assert served_run(records, {"method": "odd", "runs": ["odd", "odd-seed1"]}) == (
+        "The web app serves `odd`: of the best 6-layer student's runs (`odd`), the one with the best validation "
+        "macro-F1 (0.840; test macro-F1 0.800).")
 
 
 def test_comparison_sentences_give_the_verdict_and_warn_when_seeds_disagree():

@@ -194,7 +194,7 @@ def test_runs_are_found_in_method_order_and_only_classifiers_are_compared(tmp_pa
     assert list(load_predictors(runs_dir / "odd", runs_dir=runs_dir)[0]) == ["odd", "even"]
 
 
-def test_best_run_is_the_highest_validation_macro_f1(tmp_path, runs_dir):
+def test_best_run_is_the_best_students_run_with_the_highest_validation_macro_f1(tmp_path, runs_dir):
     results = tmp_path / "results" / "results.json"
     results.parent.mkdir()
     results.write_text(json.dumps({"runs": [
@@ -205,6 +205,9 @@ def test_best_run_is_the_highest_validation_macro_f1(tmp_path, runs_dir):
         "not a run",
     ]}))
     assert best_run(results) == runs_dir / "even"
+    study = json.loads(results.read_text()) | {"best_student": {"method": "odd", "runs": ["odd", "odd-seed1"]}}
+    results.write_text(json.dumps(study))
+    assert best_run(results) == runs_dir / "odd", "the study's best student, though even scores higher"
     assert best_run(tmp_path / "missing.json") is None
     with pytest.raises(ModelLoadError, match="python train.py --method even"):
         resolve_model_folder(None, tmp_path / "missing.json")

@@ -195,8 +195,11 @@ def find_runs(runs_dir: str | Path) -> list[Path]:
 
 
 def best_run(results_file: str | Path) -> Path | None:
-    """The run with the highest validation macro-F1 in evaluate.py's results.json, if any.
+    """The run to serve, from evaluate.py's results.json: the study's answer, if it has one.
 
+    That is the best 6-layer student (``best_student``: the method with the best mean validation
+    ROC-AUC over its seeds), and of its runs, one per seed, the one with the highest validation
+    macro-F1. Without a best student (only a teacher trained, say) every run is a candidate.
     Reads ``runs[i].path`` and ``runs[i].validation.macro_f1`` and skips any entry that lacks
     them or whose folder is gone. The choice uses validation, never test, scores: picking the
     served model by its test score would make the test score an optimistic estimate.
@@ -207,11 +210,16 @@ def best_run(results_file: str | Path) -> Path | None:
         results = json.loads(results_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    runs = results.get("runs") if isinstance(results, dict) else None
+    if not isinstance(results, dict):
+        return None
+    runs, best_student = results.get("runs"), results.get("best_student")
+    chosen = best_student.get("runs") if isinstance(best_student, dict) else None
     candidates = []
     for run in runs if isinstance(runs, list) else []:
         if not isinstance(run, dict) or not isinstance(run.get("path"), str) \
                 or not isinstance(run.get("validation"), dict):
+            continue
+        if isinstance(chosen, list) and run.get("name") not in chosen:
             continue
         macro_f1 = run["validation"].get("macro_f1")
         if isinstance(macro_f1, bool) or not isinstance(macro_f1, (int, float)) or math.isnan(macro_f1):
