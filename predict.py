@@ -124,7 +124,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", nargs="?", default="-",
                         help="CSV, JSON Lines or Parquet file (default: one comment per line on stdin)")
-    parser.add_argument("--model", help="run folder (default: the best run in --results)")
+    parser.add_argument("--model", help="run folder (default: the one the web app serves, the best student's best run in --results)")
     parser.add_argument("--results", default="results/results.json",
                         help="evaluate.py's results, used to pick the default model")
     parser.add_argument("--text-column", help=f"column holding the comments (default: the first of "

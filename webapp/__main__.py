@@ -1,7 +1,8 @@
 """Serve the classifier: ``python -m webapp [--model runs/even] [--port 8080] [--server waitress]``.
 
-Without --model the app serves the run with the best validation macro-F1 in
-results/results.json, and the compare view shows every trained run under runs/.
+Without --model the app serves the study's answer from results/results.json (the best 6-layer
+student's run with the best validation macro-F1, see ``best_run``), and the compare view shows
+every trained run under runs/.
 """
 import argparse
 import sys
