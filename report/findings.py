@@ -19,9 +19,9 @@ def best_method(seeds: dict[str, dict]) -> str:
 
 def served_run(records: list[dict], best_student: dict | None = None) -> str:
     """The run webapp/predict.py ``best_run`` serves: the best student's seed with the best validation macro-F1."""
-    if best_student:
-        records = [r for r in records if r["name"] in best_student["runs"]]
-    best = max(records, key=lambda r: r["validation"]["macro_f1"])
+    chosen = [r for r in records if best_student and r["name"] in best_student["runs"]]
+    best_student = best_student if chosen else None
+    best = max(chosen or records, key=lambda r: r["validation"]["macro_f1"])
     which = f": of the best 6-layer student's runs (`{best_student['method']}`), the one" if best_student else \
         ", the run"
     return (f"The web app serves `{best['name']}`{which} with the best validation macro-F1 "

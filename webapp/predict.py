@@ -199,7 +199,8 @@ def best_run(results_file: str | Path) -> Path | None:
 
     That is the best 6-layer student (``best_student``: the method with the best mean validation
     ROC-AUC over its seeds), and of its runs, one per seed, the one with the highest validation
-    macro-F1. Without a best student (only a teacher trained, say) every run is a candidate.
+    macro-F1. Without a best student (only a teacher trained, say), or when none of its runs
+    is on disk, every run is a candidate.
     Reads ``runs[i].path`` and ``runs[i].validation.macro_f1`` and skips any entry that lacks
     them or whose folder is gone. The choice uses validation, never test, scores: picking the
     served model by its test score would make the test score an optimistic estimate.
@@ -219,8 +220,6 @@ def best_run(results_file: str | Path) -> Path | None:
         if not isinstance(run, dict) or not isinstance(run.get("path"), str) \
                 or not isinstance(run.get("validation"), dict):
             continue
-        if isinstance(chosen, list) and run.get("name") not in chosen:
-            continue
         macro_f1 = run["validation"].get("macro_f1")
         if isinstance(macro_f1, bool) or not isinstance(macro_f1, (int, float)) or math.isnan(macro_f1):
             continue
@@ -228,8 +227,8 @@ def best_run(results_file: str | Path) -> Path | None:
         if not folder.is_absolute():
             folder = results_file.resolve().parent.parent / folder
         if (folder / "config.json").is_file():
-            candidates.append((macro_f1, folder))
-    return max(candidates, key=lambda candidate: candidate[0])[1] if candidates else None
+            candidates.append((isinstance(chosen, list) and run.get("name") in chosen, macro_f1, folder))
+    return max(candidates, key=lambda candidate: candidate[:2])[2] if candidates else None
 
 
 def resolve_model_folder(model: str | Path | None, results_file: str | Path) -> Path:
