@@ -2,7 +2,7 @@
 from pathlib import PurePosixPath
 
 from report.behaviour import DISTILLED, bare_insult_finding
-from report.runs import STUDY_DIR
+from report.runs import STUDY_DIR, served_record
 from report.tables import WARNING, millions, number, signed
 
 
@@ -18,12 +18,10 @@ def best_method(seeds: dict[str, dict]) -> str:
 
 
 def served_run(records: list[dict], best_student: dict | None = None) -> str:
-    """The run webapp/predict.py ``best_run`` serves: the best student's seed with the best validation macro-F1."""
-    chosen = [r for r in records if best_student and r["name"] in best_student["runs"]]
-    best_student = best_student if chosen else None
-    best = max(chosen or records, key=lambda r: r["validation"]["macro_f1"])
-    which = f": of the best 6-layer student's runs (`{best_student['method']}`), the one" if best_student else \
-        ", the run"
+    """The run the web app serves (``served_record``, as webapp/predict.py ``best_run`` chooses it)."""
+    best = served_record(records, best_student)
+    which = (f": of the best 6-layer student's runs (`{best_student['method']}`), the one"
+             if best_student and best["name"] in best_student["runs"] else ", the run")
     return (f"The web app serves `{best['name']}`{which} with the best validation macro-F1 "
             f"({number(best['validation']['macro_f1'])}; test macro-F1 "
             f"{number(best['test']['at_validation_threshold']['macro_f1'])}).")

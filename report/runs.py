@@ -129,6 +129,19 @@ def display_path(path: Path) -> str:
         return absolute.as_posix()
 
 
+def served_record(records: list[dict], best_student: dict | None) -> dict | None:
+    """Of evaluate.py's run records, the one the web app and predict.py serve by default.
+
+    That is the study's answer: the best 6-layer student (``best_student``, chosen on mean
+    validation ROC-AUC over its seeds), and of its runs the one with the best validation macro-F1.
+    With no best student, or none of its runs among ``records``, every run is a candidate. The
+    choice uses validation scores only: choosing on test would make the test score optimistic.
+    """
+    students = best_student["runs"] if best_student else []
+    return max(records, key=lambda record: (record.get("name") in students, record["validation"]["macro_f1"]),
+               default=None)
+
+
 def experiment_sessions(runs_dir: str | os.PathLike, experiment_dir: str) -> list[dict]:
     """What an experiment (``STUDY_DIR``, ``ABLATIONS_DIR``) recorded of each session: runs trained and skipped, wall time."""
     try:

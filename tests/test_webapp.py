@@ -208,6 +208,8 @@ def test_best_run_is_the_best_students_run_with_the_highest_validation_macro_f1(
     study = json.loads(results.read_text()) | {"best_student": {"method": "odd", "runs": ["odd", "odd-seed1"]}}
     results.write_text(json.dumps(study))
     assert best_run(results) == runs_dir / "odd", "the study's best student, though even scores higher"
+    results.write_text(json.dumps(study | {"best_student": {"method": "top", "runs": ["gone", ["not", "a", "name"]]}}))
+    assert best_run(results) == runs_dir / "even", "none of the best student's runs is on disk: every run counts"
     assert best_run(tmp_path / "missing.json") is None
     with pytest.raises(ModelLoadError, match="python train.py --method even"):
         resolve_model_folder(None, tmp_path / "missing.json")

@@ -46,6 +46,7 @@ from explain.words import encode_words
 from models.inference import (EVAL_BATCH_SIZE, TOXIC_CLASS_INDEX, load_for_precision, probabilities_of_token_ids,
                               resolve_precision)
 from models.load import ModelError, load_tokenizer
+from report.runs import served_record
 from training.batching import encode_texts
 from training.checkpoint import is_failed_run
 
@@ -197,13 +198,10 @@ def find_runs(runs_dir: str | Path) -> list[Path]:
 def best_run(results_file: str | Path) -> Path | None:
     """The run to serve, from evaluate.py's results.json: the study's answer, if it has one.
 
-    That is the best 6-layer student (``best_student``: the method with the best mean validation
-    ROC-AUC over its seeds), and of its runs, one per seed, the one with the highest validation
-    macro-F1. Without a best student (only a teacher trained, say), or when none of its runs
-    is on disk, every run is a candidate.
-    Reads ``runs[i].path`` and ``runs[i].validation.macro_f1`` and skips any entry that lacks
-    them or whose folder is gone. The choice uses validation, never test, scores: picking the
-    served model by its test score would make the test score an optimistic estimate.
+    That is the best 6-layer student's run with the best validation macro-F1, chosen by
+    ``report.runs.served_record``, the rule the report's Findings state, among the runs whose
+    folder is on disk. Reads ``runs[i].path``, ``runs[i].validation.macro_f1`` and
+    ``best_student.runs``, and skips any entry that lacks them or whose folder is gone.
     A relative path is taken from the repository root, the folder that holds results/.
     """
     results_file = Path(results_file)
@@ -214,7 +212,8 @@ def best_run(results_file: str | Path) -> Path | None:
     if not isinstance(results, dict):
         return None
     runs, best_student = results.get("runs"), results.get("best_student")
-    chosen = best_student.get("runs") if isinstance(best_student, dict) else None
+    if not (isinstance(best_student, dict) and isinstance(best_student.get("runs"), list)):
+        best_student = None
     candidates = []
     for run in runs if isinstance(runs, list) else []:
         if not isinstance(run, dict) or not isinstance(run.get("path"), str) \
@@ -227,8 +226,9 @@ def best_run(results_file: str | Path) -> Path | None:
         if not folder.is_absolute():
             folder = results_file.resolve().parent.parent / folder
         if (folder / "config.json").is_file():
-            candidates.append((isinstance(chosen, list) and run.get("name") in chosen, macro_f1, folder))
-    return max(candidates, key=lambda candidate: candidate[:2])[2] if candidates else None
+            candidates.append({**run, "folder": folder})
+    served = served_record(candidates, best_student)
+    return served["folder"] if served else None
 
 
 def resolve_model_folder(model: str | Path | None, results_file: str | Path) -> Path:
