@@ -244,7 +244,8 @@ def ensemble_comparison(ablations: dict) -> dict | None:
 def findings(results: dict) -> list[str]:
     """One sentence (or short paragraph) per finding, in reading order."""
     records, seeds = results["runs"], results["seeds"]
-    sentences = [best_method(seeds), served_run(records, results.get("best_student"))]
+    served = served_run(records + results.get("ablation_runs", []), results.get("best_student"))
+    sentences = [best_method(seeds), served]
     sentences += [comparison(c) for c in results["comparisons"].values() if "skipped" not in c]
     ensemble = results.get("ensemble_teacher")
     sentences += [teacher_spread(seeds),

@@ -210,6 +210,10 @@ def test_best_run_is_the_best_students_run_with_the_highest_validation_macro_f1(
     assert best_run(results) == runs_dir / "odd", "the study's best student, though even scores higher"
     results.write_text(json.dumps(study | {"best_student": {"method": "top", "runs": ["gone", ["not", "a", "name"]]}}))
     assert best_run(results) == runs_dir / "even", "none of the best student's runs is on disk: every run counts"
+    ablation = {"name": "transfer-odd", "path": str(runs_dir / "odd"), "validation": {"macro_f1": 0.8}}
+    results.write_text(json.dumps(study | {"runs": study["runs"][1:], "ablation_runs": [ablation],
+                                           "best_student": {"method": "transfer-odd", "runs": ["transfer-odd"]}}))
+    assert best_run(results) == runs_dir / "odd", "the best student may be an ablation point"
     assert best_run(tmp_path / "missing.json") is None
     with pytest.raises(ModelLoadError, match="python train.py --method even"):
         resolve_model_folder(None, tmp_path / "missing.json")

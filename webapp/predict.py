@@ -200,8 +200,10 @@ def best_run(results_file: str | Path) -> Path | None:
 
     That is the best 6-layer student's run with the best validation macro-F1, chosen by
     ``report.runs.served_record``, the rule the report's Findings state, among the runs whose
-    folder is on disk. Reads ``runs[i].path``, ``runs[i].validation.macro_f1`` and
-    ``best_student.runs``, and skips any entry that lacks them or whose folder is gone.
+    folder is on disk: the main runs and the ablations' (the best student may be an ablation
+    point). Reads ``path`` and ``validation.macro_f1`` of each entry of ``runs`` and
+    ``ablation_runs``, and ``best_student.runs``, and skips any entry that lacks them or whose
+    folder is gone.
     A relative path is taken from the repository root, the folder that holds results/.
     """
     results_file = Path(results_file)
@@ -211,11 +213,12 @@ def best_run(results_file: str | Path) -> Path | None:
         return None
     if not isinstance(results, dict):
         return None
-    runs, best_student = results.get("runs"), results.get("best_student")
+    runs = [run for key in ("runs", "ablation_runs") if isinstance(results.get(key), list) for run in results[key]]
+    best_student = results.get("best_student")
     if not (isinstance(best_student, dict) and isinstance(best_student.get("runs"), list)):
         best_student = None
     candidates = []
-    for run in runs if isinstance(runs, list) else []:
+    for run in runs:
         if not isinstance(run, dict) or not isinstance(run.get("path"), str) \
                 or not isinstance(run.get("validation"), dict):
             continue
