@@ -3,26 +3,27 @@
     python -m bench.serving --model runs/odd
     python -m bench.serving --model runs/odd --latency-comments 20 --auc-limit 100 --requests 40   # a quick check
 
-For each precision of the predict path (``models/inference.py``: fp32, bf16, and onnx, ONNX
-Runtime on the run's export) it measures, on the run's own test split:
+For each precision of the predict path (``models/inference.py``: fp32, bf16, and onnx and int8,
+ONNX Runtime on the run's fp32 and int8 exports) it measures, on the run's own test split:
 
 1. **the model**: milliseconds per comment at batch 1 (tokenisation included: what a request
-   costs), each comment timed under every precision in turn so that a disturbance hits all of
-   them alike; and the test ROC-AUC, the largest change of a probability and the share of
-   unchanged labels against fp32;
+   costs), each precision timing every comment in a block of its own, in two rounds that
+   alternate the order (``model_latencies`` says why); and the test ROC-AUC, the largest change
+   of a probability and the share of unchanged labels against fp32;
 2. **the web app**, with request batching on and off: it starts ``python -m webapp --server
    waitress`` on a free loopback port and measures the HTTP p50 and p95 of one client sending one
    comment at a time, then the requests/s of 8 and of 32 concurrent keep-alive clients, counting
    every failed request.
 
-The onnx rows need onnx and onnxruntime (requirements-bench.txt); without them they are left out.
+The onnx and int8 rows need onnx and onnxruntime (requirements-bench.txt); without them they are left out.
 The run is exported the way a user does it (``python -m models.export_onnx``, into the run folder)
 when it has no fresh export yet, and every row, onnx included, goes through
 ``Predictor.from_folder(..., precision=...)``, the path of the web app and ``predict.py``.
 
 The targets are for a 6-layer student on 2 CPU cores: model p50 at batch 1 <= 8 ms, HTTP p50
 with one client <= 12 ms, >= 150 requests/s with 8 clients and no error, test ROC-AUC within
-0.001 of fp32, each for what ``--precision auto`` serves on this machine. The script prints
+0.001 of fp32, each for what ``--precision auto`` serves on this machine, with the web app's
+default batching there (``webapp.batching.on_by_default``). The script prints
 which precision the rule "fastest whose ROC-AUC stays within 0.001 of fp32" picks from the
 measurements, and whether ``auto`` picks the same. Exits non-zero if any request failed.
 """
@@ -41,17 +42,19 @@ import numpy as np
 
 from bench.common import markdown_table, set_threads
 from data.load import load_splits
-from models.export_onnx import check_export, export_run
+from models.export_onnx import INT8_FILE, ONNX_FILE, check_export, export_run
 from models.inference import EVAL_BATCH_SIZE
 from models.load import ModelError
 from report.runs import dataset_args
 from training.metrics import binary_metrics
 from webapp.app import MAX_TEXT_CHARS
+from webapp.batching import on_by_default
 from webapp.predict import Predictor
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-PRECISIONS = ("fp32", "bf16", "onnx")
+PRECISIONS = ("fp32", "bf16", "onnx", "int8")
+EXPORTED = ("onnx", "int8")
 AUC_TOLERANCE = 0.001
 TARGET_MODEL_P50_MS = 8.0
 TARGET_HTTP_P50_MS = 12.0
@@ -61,9 +64,10 @@ TARGET_REQUESTS_PER_S_8 = 150.0
 # --- the model --------------------------------------------------------------------------------
 
 def exported(model: Path) -> bool:
-    """Whether the run has a fresh ONNX export, made here as a user makes it when it has none."""
+    """Whether the run has fresh ONNX exports (fp32 and int8), made here as a user makes them when it has none."""
     try:
-        check_export(model)
+        check_export(model, ONNX_FILE)
+        check_export(model, INT8_FILE)
         return True
     except ModelError:
         pass
@@ -86,17 +90,25 @@ def percentile_ms(latencies_s: list[float], percent: int) -> float:
     return 1000 * statistics.quantiles(latencies_s, n=100, method="inclusive")[percent - 1]
 
 
-def model_latencies(scorers: dict, comments: list[str]) -> dict[str, list[float]]:
-    """Seconds per comment at batch 1, the variants interleaved comment by comment, after a warm-up."""
-    for score in scorers.values():
-        for text in comments[:10]:
-            score([text])
+def model_latencies(scorers: dict, comments: list[str], rounds: int = 2) -> dict[str, list[float]]:
+    """Seconds per comment at batch 1: each variant times every comment in a block, after its own warm-up.
+
+    Blocks, not the variants taking turns comment by comment: after a call, PyTorch's OpenMP
+    threads keep spinning for a while, waiting for the next one. Taking turns, each variant would
+    run beside the spinning threads of the one before and pay for them (ONNX Runtime on 2 cores
+    was markedly slower that way than in a block of its own), which a server that runs one
+    precision never does. The rounds alternate the order of the variants, so that a slow drift
+    of the machine falls on all of them.
+    """
     seconds = {name: [] for name in scorers}
-    for text in comments:
-        for name, score in scorers.items():
-            start = time.perf_counter()
-            score([text])
-            seconds[name].append(time.perf_counter() - start)
+    for round_index in range(rounds):
+        for name in (list(scorers) if round_index % 2 == 0 else list(reversed(scorers))):
+            for text in comments[:10]:
+                scorers[name]([text])
+            for text in comments:
+                start = time.perf_counter()
+                scorers[name]([text])
+                seconds[name].append(time.perf_counter() - start)
     return seconds
 
 
@@ -134,8 +146,7 @@ def free_port() -> int:
 def start_server(model: Path, port: int, precision: str, batching: bool) -> subprocess.Popen:
     command = [sys.executable, "-m", "webapp", "--server", "waitress", "--host", HOST, "--port", str(port),
                "--no-compare", "--model", str(model.resolve()), "--precision", precision]
-    if not batching:
-        command.append("--no-batching")
+    command += ["--batching", "on" if batching else "off"]
     return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -243,13 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     order = np.random.default_rng(0).permutation(len(test.texts))
     comments = [test.texts[i] for i in order if len(test.texts[i]) <= MAX_TEXT_CHARS][:args.latency_comments]
 
-    precisions = [precision for precision in PRECISIONS if precision != "onnx" or exported(args.model)]
+    precisions = [precision for precision in PRECISIONS if precision not in EXPORTED or exported(args.model)]
     predictors = {precision: Predictor.from_folder(args.model, precision=precision) for precision in precisions}
     if predictors["bf16"].precision != "bf16":
         print("this machine has no native bf16: the bf16 rows run in fp32", file=sys.stderr)
     scorers = {precision: predictor_scorer(predictor) for precision, predictor in predictors.items()}
     table, model = model_table(scorers, comments, texts, labels, predictors["fp32"].threshold)
     default = Predictor.from_folder(args.model, precision="auto").precision
+    default_batching = on_by_default()
 
     serving = {(precision, batching): load_figures(args.model, precision, batching, comments, args)
                for precision in precisions for batching in (False, True)}
@@ -260,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{f[8]['per_s']:.0f}", f"{f[8]['p95_ms']:.0f}", f[8]["errors"],
                   f"{f[32]['per_s']:.0f}", f"{f[32]['p95_ms']:.0f}", f[32]["errors"]]
                  for (precision, batching), f in serving.items()]
-    served = serving[(default, True)]
+    served = serving[(default, default_batching)]
     targets = [
         ["model p50 at batch 1", f"<= {TARGET_MODEL_P50_MS:.0f} ms", f"{model[default]['p50_ms']:.1f} ms",
          met(model[default]["p50_ms"] <= TARGET_MODEL_P50_MS)],
@@ -277,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(texts):,} test comments for ROC-AUC, {len(comments)} for latency; torch threads for the model "
           f"rows, and ONNX Runtime's intra-op threads: {threads}. Web app: waitress, 32 threads; batching on: one "
           f"worker with {threads} threads, up to 32 texts within 2 ms; off: one pass per request with 1 thread.")
-    print("\nThe model at batch 1 (tokenisation included) and its test quality; onnx is ONNX Runtime on the run's "
-          "export (python -m models.export_onnx), in fp32:\n")
+    print("\nThe model at batch 1 (tokenisation included) and its test quality; onnx and int8 are ONNX Runtime on "
+          "the run's exports (python -m models.export_onnx), in fp32 and with dynamic int8 quantization:\n")
     print(table)
     if "onnx" in model:
         faster = model["onnx"]["p50_ms"] < model["bf16"]["p50_ms"]
@@ -287,10 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\nThe web app over HTTP (latencies in ms):\n")
     print(markdown_table(["precision", "batching", "1 client p50", "p95", "8 clients req/s", "p95", "errors",
                           "32 clients req/s", "p95", "errors"], http_rows))
-    print(f"\nDefault (--precision auto on this machine): {default}; batching on. The rule (the fastest at batch 1 "
+    on_off = "on" if default_batching else "off"
+    print(f"\nDefault on this machine: --precision auto serves {default}, batching {on_off}. The rule (the fastest at batch 1 "
           f"among those with a test ROC-AUC within {AUC_TOLERANCE} of fp32: {', '.join(within)}) picks {fastest}"
           + (": auto agrees.\n" if fastest == default else f": auto does not follow this measurement.\n"))
-    print(markdown_table(["target (default: " + default + ", batching on)", "goal", "measured", "status"], targets))
+    print(markdown_table([f"target (default: {default}, batching {on_off})", "goal", "measured", "status"], targets))
     errors = sum(f["errors"] for f in serving.values())
     if errors:
         print(f"\n{errors} requests failed")

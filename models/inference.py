@@ -22,75 +22,50 @@ off). The validation numbers of training are computed the same way.
   ``OnnxClassifier`` wraps the session so that it is called like the PyTorch model, and the
   batching above applies to it unchanged. onnxruntime (and onnx, for the export) are optional
   packages: without them this setting says what to install;
-* ``auto`` (the default of every command): ONNX Runtime where the run folder holds a fresh export
-  and onnxruntime is installed (on the CPU), else bf16 where it is native, else fp32. The rule is
-  "the fastest setting whose test ROC-AUC stays within 0.001 of fp32"; bench/serving.py
-  measures every setting side by side, at batch 1 and behind the web app, with the test ROC-AUC
-  of each, and says which one the rule picks on the machine it runs on.
+* ``int8``: the same export with dynamic int8 quantization (``models.export_onnx.quantize_int8``),
+  run by ONNX Runtime: faster again, but its probabilities move by up to a few hundredths;
+* ``auto`` (the default of every command but ``evaluate.py``, which scores in fp32): on the CPU,
+  int8 where the run folder holds a fresh export whose int8 validation ROC-AUC the export
+  measured within 0.001 of fp32's, else the fp32 export, else bf16 where it is native, else
+  fp32. The rule is "the fastest setting whose ROC-AUC stays within 0.001 of fp32";
+  bench/serving.py measures every setting side by side, at batch 1 and behind the web app, with
+  the test ROC-AUC of each, and says which one the rule picks on the machine it runs on.
 """
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoConfig
-from transformers.modeling_outputs import SequenceClassifierOutput
 
-from models.export_onnx import ONNX_FILE, check_export, onnx_logits, onnx_session
+from models.export_onnx import INT8_FILE, ONNX_FILE, OnnxClassifier, int8_keeps_quality, load_onnx_classifier
 from models.load import ModelError, load_classifier
 from training.batching import encode_texts
 from training.loop import EncodedSplit, predict_logits
 
 EVAL_BATCH_SIZE = 64
-PRECISIONS = ("auto", "fp32", "bf16", "onnx")
+PRECISIONS = ("auto", "fp32", "bf16", "onnx", "int8")
+ONNX_PRECISIONS = ("onnx", "int8")  # run by ONNX Runtime on an export
 TOXIC_CLASS_INDEX = 1
 
 
-class OnnxClassifier(torch.nn.Module):
-    """A run's ONNX export in an ONNX Runtime session, called like the PyTorch classifier it came from.
-
-    ``model(input_ids=..., attention_mask=...).logits`` and ``model.config`` are all that
-    ``predict_logits`` asks of a model. It has no parameters (the weights are in the session),
-    so ``model_device`` places it on the CPU, where the session runs. ONNX Runtime's ``run`` may be
-    called from several threads at once, as the web app without request batching does.
-    """
-
-    def __init__(self, session, config):
-        super().__init__()
-        self.session = session
-        self.config = config
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SequenceClassifierOutput:
-        return SequenceClassifierOutput(logits=onnx_logits(self.session, input_ids, attention_mask))
-
-
-def load_onnx_classifier(folder: str | Path) -> OnnxClassifier:
-    """The fresh ONNX export of a run folder, with torch's thread count as its intra-op threads.
-
-    A ModelError says in one line why it cannot be served: no export, a stale one, no onnxruntime.
-    The thread count is read when the session is made: set it first (``torch.set_num_threads``,
-    as the web app's ``set_serving_threads`` does).
-    """
-    session = onnx_session(check_export(folder), torch.get_num_threads())
-    return OnnxClassifier(session, AutoConfig.from_pretrained(str(folder)))
-
-
 def load_for_precision(folder: str | Path, precision: str, device: torch.device) -> torch.nn.Module:
-    """The model of a run folder that runs ``precision``: its ONNX export for ``onnx``, else the PyTorch model.
+    """The model of a run folder that runs ``precision``: an ONNX export for ``onnx`` and ``int8``, else the PyTorch model.
 
-    ``auto`` takes the export where ``onnx`` would work, on the CPU only (ONNX Runtime runs
-    there); an export that is present but stale, or that onnxruntime is missing for, gets a
+    ``auto`` takes an export where it would work, on the CPU only (ONNX Runtime runs there): the
+    int8 one where the export measured its validation ROC-AUC within 0.001 of fp32's, else the
+    fp32 one. An export that is present but stale, or that onnxruntime is missing for, gets a
     warning line on stderr that says why it is not used, and ``auto`` goes on with PyTorch.
     """
     folder = Path(folder)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "onnx" or (precision == "auto" and device.type == "cpu" and (folder / ONNX_FILE).is_file()):
+    if precision in ONNX_PRECISIONS:
+        return load_onnx_classifier(folder, precision)
+    if precision == "auto" and device.type == "cpu" and (folder / ONNX_FILE).is_file():
         try:
-            return load_onnx_classifier(folder)
+            int8 = (folder / INT8_FILE).is_file() and int8_keeps_quality(folder)
+            return load_onnx_classifier(folder, "int8" if int8 else "onnx")
         except ModelError as error:
-            if precision == "onnx":
-                raise
             print(f"warning: precision auto does not use the ONNX export: {error}", file=sys.stderr)
     return load_classifier(str(folder), num_labels=2).to(device)
 
@@ -107,20 +82,20 @@ def bf16_is_native(device: torch.device) -> bool:
 
 
 def resolve_precision(requested: str, model: torch.nn.Module) -> str:
-    """The precision ``model`` runs at: ``onnx`` for an ``OnnxClassifier``, else ``fp32`` or ``bf16``.
+    """The precision ``model`` runs at: its own (``onnx`` or ``int8``) for an ``OnnxClassifier``, else ``fp32`` or ``bf16``.
 
     For a PyTorch model, ``auto`` and ``bf16`` become fp32 where bf16 is emulated. A ValueError
-    for a setting the model cannot run: ``onnx`` needs the export (``load_for_precision``), and
-    an ONNX session runs only what was exported.
+    for a setting the model cannot run: ``onnx`` and ``int8`` need an export
+    (``load_for_precision``), and an ONNX session runs only the graph it was made from.
     """
     if requested not in PRECISIONS:
         raise ValueError(f"unknown precision {requested!r}; choose one of {', '.join(PRECISIONS)}")
     if isinstance(model, OnnxClassifier):
-        if requested not in ("auto", "onnx"):
-            raise ValueError(f"an ONNX Runtime session runs the fp32 export only, not {requested}")
-        return "onnx"
-    if requested == "onnx":
-        raise ValueError("precision onnx runs a run folder's ONNX export: load it with load_for_precision")
+        if requested not in ("auto", model.precision):
+            raise ValueError(f"this ONNX Runtime session runs the {model.precision} export only, not {requested}")
+        return model.precision
+    if requested in ONNX_PRECISIONS:
+        raise ValueError(f"precision {requested} runs a run folder's ONNX export: load it with load_for_precision")
     if requested == "fp32" or not bf16_is_native(model_device(model)):
         return "fp32"
     return "bf16"
@@ -138,7 +113,7 @@ def toxic_probabilities(model, tokenizer, texts: list[str], max_length: int, *, 
 
     Comments are truncated to ``max_length`` tokens and prefixed with ``text_prefix``, as the
     run was trained (history.json ``args``). ``precision`` is ``fp32`` or ``bf16`` for a PyTorch
-    model, ``onnx`` for an ``OnnxClassifier`` (see ``resolve_precision``); ``progress`` draws a
+    model, the session's own for an ``OnnxClassifier`` (see ``resolve_precision``); ``progress`` draws a
     tqdm bar.
     """
     return probabilities_of_token_ids(model, encode_texts(tokenizer, texts, max_length, text_prefix), tokenizer,
@@ -148,7 +123,8 @@ def toxic_probabilities(model, tokenizer, texts: list[str], max_length: int, *, 
 def probabilities_of_token_ids(model, token_ids: list[list[int]], tokenizer, *, precision: str = "fp32",
                                batch_size: int = EVAL_BATCH_SIZE, progress: bool = False) -> np.ndarray:
     """``toxic_probabilities`` after tokenisation: for callers that tokenise under their own lock."""
-    if precision not in ("fp32", "bf16", "onnx") or (precision == "onnx") != isinstance(model, OnnxClassifier):
+    expected = (model.precision,) if isinstance(model, OnnxClassifier) else ("fp32", "bf16")
+    if precision not in expected:
         raise ValueError(f"precision {precision!r} does not fit a {type(model).__name__} (see resolve_precision)")
     if tokenizer.pad_token_id is None:
         raise ModelError("the run's tokenizer has no pad token, so comments cannot be batched")

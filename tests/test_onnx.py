@@ -15,11 +15,13 @@ from bench import serving
 from conftest import ROOT, TINY_WORDS, call_concurrently, tiny_bert_config, tiny_history, tiny_tokenizer
 from embedded.pypi import sha256_of
 from models import export_onnx
-from models.export_onnx import EXPORT_RECORD_FILE, ONNX_FILE, REQUIREMENTS, WEIGHTS_FILE, export_run
+from models.export_onnx import (EXPORT_RECORD_FILE, INT8_AUC_TOLERANCE, INT8_FILE, ONNX_FILE, REQUIREMENTS,
+                                WEIGHTS_FILE, export_run)
 from models.inference import OnnxClassifier, load_for_precision, probabilities_of_token_ids, resolve_precision
 from models.load import ModelError
 from report.costs import folder_size_mb
 from report.score_cache import scores_key
+from training.metrics import binary_metrics
 from test_webapp import fetch, post_json, serve
 from training.checkpoint import save_run
 from webapp.app import make_app
@@ -123,6 +125,66 @@ def test_the_export_is_neither_scored_nor_counted_in_the_runs_size(tmp_path):
     assert folder_size_mb(folder) == size
 
 
+# --- the int8 export ---------------------------------------------------------------------------
+
+def test_int8_quantizes_every_matrix_product_but_the_feed_forward_outputs(exported):
+    """The feed-forward output projections, one per layer, stay fp32 (export_onnx.kept_in_fp32); the rest is int8."""
+    import onnx
+    graph = onnx.load(str(exported / INT8_FILE)).graph
+    weights = {initializer.name: initializer for initializer in graph.initializer}
+    fp32_products = [node for node in graph.node if node.op_type == "MatMul"
+                     and any(name in weights for name in node.input)]
+    layers = 2
+    assert len(fp32_products) == layers
+    for node in fp32_products:
+        weight = next(weights[name] for name in node.input if name in weights)
+        assert tuple(weight.dims) == (64, 32) and weight.data_type == onnx.TensorProto.FLOAT  # (intermediate, hidden)
+    assert sum(node.op_type == "MatMulInteger" for node in graph.node) >= 4 * layers, "q, k, v, attention output, ..."
+    record = json.loads((exported / EXPORT_RECORD_FILE).read_text())
+    assert record["int8"]["kept_in_fp32"] == [node.name for node in fp32_products]
+
+
+def test_int8_scores_close_to_fp32_and_says_it_is_int8(exported):
+    reference = probabilities(Predictor.from_folder(exported, precision="fp32"), TEXTS)
+    int8 = Predictor.from_folder(exported, precision="int8")
+    assert int8.precision == "int8" and int8.model.precision == "int8"
+    assert probabilities(int8, TEXTS) == pytest.approx(reference, abs=0.1), "rounding moves it, within bounds"
+    assert probabilities(int8, TEXTS) != pytest.approx(reference, abs=ONNX_TOLERANCE), "int8 is not the fp32 graph"
+
+
+def test_the_export_measures_int8_on_the_validation_texts_it_is_given(tmp_path):
+    folder = save_tiny_run(tmp_path / "odd")
+    labels = [index % 2 for index in range(len(TEXTS))]
+    validation = export_run(folder, validation=(TEXTS, labels))["int8"]["validation"]
+    assert validation["comments"] == len(TEXTS)
+    assert validation["roc_auc_change"] == pytest.approx(validation["roc_auc_int8"] - validation["roc_auc_fp32"])
+    fp32 = probabilities(Predictor.from_folder(folder, precision="onnx"), TEXTS)
+    assert validation["roc_auc_fp32"] == pytest.approx(binary_metrics(labels, fp32)["roc_auc"])
+
+
+def set_int8_change(folder: Path, validation: dict) -> None:
+    record = json.loads((folder / EXPORT_RECORD_FILE).read_text())
+    record["int8"]["validation"] = validation
+    (folder / EXPORT_RECORD_FILE).write_text(json.dumps(record))
+
+
+def test_auto_serves_int8_only_where_the_export_measured_it_within_tolerance(copy_of):
+    assert "unmeasured" in json.loads((copy_of / EXPORT_RECORD_FILE).read_text())["int8"]["validation"], \
+        "a tiny run's history.json names no data to rebuild"
+    assert Predictor.from_folder(copy_of).precision == "onnx"
+    set_int8_change(copy_of, {"roc_auc_change": -INT8_AUC_TOLERANCE / 2})
+    assert Predictor.from_folder(copy_of).precision == "int8"
+    set_int8_change(copy_of, {"roc_auc_change": -2 * INT8_AUC_TOLERANCE})
+    assert Predictor.from_folder(copy_of).precision == "onnx"
+    assert Predictor.from_folder(copy_of, precision="int8").precision == "int8", "asked for, int8 is served"
+
+
+def test_a_stale_int8_export_is_refused_too(copy_of, capsys):
+    retrain(copy_of, capsys)
+    with pytest.raises(ModelLoadError, match=f"{INT8_FILE} is stale"):
+        Predictor.from_folder(copy_of, precision="int8")
+
+
 # --- stale exports and auto's choice ------------------------------------------------------------
 
 def test_a_stale_export_is_refused_in_one_line(copy_of, tmp_path, capsys):
@@ -176,9 +238,12 @@ def test_a_model_runs_only_the_precisions_it_can(exported):
     session = Predictor.from_folder(exported, precision="onnx").model
     with pytest.raises(ValueError, match="load it with load_for_precision"):
         resolve_precision("onnx", pytorch)
-    with pytest.raises(ValueError, match="fp32 export only"):
+    with pytest.raises(ValueError, match="runs the onnx export only, not bf16"):
         resolve_precision("bf16", session)
+    with pytest.raises(ValueError, match="runs the onnx export only, not int8"):
+        resolve_precision("int8", session)
     assert resolve_precision("auto", session) == "onnx"
+    assert resolve_precision("auto", Predictor.from_folder(exported, precision="int8").model) == "int8"
     tokenizer = tiny_tokenizer()
     with pytest.raises(ValueError, match="does not fit a OnnxClassifier"):
         probabilities_of_token_ids(session, [[2, 5, 3]], tokenizer, precision="fp32")

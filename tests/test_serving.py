@@ -9,6 +9,7 @@ from conftest import TINY_WORDS, call_concurrently, tiny_classifier
 from models import inference
 from models.inference import resolve_precision
 from test_webapp import post_json, save_tiny_model, serve
+from webapp.__main__ import parse_args
 from webapp.app import make_app
 from webapp.batching import BatchingPredictor, BatchSettings
 from webapp.predict import Predictor
@@ -79,6 +80,17 @@ def test_bf16_runs_in_bf16_and_stays_within_the_stated_tolerance(run_folder):
 
 
 # --- request batching -------------------------------------------------------------------------
+
+def test_the_web_app_batches_by_default_with_a_gpu_and_not_on_a_cpu(monkeypatch):
+    """webapp.batching.on_by_default: measured on 2 CPU cores, one pass per request served more (bench/serving.py)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert parse_args([]).batching is None
+    assert parse_args(["--batching", "on", "--max-wait-ms", "5"]).batching == BatchSettings(max_wait_ms=5)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert parse_args([]).batching == BatchSettings()
+    assert parse_args(["--batching", "off"]).batching is None
+
+
 
 def test_concurrent_callers_share_passes_and_each_gets_its_own_answer(run_folder):
     predictor = Predictor.from_folder(run_folder, precision="fp32")

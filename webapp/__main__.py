@@ -12,7 +12,7 @@ import waitress
 
 from models.inference import PRECISIONS
 from webapp.app import MAX_BODY_BYTES, make_app
-from webapp.batching import BatchSettings, with_batching
+from webapp.batching import BatchSettings, on_by_default, with_batching
 from webapp.predict import ModelLoadError, load_predictors, resolve_model_folder, set_serving_threads
 
 # waitress reads a whole request before the app sees it; past this size it refuses the request
@@ -39,12 +39,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=32,
                         help="waitress worker threads: requests in progress at once (default 32)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="fp32, bf16, onnx (ONNX Runtime on the run's export: python -m models.export_onnx RUN), "
-                             "or auto: onnx where the run has a fresh export, else bf16 where the hardware has it, "
-                             "else fp32 (models/inference.py)")
+                        help="fp32, bf16, onnx or int8 (ONNX Runtime on the run's export: python -m "
+                             "models.export_onnx RUN), or auto: int8 where the export measured it within 0.001 "
+                             "validation ROC-AUC of fp32, else onnx where the run has a fresh export, else bf16 where "
+                             "the hardware has it, else fp32 (models/inference.py)")
     batching = parser.add_argument_group("request batching (webapp/batching.py)")
-    batching.add_argument("--no-batching", action="store_true",
-                          help="one forward pass per request, in the request's own thread")
+    batching.add_argument("--batching", choices=("auto", "on", "off"), default="auto",
+                          help="share forward passes among concurrent requests: on, off (one pass per request, in "
+                               "the request's own thread), or auto: on with a GPU, off on a CPU (default)")
     batching.add_argument("--max-batch-size", type=int, default=BatchSettings.max_batch_size,
                           help="texts per shared forward pass (default %(default)s)")
     batching.add_argument("--max-wait-ms", type=float, default=BatchSettings.max_wait_ms,
@@ -56,8 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "see predict.set_serving_threads)")
     args = parser.parse_args(argv)
     try:
-        args.batching = None if args.no_batching else BatchSettings(args.max_batch_size, args.max_wait_ms,
-                                                                    args.max_queue)
+        batching = args.batching == "on" or (args.batching == "auto" and on_by_default())
+        args.batching = BatchSettings(args.max_batch_size, args.max_wait_ms, args.max_queue) if batching else None
     except ValueError as error:
         parser.error(str(error))
     return args

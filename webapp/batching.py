@@ -19,11 +19,15 @@ kernel launches, the thread team waking up) stay the same. The design, as in NVI
 Since only the worker runs the model, each pass can use every core (PyTorch's default threads)
 without passes fighting over them. The price is latency: a lone request waits up to
 ``max_wait_ms`` for company. bench/serving.py measures both sides.
+
+It is on by default where the model runs on a GPU, and off on a CPU (``on_by_default``).
 """
 import queue
 import threading
 import time
 from dataclasses import dataclass
+
+import torch
 
 
 class Overloaded(RuntimeError):
@@ -125,6 +129,19 @@ class BatchingPredictor:
             request.done.set()
         self.forward_passes += 1
         self.requests_served += len(batch)
+
+
+def on_by_default() -> bool:
+    """Whether the web app batches requests when not told: where it serves on a GPU (CUDA), not on a CPU.
+
+    A forward pass over one comment leaves most of a GPU idle, so a shared pass serves many
+    requests for the time of one. On a CPU a pass at batch 1 already keeps its core busy with
+    matrix products; without batching each request thread runs its own single-threaded pass, and
+    concurrent requests fill every core with useful work. A shared pass adds the padding of its
+    shorter comments and the wait for company, and on 2 cores that cost more than it saved
+    (bench/RESULTS.md, *Serving*: requests/s with 8 clients, batching on against off).
+    """
+    return torch.cuda.is_available()
 
 
 def with_batching(predictors: dict, settings: BatchSettings | None) -> dict:
