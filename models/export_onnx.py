@@ -42,6 +42,7 @@ from embedded.pypi import sha256_of
 from models.load import ModelError, load_classifier, load_tokenizer
 from report.runs import dataset_args
 from training.batching import encode_texts, pad_batch
+from training.checkpoint import read_history, trained_max_length, trained_text_prefix
 from training.files import write_atomically, write_json_atomically
 from training.loop import EncodedSplit, predict_logits
 from training.metrics import binary_metrics
@@ -197,25 +198,23 @@ def int8_against_fp32(folder: Path, tokenizer, config, int8_path: Path,
     rule bench/serving.py checks on the test split. The validation split decides, so the test
     split stays unseen by every choice.
     """
-    history = json.loads((folder / "history.json").read_text(encoding="utf-8")) \
-        if (folder / "history.json").is_file() else {}
+    history = read_history(folder)
     if validation is None:
         try:
-            split = load_splits(**dataset_args(history)).validation
+            split = load_splits(**dataset_args(history or {})).validation
         except (DataError, KeyError, OSError) as error:
             return {"unmeasured": f"the run's validation split could not be rebuilt ({error})"}
         validation = (split.texts, split.labels)
     texts, labels = validation
-    args = history.get("args", {})
-    token_ids = encode_texts(tokenizer, list(texts), args.get("max_length", 128), args.get("text_prefix") or "")
+    token_ids = encode_texts(tokenizer, list(texts), trained_max_length(history), trained_text_prefix(history))
     roc_auc = {}
-    for precision, path in (("fp32", folder / ONNX_FILE), ("int8", int8_path)):
+    for precision, path in (("onnx", folder / ONNX_FILE), ("int8", int8_path)):
         model = OnnxClassifier(onnx_session(path, torch.get_num_threads()), config, precision)
         logits = predict_logits(model, EncodedSplit(token_ids, list(labels)), tokenizer.pad_token_id,
                                 torch.device("cpu"), 64)
         roc_auc[precision] = binary_metrics(list(labels), torch.softmax(logits, dim=-1)[:, 1].numpy())["roc_auc"]
-    return {"comments": len(labels), "roc_auc_fp32": roc_auc["fp32"], "roc_auc_int8": roc_auc["int8"],
-            "roc_auc_change": roc_auc["int8"] - roc_auc["fp32"]}
+    return {"comments": len(labels), "roc_auc_fp32": roc_auc["onnx"], "roc_auc_int8": roc_auc["int8"],
+            "roc_auc_change": roc_auc["int8"] - roc_auc["onnx"]}
 
 
 def check_against_torch(model, tokenizer, session) -> dict:

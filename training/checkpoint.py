@@ -34,6 +34,34 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or does not belong to this run."""
 
 
+DEFAULT_MAX_LENGTH = 128  # train.py's default, for a history.json that does not name its own
+
+
+def read_history(folder: Path) -> dict | None:
+    """The run's history.json, or None when the folder has none or it is unreadable."""
+    try:
+        history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return history if isinstance(history, dict) else None
+
+
+def trained_max_length(history: dict | None) -> int:
+    """The ``--max-length`` the run was trained with (history.json ``args.max_length``)."""
+    args = (history or {}).get("args")
+    max_length = args.get("max_length") if isinstance(args, dict) else None
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+        return DEFAULT_MAX_LENGTH
+    return max_length
+
+
+def trained_text_prefix(history: dict | None) -> str:
+    """The ``--text-prefix`` the run was trained with (history.json ``args.text_prefix``; none if not recorded)."""
+    args = (history or {}).get("args")
+    prefix = args.get("text_prefix") if isinstance(args, dict) else None
+    return prefix if isinstance(prefix, str) else ""
+
+
 def _build_folder(final: Path) -> Path:
     build = final.with_name(f".{final.name}.partial")
     if build.exists():

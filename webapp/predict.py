@@ -48,9 +48,9 @@ from models.inference import (EVAL_BATCH_SIZE, TOXIC_CLASS_INDEX, load_for_preci
 from models.load import ModelError, load_tokenizer
 from report.runs import served_record
 from training.batching import encode_texts
-from training.checkpoint import is_failed_run
+from training.checkpoint import (DEFAULT_MAX_LENGTH, is_failed_run, read_history, trained_max_length,
+                                 trained_text_prefix)
 
-DEFAULT_MAX_LENGTH = 128  # train.py's default, for a history.json that does not name its own
 TOXIC = ID2LABEL[TOXIC_CLASS_INDEX]
 NOT_TOXIC = ID2LABEL[1 - TOXIC_CLASS_INDEX]
 METHOD_ORDER = ("teacher", "odd", "even", "lora", "lora-kd")
@@ -140,15 +140,6 @@ def check_threshold(threshold: float) -> float:
     return float(threshold)
 
 
-def read_history(folder: Path) -> dict | None:
-    """The run's history.json, or None when the folder has none or it is unreadable."""
-    try:
-        history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return history if isinstance(history, dict) else None
-
-
 def validation_threshold(folder: Path, history: dict | None = None) -> float:
     """The F1-best threshold that training chose on the validation split (history.json, read if not given)."""
     threshold = (history or read_history(Path(folder)) or {}).get("validation_threshold")
@@ -157,22 +148,6 @@ def validation_threshold(folder: Path, history: dict | None = None) -> float:
             f"cannot read validation_threshold from {folder / 'history.json'} (the file is missing, "
             f"unreadable or lacks it). Pass a threshold explicitly (--threshold) to use this folder anyway.")
     return check_threshold(threshold)
-
-
-def trained_max_length(history: dict | None) -> int:
-    """The ``--max-length`` the run was trained with (history.json ``args.max_length``)."""
-    args = (history or {}).get("args")
-    max_length = args.get("max_length") if isinstance(args, dict) else None
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
-        return DEFAULT_MAX_LENGTH
-    return max_length
-
-
-def trained_text_prefix(history: dict | None) -> str:
-    """The ``--text-prefix`` the run was trained with (history.json ``args.text_prefix``; none if not recorded)."""
-    args = (history or {}).get("args")
-    prefix = args.get("text_prefix") if isinstance(args, dict) else None
-    return prefix if isinstance(prefix, str) else ""
 
 
 def find_runs(runs_dir: str | Path) -> list[Path]:
