@@ -1,27 +1,28 @@
 # Two commands for a fresh machine (see README.md):
 #   make all    the whole comparison on the embedded defaults: train every method and both
-#               baselines, then evaluate
+#               baselines, then the full report (python -m report: evaluate.py's scores and comparisons,
+#               and everything around them)
 #   make test   the test suite
 #   make study SEEDS=3   the whole pipeline again per training seed (teacher_s, the students distilled
 #                        from it, LoRA, the controls, minilm): seed 42 reuses make all's runs, the others
-#                        go to runs/study/; then evaluate, with mean ± std and paired comparisons.
+#                        go to runs/study/; then the report, with mean ± std and paired comparisons.
 #                        Resumable: finished runs are skipped (experiments/study.py).
 #   make ablations   the ablations (experiments/ablations.py): layer sets, LoRA rank/targets/rsLoRA, the
 #                    transfer set of unlabelled comments, the ensemble teacher and the query: prefix; reuses
 #                    the runs of make all / make study (run those first), the others go to runs/ablations/.
-#                    Resumable. ABLATION_FLAGS="--seeds 1" and the like change the seeds. Then python evaluate.py.
+#                    Resumable. ABLATION_FLAGS="--seeds 1" and the like change the seeds. Then python -m report.
 #   make tune   the same small search for every method on validation ROC-AUC at seed 42
 #               (experiments/tune.py); writes results/tuning.md and results/tuned_defaults.json,
-#               which become train.py's defaults. Resumable. Run it before make all.
+#               whose choices train.py's RECIPES table must repeat (tests/test_recipes.py). Resumable.
 #   JOBS=2, the default (all, tune, study, ablations): two runs train at once, one torch thread each
 #               on 2 cores, each printing to runs/.../<run>.log; JOBS=1 trains one at a time with every
 #               core, on the console (experiments/runner.py; python -m bench.parallel_runs measures both).
 # Each creates its own virtual environment in .venv from the pinned requirements.
 # Smoke runs of the long targets (small and fast; nothing in runs/ or results/ is touched):
 #   make study SEEDS=2 RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --epochs 1 --max-length 48" \
-#        EVALUATE_FLAGS="--out /tmp/smoke/results --no-readme --no-speed --bootstrap 200"
+#        REPORT_FLAGS="--out /tmp/smoke/results --no-readme --no-speed --bootstrap 200"
 #   make ablations RUNS=/tmp/smoke/runs ABLATION_FLAGS="--seeds 1" TRAIN_FLAGS="--limit 64 --epochs 1 --max-length 32"
-#   python evaluate.py --runs-dir /tmp/smoke/runs --out /tmp/smoke/results --no-readme --no-speed --bootstrap 200
+#   python -m report --runs-dir /tmp/smoke/runs --out /tmp/smoke/results --no-readme --no-speed --bootstrap 200
 #   make tune RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --max-length 48" \
 #        TUNE_FLAGS="--epochs 1 --lora-epochs 2 --out /tmp/smoke/tuning"
 VENV   := .venv
@@ -29,7 +30,7 @@ PYTHON := $(VENV)/bin/python
 SEEDS  ?= 3
 RUNS   ?= runs
 TRAIN_FLAGS    ?=
-EVALUATE_FLAGS ?=
+REPORT_FLAGS ?=
 TUNE_FLAGS     ?=
 ABLATION_FLAGS ?=
 JOBS           ?= 2
@@ -43,14 +44,14 @@ $(VENV)/installed: requirements.txt requirements-test.txt
 
 all: $(VENV)/installed
 	$(PYTHON) -m experiments.study --make-all --runs-dir $(RUNS) --jobs $(JOBS) --train-flags "$(TRAIN_FLAGS)"
-	$(PYTHON) evaluate.py --runs-dir $(RUNS) $(EVALUATE_FLAGS)
+	$(PYTHON) -m report --runs-dir $(RUNS) $(REPORT_FLAGS)
 
 test: $(VENV)/installed
 	$(PYTHON) -m pytest -rs tests
 
 study: $(VENV)/installed
 	$(PYTHON) -m experiments.study --seeds $(SEEDS) --runs-dir $(RUNS) --jobs $(JOBS) --train-flags "$(TRAIN_FLAGS)"
-	$(PYTHON) evaluate.py --runs-dir $(RUNS) $(EVALUATE_FLAGS)
+	$(PYTHON) -m report --runs-dir $(RUNS) $(REPORT_FLAGS)
 
 ablations: $(VENV)/installed
 	$(PYTHON) -m experiments.ablations --runs-dir $(RUNS) --jobs $(JOBS) --train-flags "$(TRAIN_FLAGS)" $(ABLATION_FLAGS)
@@ -73,8 +74,8 @@ $(BENCH_VENV)/installed: requirements.txt requirements-bench.txt
 bench: $(BENCH_VENV)/installed
 	$(BENCH_VENV)/bin/python -m bench.make_results
 
-# make mutation   mutation testing (mutmut) of lora/, distill/, training/loop.py, training/batching.py
-#                 and report/stats.py, killed by the fast unit tests named in setup.cfg; writes
+# make mutation   mutation testing (mutmut) of lora/, distill/, training/loop.py and training/batching.py,
+#                 killed by the fast unit tests named in setup.cfg; writes
 #                 tests/MUTATION.md with the score per module and every surviving mutant. Its own
 #                 environment, .venv-mutation. One torch thread per mutmut worker (MUTATION_JOBS of them):
 #                 tiny models gain nothing from more, and oversubscribed cores slow them tenfold.

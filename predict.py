@@ -14,9 +14,10 @@ Output: the input rows, every column kept as it was read, plus ``toxic_probabili
 extension names (.csv, .jsonl, .parquet); without ``--out`` the rows go to stdout as CSV for a
 CSV input and as JSON Lines otherwise. The file is written atomically.
 
-It calls ``Predictor.predict``, the function behind the web app, so a comment gets the same
-probability here, in the web app and in evaluate.py. Comments are sorted by length and scored in
-batches (``--batch-size``), each padded only to its longest member, with a progress bar.
+It calls ``Predictor.predict`` (webapp/app.py), the function behind the web app, at the precision
+the server would use (serving/precision.py), so a comment gets the same probability here, in the web
+app and in evaluate.py. Comments are sorted by length and scored in batches (``--batch-size``), each
+padded only to its longest member, with a progress bar. An extras command (serving/README.md).
 """
 import argparse
 import io
@@ -26,9 +27,11 @@ from pathlib import Path
 import pandas as pd
 
 from data.load import FILE_FORMATS, TEXT_COLUMNS
-from models.inference import EVAL_BATCH_SIZE, PRECISIONS
+from models.load import ModelError
+from serving.precision import PRECISIONS, load_predictor
+from serving.runs import resolve_model_folder
 from training.files import write_atomically
-from webapp.predict import ModelLoadError, Predictor, check_threshold, resolve_model_folder
+from webapp.app import Predictor
 
 OUTPUT_COLUMNS = ("toxic_probability", "label", "error")
 STDIN_TEXT_COLUMN = "text"
@@ -88,7 +91,7 @@ def score(rows: pd.DataFrame, text_column: str, predictor: Predictor, batch_size
     """``rows`` plus the three output columns; rows without a text are error rows, not failures."""
     texts = [text_of(value) for value in rows[text_column]]
     scorable = [index for index, text in enumerate(texts) if text is not None]
-    verdicts = predictor.predict([texts[index] for index in scorable], batch_size=batch_size, progress=True)
+    verdicts = predictor.predict([texts[index] for index in scorable], batch_size, progress=True)
     probabilities = [None] * len(texts)
     labels = [None] * len(texts)
     errors = [EMPTY_TEXT] * len(texts)
@@ -132,10 +135,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="output file, .csv / .jsonl / .parquet (default: stdout)")
     parser.add_argument("--threshold", type=float, help="decision threshold (default: the run's validation_threshold)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="fp32, bf16, onnx (ONNX Runtime on the run's export: python -m models.export_onnx RUN), "
-                             "or auto: onnx where the run has a fresh export, else bf16 where the hardware has it, "
-                             "else fp32 (models/inference.py)")
-    parser.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE, help="comments per forward pass")
+                        help="fp32, bf16, onnx or int8 (ONNX Runtime on the run's export: python -m "
+                             "serving.export_onnx RUN), or auto: int8 or onnx where the run has a fresh export, else "
+                             "bf16 where the hardware has it, else fp32 (serving/precision.py)")
+    parser.add_argument("--batch-size", type=int, default=64, help="comments per forward pass")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
@@ -145,15 +148,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if args.threshold is not None:
-            check_threshold(args.threshold)
+        if args.threshold is not None and not 0 <= args.threshold <= 1:
+            raise ScoringError(f"--threshold must be between 0 and 1, got {args.threshold}")
         rows, text_column, input_format = read_comments(args.input, args.text_column)
         file_format = output_format(args.out, input_format)
         if args.out is None and file_format == "parquet":
             raise ScoringError("Parquet cannot go to stdout; pass --out FILE.parquet")
-        predictor = Predictor.from_folder(resolve_model_folder(args.model, args.results),
-                                          threshold=args.threshold, precision=args.precision)
-    except (ScoringError, ModelLoadError) as error:
+        predictor = load_predictor(resolve_model_folder(args.model, args.results), args.threshold, args.precision)
+    except (ScoringError, ModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     scored = score(rows, text_column, predictor, args.batch_size)

@@ -1,26 +1,18 @@
 """Train one model of the comparison: the teacher, a student, a control or a baseline.
 
-    python train.py --method teacher    # fine-tune the 12-layer teacher      -> runs/teacher/
-    python train.py --method odd        # distil into teacher layers 1,3,..,11 -> runs/odd/
-    python train.py --method even       # distil into teacher layers 2,4,..,12 -> runs/even/
-    python train.py --method lora       # LoRA on the same 6-layer student     -> runs/lora/
-    python train.py --method lora-kd    # LoRA trained with the distillation loss -> runs/lora-kd/
-    python train.py --method minilm     # baseline: fine-tune a 6-layer English BERT directly
-    python train.py --method tfidf      # baseline: TF-IDF n-grams + logistic regression
+    python train.py --method teacher    # fine-tune the 12-layer teacher          -> runs/teacher/
+    python train.py --method odd        # distil into teacher layers 1,3,..,11     -> runs/odd/
+    python train.py --method even       # distil into teacher layers 2,4,..,12     -> runs/even/
+    python train.py --method lora       # LoRA on the 6-layer student              -> runs/lora/
+    python train.py --method lora-kd    # LoRA trained with the distillation loss  -> runs/lora-kd/
 
-and the controls odd-ce, lora-odd and full-even. Read it top to bottom: the methods (METHODS),
-flags (each checked as it is parsed), the checks that need no training, data, model for the
-chosen method, loss, the shared loop, save. The distilled students (odd, even) copy their layers
-from the fine-tuned teacher (--teacher); the LoRA students (lora, lora-kd) take theirs from the
-pretrained base (--model, --init-layers), and lora-kd uses the teacher only for its soft labels.
-The methods that learn from a teacher can also learn from unlabelled comments (--transfer-set),
-and from the averaged soft labels of several teachers (--soft-labels-from).
-A run that ends unusable is kept in runs/<name>.failed/ and never replaces a good runs/<name>/.
-Under ``torchrun --nproc_per_node=N train.py ...`` the same script trains data-parallel.
+Read it top to bottom: the recipe of every method (RECIPES), then ``main``, the whole story of
+one run (arguments, data, model, loss, loop, save), then the details in the order ``main`` uses
+them. The loop itself is ``training/loop.py``. Under ``torchrun --nproc_per_node=N train.py ...``
+the same script trains data-parallel.
 """
 import argparse
 import copy
-import json
 import math
 import sys
 import time
@@ -33,47 +25,52 @@ import torch
 
 from baselines.tfidf import TfidfError, fit_tfidf, tfidf_validation, training_cross_entropy
 from data import DataError
+from data.assets import AssetError, cache_root
 from data.load import load_splits
 from data.transfer import INSULTS_UNLABELLED, build_transfer_set
 from distill import DistillError
 from distill.loss import aligned_hidden_states, distillation_loss
 from distill.student import build_student, build_student_from_base, parse_layers
 from distill.teacher_logits import cached_teacher_logits, check_same_tokenizer
-from embedded.pypi import AssetError, cache_root
-from lora import LoRAError, LoRALinear
 from lora.adapter import save_adapter
-from lora.model import count_parameters, inject_lora, mark_only_lora_trainable, merge_lora
+from lora.lora import LoRAError, LoRALinear, count_parameters, inject_lora, mark_only_lora_trainable, merge_lora
 from models.load import ModelError, load_classifier, load_config, load_tokenizer, resolve_model
-from training.batching import encode_texts
-from training.checkpoint import (CheckpointError, check_same_settings, checkpoint_dir, save_failed_run,
-                                 save_run, save_tfidf_run)
+from training.batching import MAX_LENGTH, encode_texts
+from training.checkpoint import (CheckpointError, HistoryError, check_same_settings, checkpoint_dir,
+                                 read_history, save_failed_run, save_run, save_tfidf_run, trained_text_prefix)
 from training.distributed import init_distributed, shutdown_distributed
-from training.loop import (EncodedSplit, NonFiniteLossError, TrainingConfig, cross_entropy_loss,
-                           train)
+from training.loop import EncodedSplit, NonFiniteLossError, TrainingConfig, cross_entropy_loss, train
+
+# -- The recipes ----------------------------------------------------------------------------------
+# Every method, written out. lr and epochs are make tune's choices on validation ROC-AUC at seed 42
+# (tuning.md in the results folder); tests/test_recipes.py fails when this table and make tune's
+# tuned_defaults.json disagree. Nothing is read at run time: only a flag changes a run's recipe.
+
+# LoRA on attention's query and value, rank 8, α = 16 (Hu et al. 2021, section 7.1; lora/lora.py).
+LORA_R, LORA_ALPHA, LORA_DROPOUT, LORA_TARGETS = 8, 16.0, 0.1, "query,value"
+# The distillation loss: temperature and the weights of its three terms (distill/loss.py says why).
+TEMPERATURE, ALPHA_CE, ALPHA_KD, ALPHA_COS = 2.0, 0.5, 0.5, 0.1
+BATCH_SIZE = 32
 
 
 @dataclass(frozen=True)
-class Method:
-    """What one ``--method`` trains: where its weights start, which of them train, on which loss.
+class Recipe:
+    """What one ``--method`` trains: where its weights start, which train, on which loss, how long.
 
-    ``start`` is one of
-      "pretrained":     the whole pretrained ``--model`` with a new classification head;
-      "teacher-layers": ``build_student``: the fine-tuned teacher's embeddings, ``layers`` and head;
-      "base-layers":    ``build_student_from_base``: the pretrained model's embeddings and layers, new head;
-      "tfidf":          no network at all (``baselines/tfidf.py``).
-    ``loss`` is "ce" (cross-entropy on the labels) or "kd" (``distillation_loss`` against the
-    teacher). With ``lora`` the encoder is frozen and only low-rank adapters (``--lora-targets``)
-    and the pooler and classifier train. ``lr`` and ``epochs`` are the hand-set defaults;
-    ``make tune`` replaces them (``method_defaults``), and a control takes the tuned values of the
-    method named in ``recipe_of``, so that it differs from its main method in one thing only.
+    ``start``: "pretrained" (all of ``model``, new head), "teacher-layers" (``build_student``: the
+    fine-tuned teacher's embeddings, ``layers`` and head), "base-layers" (``build_student_from_base``:
+    ``model``'s embeddings and ``layers``, new head) or "tfidf" (no network: baselines/tfidf.py).
+    ``loss``: "ce" (cross-entropy on the labels) or "kd" (``distillation_loss`` against the teacher).
+    ``lora``: freeze the encoder and train low-rank adapters, the pooler and the classifier only.
+    ``recipe_of``: a control keeps that method's lr and epochs, so it differs from it in one thing.
     """
     start: str
-    loss: str = "ce"
-    lora: bool = False
-    layers: str | None = None
-    model: str = "e5-small"
-    lr: float = 5e-5
-    epochs: int = 3
+    loss: str
+    lora: bool
+    layers: str | None
+    model: str | None
+    lr: float | None
+    epochs: int | None
     recipe_of: str | None = None
 
     @property
@@ -81,202 +78,186 @@ class Method:
         return self.start == "teacher-layers" or self.loss == "kd"
 
 
-# Full fine-tuning moves pretrained weights a little; LoRA's adapters and new head start from
-# zero or random and train ~1% of the parameters, so they want a larger step (Hu et al. 2021
-# used 4e-4 to 5e-4 for RoBERTa-base on GLUE).
-LORA_LR = 5e-4
-METHODS = {
+RECIPES = {
+    #                    start             loss  lora   layers  model       lr    epochs
     # the comparison the project exists for
-    "teacher": Method("pretrained"),
-    "odd": Method("teacher-layers", "kd", layers="odd"),
-    "even": Method("teacher-layers", "kd", layers="even"),
-    "lora": Method("base-layers", lora=True, layers="even", lr=LORA_LR),
-    "lora-kd": Method("base-layers", "kd", lora=True, layers="even", lr=LORA_LR),
-    # controls: each changes exactly one thing of the method named in recipe_of
-    "odd-ce": Method("teacher-layers", layers="odd", recipe_of="odd"),  # no distillation loss
-    "lora-odd": Method("teacher-layers", lora=True, layers="odd", lr=LORA_LR, recipe_of="lora"),  # odd's start
-    "full-even": Method("base-layers", layers="even", recipe_of="teacher"),  # lora's start, no rank limit
+    "teacher":   Recipe("pretrained",     "ce", False, None,   "e5-small", 5e-5, 3),
+    "odd":       Recipe("teacher-layers", "kd", False, "odd",  None,       5e-5, 3),
+    "even":      Recipe("teacher-layers", "kd", False, "even", None,       1e-4, 3),
+    "lora":      Recipe("base-layers",    "ce", True,  "even", "e5-small", 1e-3, 6),
+    "lora-kd":   Recipe("base-layers",    "kd", True,  "even", "e5-small", 1e-3, 6),
+    # controls: each changes one thing of the method it takes its recipe of
+    "odd-ce":    Recipe("teacher-layers", "ce", False, "odd",  None,       5e-5, 3, recipe_of="odd"),  # no KD
+    "lora-odd":  Recipe("teacher-layers", "ce", True,  "odd",  None,       1e-3, 6, recipe_of="lora"),  # odd's start
+    "full-even": Recipe("base-layers",    "ce", False, "even", "e5-small", 5e-5, 3, recipe_of="teacher"),  # no rank limit
     # baselines: what a practitioner would use instead
-    "minilm": Method("pretrained", model="minilm"),
-    "tfidf": Method("tfidf"),
+    "minilm":    Recipe("pretrained",     "ce", False, None,   "minilm",   1e-4, 3),
+    "tfidf":     Recipe("tfidf",          "ce", False, None,   None,       None, None),
 }
-TUNED_DEFAULTS = Path(__file__).resolve().parent / "results" / "tuned_defaults.json"
+
+
+def main(argv=None) -> None:
+    # -- arguments: the method's recipe, changed by flags; checked before any work ------------------
+    args = parse_args(argv)
+    recipe = RECIPES[args.method]
+    check_before_work(args, recipe)
+    env = init_distributed(force_cpu=args.cpu)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    started = time.perf_counter()
+
+    # -- data -------------------------------------------------------------------------------------
+    splits = load_splits(args.dataset, text_column=args.text_column, label_column=args.label_column,
+                         toxic_labels=args.toxic_labels.split(",") if args.toxic_labels else None,
+                         val_fraction=args.val_fraction, seed=args.split_seed, cache_dir=args.cache_dir)
+    if args.limit:
+        splits.train.texts, splits.train.labels = splits.train.texts[:args.limit], splits.train.labels[:args.limit]
+    transfer = None
+    if args.transfer_set:
+        transfer = build_transfer_set(args.transfer_set, splits, text_column=args.transfer_text_column,
+                                      cache_dir=args.cache_dir, limit=args.limit)
+        if env.is_main:
+            print(transfer.summary(), flush=True)
+    if recipe.start == "tfidf":  # no network, no loop: fit, choose C on validation, save
+        if env.is_main:
+            train_tfidf(args, splits, started)
+        return shutdown_distributed(env)
+
+    # -- model: the teacher, the student built from it or from the base, LoRA -----------------------
+    model, tokenizer_source, teacher, layers, head_modules = build_model(args, recipe)
+    if recipe.lora and env.is_main:
+        wrapped = sum(isinstance(module, LoRALinear) for module in model.modules())
+        print(f"LoRA: wrapped {wrapped} linear layers; trained in full besides the adapters: {', '.join(head_modules)}")
+    tokenizer = load_tokenizer(tokenizer_source)
+    if recipe.loss == "kd":
+        for folder in soft_label_folders(args):
+            if folder != tokenizer_source:
+                check_same_tokenizer(tokenizer, load_tokenizer(folder), tokenizer_source, folder)
+    if args.max_length > model.config.max_position_embeddings:
+        raise ModelError(f"--max-length {args.max_length} is longer than the model's "
+                         f"{model.config.max_position_embeddings} positions")
+    pad_id = tokenizer.pad_token_id
+
+    def encode(texts: list[str], labels: list[int]) -> EncodedSplit:
+        return EncodedSplit(encode_texts(tokenizer, texts, args.max_length, args.text_prefix), labels)
+    train_split = encode(splits.train.texts, splits.train.labels)
+    val_split = encode(splits.validation.texts, splits.validation.labels)
+    trainable, total = count_parameters(model)
+    if env.is_main:
+        print(f"{args.method}: {total:,} parameters, {trainable:,} trainable ({100 * trainable / total:.2f}%)")
+
+    # -- loss: cross-entropy, or distillation against the teacher's cached logits -------------------
+    labelled = None  # which training examples have a label: all, unless a transfer set adds some without
+    if recipe.loss == "ce":
+        loss_fn = cross_entropy_loss
+    else:
+        teacher.eval().requires_grad_(False).to(env.device)
+        sources = [(folder, teacher if folder == args.teacher else load_classifier(folder).to(env.device))
+                   for folder in soft_label_folders(args)]
+        cache = cache_root(args.cache_dir) / "teacher-logits"
+        logits = soft_labels(sources, train_split, cache, pad_id, env)
+        if transfer:  # the training examples first, then the transfer comments, each cached on its own
+            # Unlabelled comments carry placeholder labels (0) that no loss term reads (``labelled``).
+            transfer_split = encode(transfer.texts, [0] * len(transfer.texts))
+            logits = torch.cat([logits, soft_labels(sources, transfer_split, cache, pad_id, env)])
+            labelled = torch.tensor([True] * len(train_split.labels) + [False] * len(transfer_split.labels))
+            train_split = EncodedSplit(train_split.token_ids + transfer_split.token_ids,
+                                       train_split.labels + transfer_split.labels)
+        loss_fn = partial(distillation_step_loss, teacher_logits=logits, args=args, layers=layers, labelled=labelled,
+                          teacher=teacher if args.cos_on == "hidden" else None)
+
+    # -- the loop (training/loop.py): AdamW, warm-up, an epoch's validation, the best epoch kept -----
+    config = TrainingConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                            warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
+                            max_grad_norm=args.max_grad_norm, seed=args.seed, bf16=args.bf16)
+    history = {"method": args.method, "args": vars(args), "layers": layers, "data": split_sizes(splits),
+               "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total}}
+    if transfer:
+        history["transfer_set"] = {"source": transfer.source, "normalisation": "data.transfer.normalise_text",
+                                   **transfer.counts}
+    out = Path(args.out)
+    try:
+        history = train(model, loss_fn, train_split, val_split, config=config, env=env, pad_id=pad_id,
+                        history=history, checkpoint=checkpoint_dir(out), resume=args.resume)
+    except NonFiniteLossError as error:
+        if env.is_main:  # the steps logged up to the explosion are what one needs to understand it
+            kept = save_failed_run(out, str(error), history)
+            error.args = (f"{error} The steps logged so far are in {kept}/history.json; {out}/ was left as it was.",)
+        shutdown_distributed(env)
+        raise
+
+    # -- save: a plain Hugging Face folder (LoRA merged, its adapter beside it), written atomically --
+    if env.is_main:
+        extra = {}
+        if recipe.lora:
+            extra["adapter.safetensors"] = partial(
+                save_adapter, model=model, r=args.lora_r, alpha=args.lora_alpha, rslora=args.lora_rslora,
+                targets=args.lora_targets.split(","), layers=layers, head_modules=head_modules,
+                base_model=args.teacher if recipe.start == "teacher-layers" else args.model)
+            model = merge_lora(copy.deepcopy(model))
+        history["total_time_s"] = round(time.perf_counter() - started, 2)
+        problem = why_unusable(history)
+        if problem:
+            kept = save_failed_run(out, problem, history, model, tokenizer, extra)
+            shutdown_distributed(env)
+            raise DegenerateRunError(f"{problem} The run was kept for inspection in {kept}/ (see failure.json); "
+                                     f"{out}/ was left as it was.")
+        save_run(out, model, tokenizer, history, extra)
+        best = history["epochs"][history["best_epoch"] - 1]["validation"]
+        print(f"saved {out}/ (best epoch {history['best_epoch']}: validation ROC-AUC {best['roc_auc']:.4f}, "
+              f"macro-F1 {best['macro_f1']:.4f}); wall time {history['total_time_s'] / 60:.1f} min")
+    shutdown_distributed(env)
+
+
+# -- The details, in the order main uses them ----------------------------------------------------------
+
 # Flags that change where or how fast a run goes, not what it learns: --resume may change them.
 NOT_RESULT_CHANGING = ("out", "resume", "cache_dir", "cpu", "threads")
 
 
-def method_defaults(name: str, tuned_file: Path = TUNED_DEFAULTS) -> dict:
-    """The method's default lr and epochs: ``make tune``'s choice when recorded, else the table's."""
-    method = METHODS[name]
-    tuned = json.loads(tuned_file.read_text())["methods"] if tuned_file.is_file() else {}
-    chosen = tuned.get(method.recipe_of or name)
-    if chosen:
-        return {"lr": chosen["lr"], "epochs": chosen["epochs"], "source": tuned_file.name}
-    return {"lr": method.lr, "epochs": method.epochs, "source": "train.py"}
-
-
-def _number(kind, check, requirement: str):
-    """An argparse type: ``kind(text)`` that must pass ``check``, else a one-line error saying ``requirement``."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {requirement}") from None
-        if not check(value):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {requirement}")
-        return value
-    parse.__name__ = requirement  # argparse names the type in some messages
-    return parse
-
-
-positive_int = _number(int, lambda x: x >= 1, "a whole number of at least 1")
-seed_int = _number(int, lambda x: x >= 0, "a whole number of at least 0")
-positive_float = _number(float, lambda x: 0 < x < math.inf, "a positive finite number")
-non_negative_float = _number(float, lambda x: 0 <= x < math.inf, "a finite number >= 0")
-open_fraction = _number(float, lambda x: 0 < x < 1, "a fraction strictly between 0 and 1")
-fraction_below_one = _number(float, lambda x: 0 <= x < 1, "a fraction from 0 up to (not including) 1")
-
-
-def module_names(text: str) -> str:
-    """Comma-separated module names, stripped: "query, value" -> "query,value"."""
-    names = [name.strip() for name in text.split(",")]
-    if not all(names):
-        raise argparse.ArgumentTypeError(f"{text!r} has an empty name; write names like 'query,value'")
-    return ",".join(names)
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (the usage is one --help away)."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (see python train.py --help)\n")
-
-
-def build_parser() -> OneLineErrorParser:
-    p = OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", choices=list(METHODS), required=True)
-    p.add_argument("--out", help="run folder (default runs/<method>)")
-    p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
-    data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="insults",
-                      help="'insults' (embedded), a hub name, or a CSV/JSONL/Parquet file or saved dataset folder")
-    data.add_argument("--text-column")
-    data.add_argument("--label-column")
-    data.add_argument("--toxic-labels", help="comma-separated raw label values that mean toxic")
-    data.add_argument("--val-fraction", type=open_fraction, default=0.1)
-    data.add_argument("--split-seed", type=seed_int, default=42,
-                      help="seed of the validation (and, if missing, test) split; fixed across --seed so that "
-                           "runs with different training seeds are compared on the same examples")
-    data.add_argument("--max-length", type=positive_int, default=128)
-    data.add_argument("--text-prefix", default="",
-                      help="text put in front of every comment the model reads, e.g. 'query: ' (the marker e5 "
-                           "models were trained with); recorded in history.json, so evaluate.py, predict.py "
-                           "and the web app put it there too (default: none)")
-    data.add_argument("--limit", type=positive_int, help="train on the first N training examples (and, with "
-                                                         "--transfer-set, transfer comments) only (smoke runs)")
-    data.add_argument("--transfer-set",
-                      help=f"unlabelled comments the student also learns from, through the teacher's soft labels "
-                           f"only (the methods with a distillation loss): '{INSULTS_UNLABELLED}' (embedded) or a "
-                           f"CSV/JSONL/Parquet file of texts; comments equal to a validation, test or training "
-                           f"comment are dropped (data/transfer.py)")
-    data.add_argument("--transfer-text-column", help="the transfer set file's text column (default: as --text-column)")
-    data.add_argument("--cache-dir", help="where embedded assets are cached (default: $DISTIL_VS_LORA_CACHE "
-                                          "or ~/.cache/distil-vs-lora)")
-    model = p.add_argument_group("models")
-    model.add_argument("--model", help="pretrained model of the methods that start from one: 'e5-small' (embedded, "
-                                        "the default), 'minilm' (embedded, minilm's default), a hub name or a folder")
-    model.add_argument("--teacher", default="runs/teacher", help="fine-tuned teacher folder (odd, even, lora-kd)")
-    model.add_argument("--layers", help="1-based layers the student keeps, e.g. 1,4,7, or a named set (odd, even, "
-                                        "bottom, top, distilbert, symmetric: distill/student.py): of the "
-                                        "teacher for odd and even (default: the method's set), of --model for "
-                                        "lora and lora-kd (default: --init-layers)")
-    model.add_argument("--init-layers", default="even",
-                       help="which pretrained layers of --model initialise the LoRA students (lora, "
-                            "lora-kd): odd, even or a list")
-    optim = p.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=positive_int,
-                       help="default: the method's (results/tuned_defaults.json after make tune, else 3)")
-    optim.add_argument("--lr", type=positive_float, help="peak learning rate (default: the method's, as --epochs)")
-    optim.add_argument("--batch-size", type=positive_int, default=32, help="per rank under torchrun")
-    optim.add_argument("--warmup-ratio", type=fraction_below_one, default=0.06)
-    optim.add_argument("--weight-decay", type=non_negative_float, default=0.01)
-    optim.add_argument("--max-grad-norm", type=positive_float, default=1.0)
-    optim.add_argument("--seed", type=seed_int, default=42)
-    optim.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
-                       help="bf16 autocast for the matrix multiplications (default on: about 1.9x faster "
-                            "training on this CPU, see bench/RESULTS.md; --no-bf16 for fp32)")
-    optim.add_argument("--cpu", action="store_true", help="train on the CPU even when CUDA is available")
-    optim.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
-    kd = p.add_argument_group("distillation (odd, even, lora-kd)")
-    kd.add_argument("--temperature", type=positive_float, default=2.0)
-    kd.add_argument("--alpha-ce", type=non_negative_float, default=0.5)
-    kd.add_argument("--alpha-kd", type=non_negative_float, default=0.5)
-    kd.add_argument("--alpha-cos", type=non_negative_float, default=0.1)
-    kd.add_argument("--cos-on", choices=("logits", "hidden"), default="logits",
-                    help="cosine loss on logits (course notebook) or on aligned hidden states (DistilBERT)")
-    kd.add_argument("--soft-labels-from", type=module_names,
-                    help="comma-separated teacher run folders whose averaged logits are the soft labels (an "
-                         "ensemble teacher); the student's layers still come from --teacher (default: --teacher)")
-    lora = p.add_argument_group("LoRA (lora, lora-kd)")
-    lora.add_argument("--lora-r", type=positive_int, default=8)
-    lora.add_argument("--lora-alpha", type=positive_float, default=16.0)
-    lora.add_argument("--lora-dropout", type=fraction_below_one, default=0.1)
-    lora.add_argument("--lora-targets", type=module_names, default="query,value",
-                      help="names of the linear layers to adapt, each the end of a module path ('query', "
-                           "'intermediate.dense') that must name a layer of the model, or 'all-linear': every "
-                           "linear layer of each encoder layer (lora/model.py TARGET_SETS)")
-    lora.add_argument("--lora-rslora", action=argparse.BooleanOptionalAction, default=False,
-                      help="rank-stabilised LoRA: scale the update by alpha/sqrt(r) instead of alpha/r "
-                           "(Kalajdzievski 2023; lora/layer.py)")
-    return p
-
-
-def flag_defaults() -> dict:
-    """Every flag's parser default. A run recorded before a flag existed was trained at its default,
-    so comparing a recorded run with a planned one reads a missing flag as this value."""
-    return vars(build_parser().parse_args(["--method", "teacher"])) | {"method": None}
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-    p = build_parser()
-    args = p.parse_args(argv)
-    if METHODS[args.method].loss == "kd" and args.alpha_ce == args.alpha_kd == args.alpha_cos == 0:
-        p.error("--alpha-ce, --alpha-kd and --alpha-cos are all 0: nothing would train the student")
-    if args.transfer_set and METHODS[args.method].loss != "kd":
-        p.error(f"--transfer-set needs a method with a distillation loss (odd, even, lora-kd): unlabelled comments "
-                f"teach only through the teacher's soft labels, and {args.method} has none")
-    if args.soft_labels_from and METHODS[args.method].loss != "kd":
-        p.error(f"--soft-labels-from needs a method with a distillation loss (odd, even, lora-kd); {args.method} has none")
+    """The flags, with every unset recipe value (lr, epochs, layers, model) taken from RECIPES."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    recipe = RECIPES[args.method]
+    if recipe.loss == "kd" and args.alpha_ce == args.alpha_kd == args.alpha_cos == 0:
+        parser.error("--alpha-ce, --alpha-kd and --alpha-cos are all 0: nothing would train the student")
+    if args.transfer_set and recipe.loss != "kd":
+        parser.error(f"--transfer-set needs a method with a distillation loss (odd, even, lora-kd): unlabelled "
+                     f"comments teach only through the teacher's soft labels, and {args.method} has none")
+    if args.soft_labels_from and recipe.loss != "kd":
+        parser.error(f"--soft-labels-from needs a method with a distillation loss (odd, even, lora-kd); "
+                     f"{args.method} has none")
     if args.soft_labels_from and args.cos_on == "hidden":
-        p.error("--soft-labels-from averages the teachers' logits; --cos-on hidden would align with one teacher's "
-                "hidden states: use --cos-on logits")
+        parser.error("--soft-labels-from averages the teachers' logits; --cos-on hidden would align with one "
+                     "teacher's hidden states: use --cos-on logits")
     if args.transfer_text_column and not args.transfer_set:
-        p.error("--transfer-text-column names a column of the --transfer-set file, and none was given")
+        parser.error("--transfer-text-column names a column of the --transfer-set file, and none was given")
+    if args.layers is not None and recipe.layers is None:
+        parser.error(f"--layers chooses the layers of a 6-layer student; {args.method} keeps every layer")
+    args.recipe_from = "flags" if args.lr is not None or args.epochs is not None else "train.py"
     args.out = args.out or f"runs/{args.method}"
-    args.model = args.model or METHODS[args.method].model
-    defaults = method_defaults(args.method)
-    # Where the recipe comes from, for the report: make tune's choice, train.py's table, or flags.
-    args.recipe_from = "flags" if args.lr is not None or args.epochs is not None else defaults["source"]
-    args.lr = defaults["lr"] if args.lr is None else args.lr
-    args.epochs = defaults["epochs"] if args.epochs is None else args.epochs
+    args.model = args.model or recipe.model or "e5-small"
+    args.layers = args.layers or recipe.layers
+    args.lr = recipe.lr if args.lr is None else args.lr
+    args.epochs = recipe.epochs if args.epochs is None else args.epochs
     return args
 
 
-def check_before_work(args) -> None:
+def check_before_work(args, recipe: Recipe) -> None:
     """Every check that needs no training, so a bad flag costs seconds and never touches a run folder.
 
     Each model name goes through ``models.load`` (one line for an unknown or offline name); the
     teacher must be a trained run folder; ``--resume`` must repeat the checkpoint's settings.
     """
-    method = METHODS[args.method]
-    if method.needs_teacher:
+    if recipe.needs_teacher:
         for folder in dict.fromkeys([args.teacher, *soft_label_folders(args)]):
             check_teacher(folder, args.text_prefix)
-    if method.start in ("pretrained", "base-layers"):
+    if recipe.start in ("pretrained", "base-layers"):
         load_config(args.model, args.cache_dir)
     if args.resume:
-        check_same_settings(checkpoint_dir(Path(args.out)), vars(args), ignored=NOT_RESULT_CHANGING,
-                            defaults=flag_defaults())
+        check_same_settings(checkpoint_dir(Path(args.out)), vars(args), ignored=NOT_RESULT_CHANGING)
 
 
 def soft_label_folders(args) -> list[str]:
@@ -291,12 +272,65 @@ def check_teacher(teacher: str, text_prefix: str) -> None:
                 if teacher == "runs/teacher" else "pass the folder of a run of `train.py --method teacher`")
         raise ModelError(f"no fine-tuned teacher in {teacher} (a folder with model.safetensors): {hint}")
     load_config(teacher)
-    history = Path(teacher, "history.json")
-    trained_with = json.loads(history.read_text()).get("args", {}).get("text_prefix", "") if history.is_file() else ""
+    trained_with = trained_text_prefix(read_history(Path(teacher)))
     if trained_with != text_prefix:
         raise ModelError(f"the teacher {teacher} was trained with --text-prefix {trained_with!r} but this run has "
                          f"{text_prefix!r}: its layers and soft labels fit the inputs it was trained on; pass "
                          f"--text-prefix {trained_with!r} or a teacher trained with {text_prefix!r}")
+
+
+def split_sizes(splits) -> dict:
+    """Each split's size and toxic share, for history.json."""
+    return {name: {"size": len(split.labels), "positive_rate": split.positive_rate}
+            for name, split in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))}
+
+
+class StartingModel(NamedTuple):
+    """The model a method starts from, and what the rest of train.py needs to know about it."""
+    model: torch.nn.Module
+    tokenizer_source: str
+    teacher: torch.nn.Module | None   # the fine-tuned teacher, for the methods that need one
+    layers: list[int] | None          # the 1-based layers a 6-layer student keeps
+    head_modules: tuple[str, ...]     # what trains in full besides LoRA's adapters
+
+
+def build_model(args, recipe: Recipe) -> StartingModel:
+    """Build the model ``recipe`` starts from, with only its trainable weights trainable."""
+    teacher = load_classifier(args.teacher) if recipe.needs_teacher else None
+    head_modules = ("classifier",)
+    if recipe.start == "pretrained":
+        source = resolve_model(args.model, args.cache_dir)
+        model, layers = load_classifier(source, num_labels=2), None
+    elif recipe.start == "teacher-layers":
+        source = args.teacher
+        layers = parse_layers(args.layers, teacher.config.num_hidden_layers)
+        model = build_student(teacher, layers)
+        # The head lora trains in full on e5-small (which has no pooler): with the same trainable
+        # set, lora-odd differs from lora only in where its weights start.
+        head_modules = ("bert.pooler", "classifier")
+    else:
+        source = resolve_model(args.model, args.cache_dir)
+        layers = parse_layers(args.layers, load_config(source).num_hidden_layers)
+        model, head_modules = build_student_from_base(source, layers)
+    if recipe.lora:
+        inject_lora(model, targets=tuple(args.lora_targets.split(",")), r=args.lora_r, alpha=args.lora_alpha,
+                    dropout=args.lora_dropout, rslora=args.lora_rslora)
+        mark_only_lora_trainable(model, extra_trainable_modules=head_modules)
+    return StartingModel(model, source, teacher, layers, head_modules)
+
+
+def soft_labels(teachers: list[tuple[str, torch.nn.Module]], split: EncodedSplit, cache: Path, pad_id: int,
+                env) -> torch.Tensor:
+    """The soft labels' logits on ``split``: each teacher's (cached, see distill/teacher_logits.py), averaged.
+
+    Several teachers trained with different seeds make different mistakes, so the average of
+    their logits ranks comments better than any one of them (an ensemble, as in Hinton et al.
+    2015, section 1, distilling "the knowledge in an ensemble of models"); one teacher's logits
+    are used as they are.
+    """
+    logits = [cached_teacher_logits(model.eval().requires_grad_(False), Path(folder), split, cache, pad_id, env)
+              for folder, model in teachers]
+    return logits[0] if len(logits) == 1 else torch.stack(logits).mean(dim=0)
 
 
 def distillation_step_loss(model, batch, *, teacher_logits, args, teacher=None, layers=None, labelled=None):
@@ -325,20 +359,6 @@ def distillation_step_loss(model, batch, *, teacher_logits, args, teacher=None, 
         labelled=None if labelled is None else labelled[batch["index"].cpu()])
 
 
-def soft_labels(teachers: list[tuple[str, torch.nn.Module]], split: EncodedSplit, cache: Path, pad_id: int,
-                env) -> torch.Tensor:
-    """The soft labels' logits on ``split``: each teacher's (cached, see distill/teacher_logits.py), averaged.
-
-    Several teachers trained with different seeds make different mistakes, so the average of
-    their logits ranks comments better than any one of them (an ensemble, as in Hinton et al.
-    2015, section 1, distilling "the knowledge in an ensemble of models"); one teacher's logits
-    are used as they are.
-    """
-    logits = [cached_teacher_logits(model.eval().requires_grad_(False), Path(folder), split, cache, pad_id, env)
-              for folder, model in teachers]
-    return logits[0] if len(logits) == 1 else torch.stack(logits).mean(dim=0)
-
-
 class DegenerateRunError(RuntimeError):
     """Training finished but the model is not usable: it predicts (almost) the same for every comment."""
 
@@ -358,46 +378,6 @@ def why_unusable(history: dict) -> str | None:
                 f"probability spread {best['probability_std']:.2g}. This is a bug, not a result: check the "
                 f"learning rate, that the right parameters train, and the labels.")
     return None
-
-
-def split_sizes(splits) -> dict:
-    """Each split's size and toxic share, for history.json."""
-    return {name: {"size": len(split.labels), "positive_rate": split.positive_rate}
-            for name, split in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))}
-
-
-class StartingModel(NamedTuple):
-    """The model a method starts from, and what the rest of train.py needs to know about it."""
-    model: torch.nn.Module
-    tokenizer_source: str
-    teacher: torch.nn.Module | None   # the fine-tuned teacher, for the methods that need one
-    layers: list[int] | None          # the 1-based layers a 6-layer student keeps
-    head_modules: tuple[str, ...]     # what trains in full besides LoRA's adapters
-
-
-def build_model(args, method: Method) -> StartingModel:
-    """Build the model ``method`` starts from (see ``Method``), with only its trainable weights trainable."""
-    teacher = load_classifier(args.teacher) if method.needs_teacher else None
-    head_modules = ("classifier",)
-    if method.start == "pretrained":
-        source = resolve_model(args.model, args.cache_dir)
-        model, layers = load_classifier(source, num_labels=2), None
-    elif method.start == "teacher-layers":
-        source = args.teacher
-        layers = parse_layers(args.layers or method.layers, teacher.config.num_hidden_layers)
-        model = build_student(teacher, layers)
-        # The head lora trains in full on e5-small (which has no pooler): with the same trainable
-        # set, lora-odd differs from lora only in where its weights start.
-        head_modules = ("bert.pooler", "classifier")
-    else:
-        source = resolve_model(args.model, args.cache_dir)
-        layers = parse_layers(args.layers or args.init_layers, load_config(source).num_hidden_layers)
-        model, head_modules = build_student_from_base(source, layers)
-    if method.lora:
-        inject_lora(model, targets=tuple(args.lora_targets.split(",")), r=args.lora_r, alpha=args.lora_alpha,
-                    dropout=args.lora_dropout, rslora=args.lora_rslora)
-        mark_only_lora_trainable(model, extra_trainable_modules=head_modules)
-    return StartingModel(model, source, teacher, layers, head_modules)
 
 
 def train_tfidf(args, splits, started: float) -> None:
@@ -426,128 +406,129 @@ def train_tfidf(args, splits, started: float) -> None:
           f"{validation['roc_auc']:.4f}, macro-F1 {validation['macro_f1']:.4f}); wall time {wall:.0f} s")
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    check_before_work(args)
-    env = init_distributed(force_cpu=args.cpu)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    started = time.perf_counter()
+def number(kind, check, requirement: str):
+    """An argparse type: ``kind(text)`` that must pass ``check``, else a one-line error saying ``requirement``."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {requirement}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {requirement}")
+        return value
+    parse.__name__ = requirement  # argparse names the type in some messages
+    return parse
 
-    # -- data -----------------------------------------------------------------------------
-    splits = load_splits(args.dataset, text_column=args.text_column, label_column=args.label_column,
-                         toxic_labels=args.toxic_labels.split(",") if args.toxic_labels else None,
-                         val_fraction=args.val_fraction, seed=args.split_seed, cache_dir=args.cache_dir)
-    if args.limit:
-        splits.train.texts, splits.train.labels = splits.train.texts[:args.limit], splits.train.labels[:args.limit]
-    transfer = None
-    if args.transfer_set:
-        transfer = build_transfer_set(args.transfer_set, splits, text_column=args.transfer_text_column,
-                                      cache_dir=args.cache_dir, limit=args.limit)
-        if env.is_main:
-            print(transfer.summary(), flush=True)
 
-    method = METHODS[args.method]
-    if method.start == "tfidf":  # no network, no loop: fit, choose C on validation, save
-        if env.is_main:
-            train_tfidf(args, splits, started)
-        return shutdown_distributed(env)
+positive_int = number(int, lambda x: x >= 1, "a whole number of at least 1")
+seed_int = number(int, lambda x: x >= 0, "a whole number of at least 0")
+positive_float = number(float, lambda x: 0 < x < math.inf, "a positive finite number")
+non_negative_float = number(float, lambda x: 0 <= x < math.inf, "a finite number >= 0")
+open_fraction = number(float, lambda x: 0 < x < 1, "a fraction strictly between 0 and 1")
+fraction_below_one = number(float, lambda x: 0 <= x < 1, "a fraction from 0 up to (not including) 1")
 
-    # -- model ----------------------------------------------------------------------------
-    model, tokenizer_source, teacher, layers, head_modules = build_model(args, method)
-    if method.lora and env.is_main:
-        wrapped = sum(isinstance(module, LoRALinear) for module in model.modules())
-        print(f"LoRA: wrapped {wrapped} linear layers; trained in full besides the adapters: {', '.join(head_modules)}")
-    tokenizer = load_tokenizer(tokenizer_source)
-    if method.loss == "kd":
-        for folder in soft_label_folders(args):
-            if folder != tokenizer_source:
-                check_same_tokenizer(tokenizer, load_tokenizer(folder), tokenizer_source, folder)
-    if args.max_length > model.config.max_position_embeddings:
-        raise ModelError(f"--max-length {args.max_length} is longer than the model's "
-                         f"{model.config.max_position_embeddings} positions")
-    pad_id = tokenizer.pad_token_id
 
-    def encode(texts: list[str], labels: list[int]) -> EncodedSplit:
-        return EncodedSplit(encode_texts(tokenizer, texts, args.max_length, args.text_prefix), labels)
-    train_split, val_split = encode(splits.train.texts, splits.train.labels), encode(splits.validation.texts,
-                                                                                     splits.validation.labels)
-    # Unlabelled comments carry placeholder labels (0) that no loss term reads: see distillation_step_loss.
-    transfer_split = encode(transfer.texts, [0] * len(transfer.texts)) if transfer else None
+def module_names(text: str) -> str:
+    """Comma-separated names, stripped: "query, value" -> "query,value"."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty name; write names like 'query,value'")
+    return ",".join(names)
 
-    trainable, total = count_parameters(model)
-    if env.is_main:
-        print(f"{args.method}: {total:,} parameters, {trainable:,} trainable ({100 * trainable / total:.2f}%)")
 
-    # -- loss -----------------------------------------------------------------------------
-    if method.loss == "ce":
-        loss_fn = cross_entropy_loss
-    else:
-        teacher.eval().requires_grad_(False).to(env.device)
-        sources = [(folder, teacher if folder == args.teacher else load_classifier(folder).to(env.device))
-                   for folder in soft_label_folders(args)]
-        cache = cache_root(args.cache_dir) / "teacher-logits"
-        logits = soft_labels(sources, train_split, cache, pad_id, env)
-        labelled = None
-        if transfer_split:  # the training examples first, then the transfer comments, each cached on its own
-            logits = torch.cat([logits, soft_labels(sources, transfer_split, cache, pad_id, env)])
-            labelled = torch.tensor([True] * len(train_split.labels) + [False] * len(transfer_split.labels))
-            train_split = EncodedSplit(train_split.token_ids + transfer_split.token_ids,
-                                       train_split.labels + transfer_split.labels)
-        if args.cos_on == "logits":
-            teacher = None
-        loss_fn = partial(distillation_step_loss, teacher_logits=logits, args=args, teacher=teacher, layers=layers,
-                          labelled=labelled)
+def layer_spec(text: str) -> str:
+    """A non-empty layer spec (distill/student.py ``parse_layers`` checks the rest)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the layer spec is empty; write a named set such as 'odd' or '1,4,7'")
+    return text
 
-    # -- train ----------------------------------------------------------------------------
-    config = TrainingConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                            warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
-                            max_grad_norm=args.max_grad_norm, seed=args.seed, bf16=args.bf16)
-    history = {"method": args.method, "args": vars(args), "layers": layers,
-               "data": split_sizes(splits),
-               "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total}}
-    if transfer:
-        history["transfer_set"] = {"source": transfer.source, "normalisation": "data.transfer.normalise_text",
-                                   **transfer.counts}
-    out = Path(args.out)
-    try:
-        history = train(model, loss_fn, train_split, val_split, config=config, env=env, pad_id=pad_id,
-                        history=history, checkpoint=checkpoint_dir(out), resume=args.resume)
-    except NonFiniteLossError as error:
-        if env.is_main:  # the steps logged up to the explosion are what one needs to understand it
-            kept = save_failed_run(out, str(error), history)
-            error.args = (f"{error} The steps logged so far are in {kept}/history.json; {out}/ was left as it was.",)
-        shutdown_distributed(env)
-        raise
 
-    # -- save -----------------------------------------------------------------------------
-    if env.is_main:
-        extra = {}
-        if method.lora:
-            extra["adapter.safetensors"] = partial(
-                save_adapter, model=model, r=args.lora_r, alpha=args.lora_alpha, rslora=args.lora_rslora,
-                targets=args.lora_targets.split(","), layers=layers, head_modules=head_modules,
-                base_model=args.teacher if method.start == "teacher-layers" else args.model)
-            model = merge_lora(copy.deepcopy(model))
-        history["total_time_s"] = round(time.perf_counter() - started, 2)
-        problem = why_unusable(history)
-        if problem:
-            kept = save_failed_run(out, problem, history, model, tokenizer, extra)
-            shutdown_distributed(env)
-            raise DegenerateRunError(f"{problem} The run was kept for inspection in {kept}/ (see failure.json); "
-                                     f"{out}/ was left as it was.")
-        save_run(out, model, tokenizer, history, extra)
-        best = history["epochs"][history["best_epoch"] - 1]["validation"]
-        print(f"saved {out}/ (best epoch {history['best_epoch']}: validation ROC-AUC {best['roc_auc']:.4f}, "
-              f"macro-F1 {best['macro_f1']:.4f}); wall time {history['total_time_s'] / 60:.1f} min")
-    shutdown_distributed(env)
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the usage is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see python train.py --help)\n")
+
+
+def build_parser() -> OneLineErrorParser:
+    p = OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", choices=list(RECIPES), required=True)
+    p.add_argument("--out", help="run folder (default runs/<method>)")
+    p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", default="insults",
+                      help="'insults' (embedded), a hub name, or a CSV/JSONL/Parquet file or saved dataset folder")
+    data.add_argument("--text-column")
+    data.add_argument("--label-column")
+    data.add_argument("--toxic-labels", help="comma-separated raw label values that mean toxic")
+    data.add_argument("--val-fraction", type=open_fraction, default=0.1)
+    data.add_argument("--split-seed", type=seed_int, default=42,
+                      help="seed of the validation (and, if missing, test) split; fixed across --seed so that "
+                           "runs with different training seeds are compared on the same examples")
+    data.add_argument("--max-length", type=positive_int, default=MAX_LENGTH)
+    data.add_argument("--text-prefix", default="",
+                      help="text put in front of every comment the model reads, e.g. 'query: ' (the marker e5 "
+                           "models were trained with); recorded in history.json, so evaluate.py, predict.py "
+                           "and the web app put it there too (default: none)")
+    data.add_argument("--limit", type=positive_int, help="train on the first N training examples (and, with "
+                                                         "--transfer-set, transfer comments) only (smoke runs)")
+    data.add_argument("--transfer-set",
+                      help=f"unlabelled comments the student also learns from, through the teacher's soft labels "
+                           f"only (the methods with a distillation loss): '{INSULTS_UNLABELLED}' (embedded) or a "
+                           f"CSV/JSONL/Parquet file of texts; comments equal to a validation, test or training "
+                           f"comment are dropped (data/transfer.py)")
+    data.add_argument("--transfer-text-column", help="the transfer set file's text column (default: as --text-column)")
+    data.add_argument("--cache-dir", help="where embedded assets are cached (default: $DISTIL_VS_LORA_CACHE "
+                                          "or ~/.cache/distil-vs-lora)")
+    model = p.add_argument_group("models")
+    model.add_argument("--model", help="pretrained model of the methods that start from one (default: the "
+                                        "recipe's): 'e5-small' or 'minilm' (embedded), a hub name or a folder")
+    model.add_argument("--teacher", default="runs/teacher", help="fine-tuned teacher folder (odd, even, lora-kd, ...)")
+    model.add_argument("--layers", type=layer_spec,
+                       help="the 1-based layers a 6-layer student keeps, e.g. 1,4,7 or a named set (odd, even, "
+                            "bottom, top, distilbert, symmetric: distill/student.py): of the teacher for the "
+                            "methods that start from its layers (odd, even, odd-ce, lora-odd), of --model for "
+                            "those that start from the base (lora, lora-kd, full-even); default: the recipe's")
+    optim = p.add_argument_group("optimisation")
+    optim.add_argument("--epochs", type=positive_int, help="default: the recipe's")
+    optim.add_argument("--lr", type=positive_float, help="peak learning rate (default: the recipe's)")
+    optim.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, help="per rank under torchrun")
+    optim.add_argument("--warmup-ratio", type=fraction_below_one, default=0.06)
+    optim.add_argument("--weight-decay", type=non_negative_float, default=0.01)
+    optim.add_argument("--max-grad-norm", type=positive_float, default=1.0)
+    optim.add_argument("--seed", type=seed_int, default=42)
+    optim.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                       help="bf16 autocast for the matrix multiplications (default on: about 1.9x faster "
+                            "training on this CPU, see bench/RESULTS.md; --no-bf16 for fp32)")
+    optim.add_argument("--cpu", action="store_true", help="train on the CPU even when CUDA is available")
+    optim.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
+    kd = p.add_argument_group("distillation (the methods with loss kd)")
+    kd.add_argument("--temperature", type=positive_float, default=TEMPERATURE)
+    kd.add_argument("--alpha-ce", type=non_negative_float, default=ALPHA_CE)
+    kd.add_argument("--alpha-kd", type=non_negative_float, default=ALPHA_KD)
+    kd.add_argument("--alpha-cos", type=non_negative_float, default=ALPHA_COS)
+    kd.add_argument("--cos-on", choices=("logits", "hidden"), default="logits",
+                    help="cosine loss on the logits, or on aligned hidden states as DistilBERT does")
+    kd.add_argument("--soft-labels-from", type=module_names,
+                    help="comma-separated teacher run folders whose averaged logits are the soft labels (an "
+                         "ensemble teacher); the student's layers still come from --teacher (default: --teacher)")
+    lora = p.add_argument_group("LoRA (the methods with lora)")
+    lora.add_argument("--lora-r", type=positive_int, default=LORA_R)
+    lora.add_argument("--lora-alpha", type=positive_float, default=LORA_ALPHA)
+    lora.add_argument("--lora-dropout", type=fraction_below_one, default=LORA_DROPOUT)
+    lora.add_argument("--lora-targets", type=module_names, default=LORA_TARGETS,
+                      help="the linear layers to adapt, each named by the end of its module path ('query', "
+                           "'attention.output.dense'), or 'all-linear' (lora/lora.py TARGET_SETS)")
+    lora.add_argument("--lora-rslora", action=argparse.BooleanOptionalAction, default=False,
+                      help="rank-stabilised LoRA: scale the update by alpha/sqrt(r) instead of alpha/r "
+                           "(Kalajdzievski 2023; lora/lora.py)")
+    return p
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (DataError, AssetError, ModelError, DistillError, LoRAError, CheckpointError,
+    except (DataError, AssetError, ModelError, DistillError, LoRAError, CheckpointError, HistoryError,
             NonFiniteLossError, DegenerateRunError, TfidfError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

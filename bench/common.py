@@ -21,9 +21,9 @@ from data import DataError
 from data.load import load_splits
 from distill import DistillError
 from distill.student import build_student_from_base, parse_layers
-from lora import LoRAError
+from lora.lora import LoRAError
 from models.load import ModelError, load_classifier
-from training.batching import encode_texts, length_bucketed_batches, make_batch
+from training.batching import MAX_LENGTH, encode_texts, length_bucketed_batches, make_batch
 from training.loop import (EncodedSplit, LossFn, TrainingConfig, autocast, build_optimizer,
                            predict_logits)
 from training.metrics import binary_metrics
@@ -47,7 +47,7 @@ def slice_split(split: EncodedSplit, limit: int | None) -> EncodedSplit:
 
 def load_encoded_insults(tokenizer: PreTrainedTokenizerBase, *, train_limit: int | None = None,
                          validation_limit: int | None = None, test_limit: int | None = None,
-                         max_length: int = 128) -> EncodedData:
+                         max_length: int = MAX_LENGTH) -> EncodedData:
     """The embedded insults splits (train.py's default split seed), tokenised, each cut to its limit."""
     splits = load_splits("insults")
     return EncodedData(*(slice_split(EncodedSplit(encode_texts(tokenizer, split.texts, max_length), split.labels),

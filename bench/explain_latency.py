@@ -3,21 +3,22 @@
     python -m bench.explain_latency [--model runs/odd] [--words 20] [--comments 50] [--rounds 4] [--threads 1 2]
                                     [--precision auto]
 
-The web app explains a comment by leave-one-word-out occlusion (explain/occlusion.py): one batched
+The web app explains a comment by leave-one-word-out occlusion (serving/explain.py): one batched
 forward pass of n + 1 comments for n words. This script loads the run as the web app does
-(``Predictor.from_folder``), takes real test comments of the insults data cut to their first
-``--words`` words, and times, on each comment in turn, ``predict([text])`` (the request without
-an explanation) and ``predict([text])`` then ``explain(text)`` (the request with one), one right
-after the other, so that anything else running on the machine slows both alike. The added cost
+(``serving.precision.load_predictor``), takes real test comments of the insults data cut to their
+first ``--words`` words, and times, on each comment in turn, ``predict([text])`` (the request
+without an explanation) and ``predict([text])`` then ``word_contributions(predictor, text)`` (the
+request with one), one right after the other, so that anything else running on the machine slows
+both alike. The added cost
 is the difference of the two on the same comment; its median is the figure the target is about:
 at most 150 ms at p50 for a 20-word comment on the odd-layer student, on 2 cores.
 
 Each torch thread count is measured in turn: 1 is the web app's default (one intra-op thread per
-request, see webapp/predict.py set_serving_threads), 2 uses both cores of this machine for one
+request, see serving/server.py set_serving_threads), 2 uses both cores of this machine for one
 request; the run is loaded again for each, after the thread count is set, because an ONNX Runtime
 session takes its thread count when it is made. The precision is the web app's (``auto``: ONNX
 Runtime where the run has a fresh export, else bf16 where the CPU multiplies it natively, see
-models/inference.py); explanations run at the precision of the predictions they explain.
+serving/precision.py); explanations run at the precision of the predictions they explain.
 """
 import argparse
 import contextlib
@@ -29,9 +30,10 @@ import numpy as np
 import torch
 
 from data.load import load_splits
-from explain.words import word_spans
-from models.inference import PRECISIONS
-from webapp.predict import ModelLoadError, Predictor
+from models.load import ModelError
+from serving.explain import word_contributions, word_spans
+from serving.precision import PRECISIONS, load_predictor
+from webapp.app import Predictor
 
 TARGET_MS = 150.0
 WARM_UP = 5
@@ -61,12 +63,12 @@ def measure(predictor: Predictor, comments: list[str], rounds: int) -> dict[str,
     """Per timed request: predict alone, predict + explain, and the difference, paired on the same comment."""
     for text in comments[:WARM_UP]:
         predictor.predict([text])
-        predictor.explain(text)
+        word_contributions(predictor, text)
     alone, explained = [], []
     for _ in range(rounds):
         for text in comments:
             alone.append(milliseconds(lambda: predictor.predict([text])))
-            explained.append(milliseconds(lambda: (predictor.predict([text]), predictor.explain(text))))
+            explained.append(milliseconds(lambda: (predictor.predict([text]), word_contributions(predictor, text))))
     alone, explained = np.array(alone), np.array(explained)
     return {"predict": alone, "predict + explain": explained, "explain adds": explained - alone}
 
@@ -75,8 +77,8 @@ def load(model: str, precision: str, threads: int) -> Predictor:
     """The run as the web app loads it, with ``threads`` torch threads (and as many ONNX Runtime threads)."""
     torch.set_num_threads(threads)
     try:
-        return Predictor.from_folder(model, precision=precision)
-    except ModelLoadError as error:
+        return load_predictor(model, precision=precision)
+    except ModelError as error:
         sys.exit(f"error: {error}")
 
 

@@ -3,7 +3,7 @@
     python -m bench.serving --model runs/odd
     python -m bench.serving --model runs/odd --latency-comments 20 --auc-limit 100 --requests 40   # a quick check
 
-For each precision of the predict path (``models/inference.py``: fp32, bf16, and onnx and int8,
+For each precision of the predict path (``serving/precision.py``: fp32, bf16, and onnx and int8,
 ONNX Runtime on the run's fp32 and int8 exports) it measures, on the run's own test split:
 
 1. **the model**: milliseconds per comment at batch 1 (tokenisation included: what a request
@@ -15,15 +15,15 @@ ONNX Runtime on the run's fp32 and int8 exports) it measures, on the run's own t
    comment at a time, then the requests/s of 8 and of 32 concurrent keep-alive clients, counting
    every failed request.
 
-The onnx and int8 rows need onnx and onnxruntime (requirements-bench.txt); without them they are left out.
-The run is exported the way a user does it (``python -m models.export_onnx``, into the run folder)
-when it has no fresh export yet, and every row, onnx included, goes through
-``Predictor.from_folder(..., precision=...)``, the path of the web app and ``predict.py``.
+The onnx and int8 rows need onnx and onnxruntime (requirements.txt); without them they are left out.
+The run is exported as the server exports it on first serve (``serving.export_onnx.export_for_serving``,
+into the run folder) when it has no fresh export yet, and every row, onnx included, goes through
+``load_predictor(..., precision=...)``, the path of the web app and ``predict.py``.
 
 The targets are for a 6-layer student on 2 CPU cores: model p50 at batch 1 <= 8 ms, HTTP p50
 with one client <= 12 ms, >= 150 requests/s with 8 clients and no error, test ROC-AUC within
 0.001 of fp32, each for what ``--precision auto`` serves on this machine, with the web app's
-default batching there (``webapp.batching.on_by_default``). The script prints
+default batching there (``serving.batching.on_by_default``). The script prints
 which precision the rule "fastest whose ROC-AUC stays within 0.001 of fp32" picks from the
 measurements, and whether ``auto`` picks the same. Exits non-zero if any request failed.
 """
@@ -42,14 +42,12 @@ import numpy as np
 
 from bench.common import markdown_table, set_threads
 from data.load import load_splits
-from models.export_onnx import INT8_FILE, ONNX_FILE, check_export, export_run
-from models.inference import EVAL_BATCH_SIZE
-from models.load import ModelError
-from report.runs import dataset_args
+from evaluate import dataset_args
+from serving.batching import on_by_default
+from serving.export_onnx import export_for_serving
+from serving.precision import load_predictor
 from training.metrics import binary_metrics
 from webapp.app import MAX_TEXT_CHARS
-from webapp.batching import on_by_default
-from webapp.predict import Predictor
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -62,29 +60,6 @@ TARGET_REQUESTS_PER_S_8 = 150.0
 
 
 # --- the model --------------------------------------------------------------------------------
-
-def exported(model: Path) -> bool:
-    """Whether the run has fresh ONNX exports (fp32 and int8), made here as a user makes them when it has none."""
-    try:
-        check_export(model, ONNX_FILE)
-        check_export(model, INT8_FILE)
-        return True
-    except ModelError:
-        pass
-    print(f"exporting {model} for ONNX Runtime (python -m models.export_onnx {model})", file=sys.stderr, flush=True)
-    try:
-        export_run(model)
-    except ModelError as error:
-        print(f"the onnx rows are left out: {error}", file=sys.stderr)
-        return False
-    return True
-
-
-def predictor_scorer(predictor: Predictor):
-    def score(texts: list[str], batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
-        return np.array([v["toxic_probability"] for v in predictor.predict(texts, batch_size=batch_size)])
-    return score
-
 
 def percentile_ms(latencies_s: list[float], percent: int) -> float:
     return 1000 * statistics.quantiles(latencies_s, n=100, method="inclusive")[percent - 1]
@@ -254,13 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     order = np.random.default_rng(0).permutation(len(test.texts))
     comments = [test.texts[i] for i in order if len(test.texts[i]) <= MAX_TEXT_CHARS][:args.latency_comments]
 
-    precisions = [precision for precision in PRECISIONS if precision not in EXPORTED or exported(args.model)]
-    predictors = {precision: Predictor.from_folder(args.model, precision=precision) for precision in precisions}
+    exported = export_for_serving(args.model)  # without onnx or onnxruntime the onnx and int8 rows are left out
+    precisions = [precision for precision in PRECISIONS if precision not in EXPORTED or exported]
+    predictors = {precision: load_predictor(args.model, precision=precision) for precision in precisions}
     if predictors["bf16"].precision != "bf16":
         print("this machine has no native bf16: the bf16 rows run in fp32", file=sys.stderr)
-    scorers = {precision: predictor_scorer(predictor) for precision, predictor in predictors.items()}
+    scorers = {precision: predictor.probabilities for precision, predictor in predictors.items()}
     table, model = model_table(scorers, comments, texts, labels, predictors["fp32"].threshold)
-    default = Predictor.from_folder(args.model, precision="auto").precision
+    default = load_predictor(args.model, precision="auto").precision
     default_batching = on_by_default()
 
     serving = {(precision, batching): load_figures(args.model, precision, batching, comments, args)
@@ -290,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
           f"rows, and ONNX Runtime's intra-op threads: {threads}. Web app: waitress, 32 threads; batching on: one "
           f"worker with {threads} threads, up to 32 texts within 2 ms; off: one pass per request with 1 thread.")
     print("\nThe model at batch 1 (tokenisation included) and its test quality; onnx and int8 are ONNX Runtime on "
-          "the run's exports (python -m models.export_onnx), in fp32 and with dynamic int8 quantization:\n")
+          "the run's exports (python -m serving.export_onnx), in fp32 and with dynamic int8 quantization:\n")
     print(table)
     if "onnx" in model:
         faster = model["onnx"]["p50_ms"] < model["bf16"]["p50_ms"]
@@ -302,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     on_off = "on" if default_batching else "off"
     print(f"\nDefault on this machine: --precision auto serves {default}, batching {on_off}. The rule (the fastest at batch 1 "
           f"among those with a test ROC-AUC within {AUC_TOLERANCE} of fp32: {', '.join(within)}) picks {fastest}"
-          + (": auto agrees.\n" if fastest == default else f": auto does not follow this measurement.\n"))
+          + (": auto agrees.\n" if fastest == default else ": auto does not follow this measurement.\n"))
     print(markdown_table([f"target (default: {default}, batching {on_off})", "goal", "measured", "status"], targets))
     errors = sum(f["errors"] for f in serving.values())
     if errors:

@@ -54,10 +54,10 @@ from torch import nn
 from bench.common import (SHAPES, bucketed_batches, build_training_model, load_encoded_insults, markdown_table,
                           mean_length, ratio, roc_auc, run_script, set_threads, Throughput, time_inference,
                           time_training_steps)
-from lora.model import inject_lora, merge_lora
+from lora.lora import inject_lora, merge_lora
 from models.load import load_classifier, load_tokenizer, resolve_model
 from train import parse_args as train_py_settings
-from training.batching import make_batch
+from training.batching import MAX_LENGTH, make_batch
 from training.loop import EncodedSplit, TrainingConfig, build_optimizer, cross_entropy_loss
 
 def random_batches(split: EncodedSplit, batch_size: int, pad_id: int, pad_to: int | None = None,
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="training batch size (train.py's default)")
     parser.add_argument("--inference-batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--max-length", type=int, default=MAX_LENGTH)
     parser.add_argument("--threads", type=int, help="default torch threads (default: torch's choice)")
     parser.add_argument("--thread-counts", default="1,2", help="thread counts to compare with the default")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,

@@ -62,7 +62,7 @@ import training.loop
 from bench.common import (CPU, bucketed_batches, EncodedData, load_encoded_insults, markdown_table, mean_length, ratio,
                           roc_auc, run_script, set_threads, time_training_steps)
 from distill.student import build_student_from_base, parse_layers
-from lora.model import count_parameters, inject_lora, mark_only_lora_trainable
+from lora.lora import count_parameters, inject_lora, mark_only_lora_trainable
 from models.load import load_classifier, load_tokenizer, resolve_model
 from train import parse_args as train_py_settings
 from training.distributed import Distributed

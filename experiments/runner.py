@@ -46,7 +46,7 @@ def is_done(run: PlannedRun) -> bool:
     history_file = Path(run.out) / "history.json"
     if not history_file.is_file():
         return False
-    recorded = json.loads(json.dumps(train.flag_defaults())) | json.loads(history_file.read_text()).get("args", {})
+    recorded = json.loads(history_file.read_text()).get("args", {})
     return all(recorded.get(name) == value for name, value in planned_args(run).items()
                if name not in train.NOT_RESULT_CHANGING)
 
@@ -54,8 +54,7 @@ def is_done(run: PlannedRun) -> bool:
 def can_resume(run: PlannedRun) -> bool:
     """A resume checkpoint made with the planned settings exists (one made with others is started afresh)."""
     try:
-        check_same_settings(checkpoint_dir(Path(run.out)), planned_args(run), ignored=train.NOT_RESULT_CHANGING,
-                            defaults=train.flag_defaults())
+        check_same_settings(checkpoint_dir(Path(run.out)), planned_args(run), ignored=train.NOT_RESULT_CHANGING)
     except CheckpointError:
         return False
     return True

@@ -1,4 +1,4 @@
-"""The whole-pipeline multi-seed study: ``make study SEEDS=3`` (then ``python evaluate.py``).
+"""The whole-pipeline multi-seed study: ``make study SEEDS=3`` (then ``python -m report``).
 
 One training seed moves everything downstream of it: the teacher's fine-tuning, hence the soft
 labels and the layers the students copy, the students' own initialisation and data order. So
@@ -18,8 +18,8 @@ import argparse
 import shlex
 
 from experiments.runner import PlannedRun, add_jobs_argument, execute, execute_session, print_plan
-from report.runs import STUDY_DIR
-from train import METHODS
+from evaluate import STUDY_DIR
+from train import RECIPES
 
 FIRST_SEED = 42  # train.py's default seed, the seed of make all's runs
 MAKE_ALL = ("teacher", "odd", "even", "lora", "lora-kd", "minilm", "tfidf")  # the Makefile's `all`, in order
@@ -40,7 +40,7 @@ def run_folder(runs_dir: str, method: str, seed: int) -> str:
 def study_run(runs_dir: str, method: str, seed: int, extra_flags: tuple[str, ...] = ()) -> PlannedRun:
     """The study's run of ``method`` at ``seed``: a student reads the teacher of its own seed."""
     flags = ["--method", method, "--seed", str(seed)]
-    if METHODS[method].needs_teacher:
+    if RECIPES[method].needs_teacher:
         flags += ["--teacher", run_folder(runs_dir, "teacher", seed)]
     return PlannedRun(run_folder(runs_dir, method, seed), (*flags, *extra_flags))
 
@@ -49,7 +49,7 @@ def study_plan(seed_count: int, runs_dir: str = "runs", extra_flags: tuple[str, 
     """Every run of the study, each seed's teacher before the runs that read it."""
     return [study_run(runs_dir, method, seed, extra_flags)
             for seed in study_seeds(seed_count) for method in (*MAKE_ALL, *CONTROLS)
-            if METHODS[method].start != "tfidf" or seed == FIRST_SEED]
+            if RECIPES[method].start != "tfidf" or seed == FIRST_SEED]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         return print(f"make all: {counts['trained']} runs trained, {counts['skipped']} already done")
     session = execute_session(plan, args.runs_dir, STUDY_DIR, {"seeds": args.seeds}, jobs=args.jobs)
     print(f"study: {session['trained']} runs trained, {session['skipped']} already done, in "
-          f"{session['wall_time_s'] / 60:.1f} min; now run `python evaluate.py`")
+          f"{session['wall_time_s'] / 60:.1f} min; now run `python -m report`")
 
 
 if __name__ == "__main__":

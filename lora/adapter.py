@@ -7,7 +7,6 @@ the same layers can be rebuilt on a fresh copy of the base model and the tensors
 """
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,8 +15,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from lora.layer import LoRAError, LoRALinear, lora_scaling
-from lora.model import inject_lora, load_lora_state_dict, lora_state_dict, resolve_targets, target_matches
+from lora.lora import (LORA_PARAMETERS, LoRAError, LoRALinear, checked_module_names, inject_lora, lora_scaling,
+                       lora_state_dict, resolve_targets, target_matches)
+from training.files import write_atomically
 
 FORMAT = "distil-vs-lora-adapter/1"
 
@@ -56,25 +56,13 @@ def save_adapter(path: str | os.PathLike, model: nn.Module, *, r: int, alpha: fl
                 "scaling": str(lora_scaling(alpha, r, rslora))}
     tensors = {name: tensor.detach().cpu().contiguous()
                for name, tensor in lora_state_dict(model, head_modules).items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata=metadata)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    write_atomically(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
     return path
 
 
 def load_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """Read an adapter file: (tensors, metadata with r, alpha, targets, base_model, layers, dropout,
-    head_modules, rslora).
-
-    Files written before ``head_modules`` was recorded get the one head every run trains, the
-    classifier; files written before ``rslora`` was, the scaling they were trained with, α/r.
-    """
+    head_modules, rslora)."""
     path = Path(path)
     if not path.is_file():
         raise LoRAError(f"no adapter file at {path}")
@@ -91,8 +79,7 @@ def load_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         meta = {"format": FORMAT, "r": int(raw["r"]), "alpha": float(raw["alpha"]),
                 "targets": json.loads(raw["targets"]), "base_model": raw["base_model"],
                 "layers": json.loads(raw["layers"]), "dropout": float(raw["dropout"]),
-                "head_modules": json.loads(raw.get("head_modules", '["classifier"]')),
-                "rslora": json.loads(raw.get("rslora", "false"))}
+                "head_modules": json.loads(raw["head_modules"]), "rslora": json.loads(raw["rslora"])}
     except (KeyError, ValueError) as error:  # json.JSONDecodeError is a ValueError
         raise LoRAError(f"{path}: the adapter metadata is incomplete or malformed ({error!r})") from error
     return state, meta
@@ -104,3 +91,29 @@ def apply_adapter(model: nn.Module, state: dict[str, torch.Tensor], meta: dict) 
                 rslora=meta["rslora"])
     load_lora_state_dict(model, state, meta["head_modules"])
     return model
+
+
+def load_lora_state_dict(model: nn.Module, state: dict[str, torch.Tensor],
+                         head_modules: Iterable[str] = ("classifier",)) -> None:
+    """Load adapter tensors into an injected model.
+
+    Every LoRA layer must get its A and B, and every tensor of ``head_modules`` (the head that was
+    trained from scratch) must be in ``state``: without it the model would silently keep a
+    random head. Shapes must agree.
+    """
+    own = model.state_dict()
+    head_modules = checked_module_names(model, head_modules)
+    unexpected = sorted(name for name in state if name not in own)
+    missing = sorted(name for name in own if name.rpartition(".")[2] in LORA_PARAMETERS and name not in state)
+    missing_head = sorted(name for name in own if name not in state
+                          and any(name.startswith(f"{module}.") for module in head_modules))
+    wrong_shape = [f"{name} {tuple(state[name].shape)} vs {tuple(own[name].shape)} in the model"
+                   for name in sorted(state) if name in own and state[name].shape != own[name].shape]
+    problems = [f"{label} ({len(names)}): {names[:4]}" for label, names in
+                (("keys the model lacks", unexpected), ("LoRA keys missing from the adapter", missing),
+                 ("head keys missing from the adapter, so the head would stay random", missing_head),
+                 ("shape mismatches", wrong_shape)) if names]
+    if problems:
+        raise LoRAError("the adapter does not fit this model (another base model, r or targets?): "
+                        + "; ".join(problems))
+    model.load_state_dict(state, strict=False)

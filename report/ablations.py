@@ -19,16 +19,14 @@ import numpy as np
 
 from experiments.ablations import FAMILIES, POINTS
 from experiments.study import CONTROLS, FIRST_SEED
-from report.quality import RunPredictions, quality_report
-from report.runs import METHOD_ORDER
-from report.stats import bootstrap_auc_interval, mean_std
-from report.study import compare_methods, runs_by_method
+from evaluate import METHOD_ORDER, RunPredictions, compare_methods, mean_std, quality_report, runs_by_method
+from report.stats import bootstrap_auc_interval
 
 ENSEMBLE_TEACHER = "teacher-ensemble"
 ENSEMBLE_LABEL = "ensemble teacher: every seed's teacher, logits averaged (not trained)"
 BASELINES = ("minilm", "tfidf")
 TEACHERS = ("teacher", "prefix-teacher", ENSEMBLE_TEACHER)
-GOAL_ROC_AUC = 0.94  # issue 12: the best 6-layer student reaches this and beats minilm outside noise
+GOAL_ROC_AUC = 0.94  # the goal set for the ablations: the best student reaches this and beats minilm outside noise
 PROBABILITY_FLOOR = 1e-12  # a probability of exactly 0 or 1 has an infinite log-odds
 
 
@@ -120,7 +118,7 @@ def best_student(grouped: dict[str, dict[int, dict]]) -> str | None:
 
 def best_student_result(records: list[dict], predictions: dict[str, RunPredictions], resamples: int,
                         seed: int = 0) -> dict | None:
-    """The best student, its test ROC-AUC over seeds, and its comparison with minilm (issue 12's goal)."""
+    """The best student, its test ROC-AUC over seeds, and its comparison with minilm (the goal set for the ablations)."""
     grouped = runs_by_method(records)
     method = best_student(grouped)
     if method is None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.export_onnx import EXPORT_FILES
-from report.inference import Scorer
-from training.model_card import CARD_FILE
+from evaluate import Scorer
+from report.model_card import CARD_FILE
+from serving.export_onnx import EXPORT_FILES
 
 ADAPTER_FILE = "adapter.safetensors"
 SPEED_SETTINGS = ((1, 64), (64, 256))  # (batch size, comments timed)
@@ -28,7 +28,7 @@ def folder_size_mb(folder: Path) -> float:
 
     The model card is left out: evaluate.py rewrites it with this very number, and the size
     should not change because the report was run twice. So is the optional ONNX export
-    (models/export_onnx.py), a second copy of the weights in another format.
+    (serving/export_onnx.py), a second copy of the weights in another format.
     """
     return sum(path.stat().st_size for path in Path(folder).rglob("*")
                if path.is_file() and path.name not in (CARD_FILE, *EXPORT_FILES)) / BYTES_PER_MB

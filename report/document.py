@@ -1,47 +1,35 @@
-"""The results document: tables, warnings, findings and figures in one Markdown text.
+"""The results in Markdown: tables, warnings, findings and figures, as sections that documents combine.
 
-The same text goes to results/results.md and, with image links relative to the README and
-headings one level deeper, into the marked results section of README.md.
+results/results.md holds every section at once. The long documents of docs/ each take theirs
+(``report/render.py`` writes them between markers): the study and its statistics, the ablations,
+the behavioural tests and the served run. Image and file links are given relative to the document
+that holds them (``prefix``), and headings at the depth it needs (``heading``).
 """
 from report.behaviour import capability_table
-from report.findings import findings
-from report.tables import (WARNING, ablation_table, assignment_table, comparisons_table, costs_table, flag_list,
-                           quality_table, seeds_table)
+from report.findings import findings, served_run
+from report.tables import (TRAINING_LOSS, WARNING, ablation_table, assignment_table, comparisons_table, costs_table,
+                           flag_list, quality_table, seeds_table)
 
 
-def ablations_markdown(results: dict, heading: str) -> list[str]:
-    """The ablation tables, one per question (``report/ablations.py``), or a line saying how to make them."""
-    families = results.get("ablations") or {}
-    if not families:
-        return [f"{heading} Ablations",
-                "No ablation run has been evaluated yet: `make ablations` trains them (`experiments/ablations.py`), "
-                "and `python evaluate.py` then gives one table per question here."]
-    parts = [f"{heading} Ablations",
-             "Each point is a `train.py` run with one setting changed (`experiments/ablations.py`); a point that "
-             "`make all` or `make study` already trains is reused. Each row gives the mean ± std over the point's "
-             "seeds (a single seed is labelled so), at the threshold chosen on validation; Δ is the test ROC-AUC "
-             "difference with the row named, paired by seed over the seeds both have, with the two-level bootstrap "
-             "interval (seeds and test comments) of the paired comparisons above. train.py time: the mean wall "
-             "time of one run, the teacher a student learns from not counted."]
-    for family in families.values():
-        parts += [f"**{family['title']}**", ablation_table(family["rows"])]
-    return parts
+def folder_prefix(image_dir: str) -> str:
+    """``image_dir`` is the results folder as seen from the document ("" when they sit side by side)."""
+    return f"{image_dir.rstrip('/')}/" if image_dir else ""
 
 
-def results_markdown(results: dict, image_dir: str = "", heading: str = "##") -> str:
-    """``image_dir`` is the figures' folder as seen from the document ("" when they sit side by side)."""
+def model_comparison_markdown(results: dict, heading: str) -> list[str]:
+    """One row per method, what its numbers mean, and every degenerate or skipped run."""
     records = results["runs"]
-    prefix = f"{image_dir.rstrip('/')}/" if image_dir else ""
-    speed = next((r["speed"] for r in records if r["speed"]), None)
     parts = [
         f"{heading} Model comparison",
         assignment_table(records),
-        "Training Loss: mean cross-entropy on the training labels over the final epoch, for every method (for "
-        "the distilled runs one term of what they minimised; for TF-IDF the fitted model's log-loss on the "
-        "training split), so the column compares across methods. Training objective: what the run minimised, "
-        "its final-epoch mean. Test Set Performance: held-out test split, at the decision threshold that "
-        "maximises F1 on the validation split (never chosen on test). Controls change one thing of a main "
-        "method; the paired comparisons below say what each one isolates.",
+        f"{TRAINING_LOSS}: mean cross-entropy on the training labels over the run's last epoch, for every method "
+        "(for the distilled runs one term of what they minimised; for TF-IDF the fitted model's log-loss on the "
+        "training split), so the column compares across methods. It is the last epoch's, not the scored model's: "
+        "the weights scored on test are those of the epoch with the best validation ROC-AUC, which can be an "
+        "earlier one. Training objective: what the run minimised, its final-epoch mean. Test Set Performance: "
+        "held-out test split, at the decision threshold that maximises F1 on the validation split (never chosen "
+        "on test). Controls change one thing of a main method; the paired comparisons below say what each one "
+        "isolates.",
     ]
     warnings = flag_list(records + results.get("ablation_runs", []))
     if warnings:
@@ -50,17 +38,33 @@ def results_markdown(results: dict, image_dir: str = "", heading: str = "##") ->
     if skipped:
         parts += [f"**{WARNING} {len(skipped)} run(s) skipped, not in any table:**",
                   "\n".join(f"- `{skip['path']}`: {skip['reason']}" for skip in skipped)]
-    parts += [
-        f"{heading} Findings",
-        "\n".join(f"- {sentence}" for sentence in findings(results)),
+    return parts
+
+
+def findings_markdown(results: dict, heading: str) -> list[str]:
+    return [f"{heading} Findings", "\n".join(f"- {sentence}" for sentence in findings(results))]
+
+
+def all_runs_markdown(results: dict, heading: str) -> list[str]:
+    """Every run's test metrics at both thresholds, and what each costs."""
+    records = results["runs"]
+    speed = next((r["speed"] for r in records if r["speed"]), None)
+    return [
         f"{heading} All runs: quality on the test split",
         quality_table(records),
         f"{heading} All runs: costs",
         costs_table(records),
         (f"Speed: {speed['threads']} torch thread(s), the same fixed sample of test comments for every run "
          f"({speed['batch_1']['comments']} at batch 1, {speed['batch_64']['comments']} at batch 64) after a "
-         f"warm-up, fastest of {speed['repeats']} repeats, tokenisation included. Size: the whole run folder; adapter: adapter.safetensors alone."
+         f"warm-up, fastest of {speed['repeats']} repeats, tokenisation included. Size: the whole run folder; "
+         f"adapter: adapter.safetensors alone."
          if speed else "Speed was not measured (--no-speed)."),
+    ]
+
+
+def seeds_markdown(results: dict, heading: str) -> list[str]:
+    """The seed study: each method's mean ± std, and the paired comparisons with their intervals."""
+    return [
         f"{heading} Several seeds: mean ± std on the test split",
         seeds_table(results["seeds"]),
         f"{heading} Paired comparisons",
@@ -68,16 +72,69 @@ def results_markdown(results: dict, image_dir: str = "", heading: str = "##") ->
         ("Runs are paired by training seed (a method without randomness, TF-IDF, is paired with every seed). "
          "Δ is the difference of the seed-averaged test ROC-AUCs. Its main interval comes from a two-level "
          "bootstrap that resamples the seeds and then the test comments (`report/stats.py`), so it covers "
-         "training noise and test-set noise; the narrower interval beside it resamples the test comments only."),
-        *ablations_markdown(results, heading),
+         "training noise and test-set noise; the narrower interval beside it resamples the test comments only. "
+         "An interval that contains 0 detects no difference; it does not show that there is none, and its ends "
+         "say how large a difference it still allows."),
+    ]
+
+
+def ablations_markdown(results: dict, heading: str) -> list[str]:
+    """The ablation tables, one per question (``report/ablations.py``), or a line saying how to make them."""
+    families = results.get("ablations") or {}
+    if not families:
+        return [f"{heading} Ablations",
+                "No ablation run has been evaluated yet: `make ablations` trains them (`experiments/ablations.py`), "
+                "and `python -m report` then gives one table per question here."]
+    parts = [f"{heading} Ablations",
+             "Each point is a `train.py` run with one setting changed (`experiments/ablations.py`); a point that "
+             "`make all` or `make study` already trains is reused. Each row gives the mean ± std over the point's "
+             "seeds (a single seed is labelled so), at the threshold chosen on validation; Δ is the test ROC-AUC "
+             "difference with the row named, paired by seed over the seeds both have, with the two-level bootstrap "
+             "interval (seeds and test comments) of the study's paired comparisons. train.py time: the mean wall "
+             "time of one run, the teacher a student learns from not counted."]
+    for family in families.values():
+        parts += [f"**{family['title']}**", ablation_table(family["rows"])]
+    return parts
+
+
+def behaviour_markdown(results: dict, heading: str, prefix: str) -> list[str]:
+    """The behavioural suite's pass rates per capability, with a link to the failing cases."""
+    return [
         f"{heading} Behavioural tests: pass rate per capability",
-        (f"The {results['behaviour_suite']['cases']} cases of `data/behaviour.py` (CheckList's minimum functionality "
+        (f"The {results['behaviour_suite']['cases']} cases of `report/behaviour_cases.py` (CheckList's minimum functionality "
          f"tests, Ribeiro et al. 2020), each run at its validation threshold; the header gives each capability's "
          f"number of cases. A case passes when the verdict matches the label that the dataset's definition gives it "
          f"(toxic: an insult aimed at a participant of the conversation). The failing cases of the distilled and "
          f"LoRA students, side by side and explained word by word, are in [behaviour.md]({prefix}behaviour.md)."),
-        capability_table(records),
-        f"{heading} Figures",
-        *(f"![{title}]({prefix}{filename})" for title, filename in results["figures"].items()),
+        capability_table(results["runs"]),
     ]
+
+
+def figures_markdown(results: dict, heading: str, prefix: str) -> list[str]:
+    return [f"{heading} Figures", *(f"![{title}]({prefix}{filename})" for title, filename in results["figures"].items())]
+
+
+def served_run_markdown(results: dict) -> str:
+    """Which run `python -m webapp` serves without --model, and why that one."""
+    return served_run(results["runs"] + results.get("ablation_runs", []), results.get("best_student")) + "\n"
+
+
+def joined(parts: list[str]) -> str:
     return "\n\n".join(parts) + "\n"
+
+
+def study_markdown(results: dict, image_dir: str = "", heading: str = "##") -> str:
+    """docs/study.md's generated part: the comparison, the findings, every run, the seeds, the figures."""
+    prefix = folder_prefix(image_dir)
+    return joined([*model_comparison_markdown(results, heading), *findings_markdown(results, heading),
+                   *seeds_markdown(results, heading), *all_runs_markdown(results, heading),
+                   *figures_markdown(results, heading, prefix)])
+
+
+def results_markdown(results: dict, image_dir: str = "", heading: str = "##") -> str:
+    """Every section at once: results/results.md, and what evaluate.py prints."""
+    prefix = folder_prefix(image_dir)
+    return joined([*model_comparison_markdown(results, heading), *findings_markdown(results, heading),
+                   *all_runs_markdown(results, heading), *seeds_markdown(results, heading),
+                   *ablations_markdown(results, heading), *behaviour_markdown(results, heading, prefix),
+                   *figures_markdown(results, heading, prefix)])

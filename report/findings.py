@@ -2,8 +2,9 @@
 from pathlib import PurePosixPath
 
 from report.behaviour import DISTILLED, bare_insult_finding
-from report.runs import STUDY_DIR, served_record
-from report.tables import WARNING, millions, number, signed
+from evaluate import STUDY_DIR
+from report.runs import served_record
+from report.tables import WARNING, interval_allows, millions, number, signed, verdict_cell
 
 
 def seed_note(summary: dict) -> str:
@@ -13,12 +14,13 @@ def seed_note(summary: dict) -> str:
 
 def best_method(seeds: dict[str, dict]) -> str:
     method = max(seeds, key=lambda m: seeds[m]["roc_auc"]["mean"])
-    return (f"Best test ROC-AUC: **{method}**, {number(seeds[method]['roc_auc']['mean'])}"
+    return (f"Best test ROC-AUC of every method, baselines included: **{method}**, "
+            f"{number(seeds[method]['roc_auc']['mean'])}"
             f"{seed_note(seeds[method])}.")
 
 
 def served_run(records: list[dict], best_student: dict | None = None) -> str:
-    """The run the web app serves (``served_record``, as webapp/predict.py ``best_run`` chooses it)."""
+    """The run the web app serves (``served_record``, as serving/runs.py ``best_run`` chooses it)."""
     best = served_record(records, best_student)
     which = (f": of the best 6-layer student's runs (`{best_student['method']}`), the one"
              if best_student and best["name"] in best_student["runs"] else ", the run")
@@ -37,7 +39,7 @@ def comparison(result: dict) -> str:
                 f"from {result['resamples']} paired bootstrap resamples of {resampled}; {a} ahead in "
                 f"{100 * result['share_a_better']:.0f}% of them; per seed: {per_seed}). ")
     if result["verdict"] == "within noise":
-        sentence += "The difference is within noise: the interval contains 0."
+        sentence += f"No difference detected; {interval_allows(result['ci95'])}."
     else:
         sentence += f"The interval excludes 0: **{result['verdict']}**."
         differences = result["per_seed_differences"].values()
@@ -120,7 +122,7 @@ def study_time(records: list[dict], evaluate_time_s: float | None = None, sessio
                 f"({', '.join(methods)}) took {sum(minutes):.1f} minutes of `train.py` in all, {min(minutes):.1f} to "
                 f"{max(minutes):.1f} each")
     if evaluate_time_s is not None:
-        sentence += f", and `python evaluate.py` {evaluate_time_s / 60:.1f} minutes"
+        sentence += f", and `python -m report` {evaluate_time_s / 60:.1f} minutes"
     if sessions:
         sentence += f". Measured by the study itself, {sessions_clause(sessions)}"
     return sentence + "."
@@ -174,14 +176,14 @@ def ensemble_teacher_line(ensemble: dict | None, comparison: dict | None) -> str
                 f"{number(ensemble['test']['at_validation_threshold']['roc_auc'])}")
     if comparison and "skipped" not in comparison:
         low, high = comparison["ci95"]
-        verdict = comparison["verdict"].replace(ensemble["name"], "the ensemble")
+        verdict = verdict_cell(comparison["verdict"], comparison["ci95"]).replace(ensemble["name"], "the ensemble")
         sentence += (f"; ensemble − teacher {signed(comparison['difference'])} (95% CI [{signed(low)}, {signed(high)}] "
                      f"over the teachers' seeds and the test comments): {verdict}")
     return sentence + "."
 
 
 def best_student_line(best: dict | None) -> str | None:
-    """The best 6-layer student (chosen on validation) against minilm, and issue 12's goal."""
+    """The best 6-layer student (chosen on validation) against minilm, and the goal the ablations were run for."""
     if not best:
         return None
     seeds = len(best["seeds"])
@@ -195,11 +197,12 @@ def best_student_line(best: dict | None) -> str | None:
         low, high = versus["ci95"]
         beats = low > 0
         sentence += (f"; {best['method']} − minilm {signed(versus['difference'])} "
-                     f"(95% CI [{signed(low)}, {signed(high)}], seeds and test comments): {versus['verdict']}")
+                     f"(95% CI [{signed(low)}, {signed(high)}], seeds and test comments): "
+                     f"{verdict_cell(versus['verdict'], versus['ci95'])}")
     reached = auc >= best["goal_roc_auc"]
     met = reached and beats
-    sentence += (f". Issue 12's goal, a test ROC-AUC of at least {best['goal_roc_auc']:.3f} over the seeds and a win "
-                 f"over minilm whose interval excludes 0: **{'met' if met else 'not met'}**")
+    sentence += (f". The goal set for the ablations, a test ROC-AUC of at least {best['goal_roc_auc']:.3f} over the "
+                 f"seeds and a win over minilm whose interval excludes 0: **{'met' if met else 'not met'}**")
     if not reached:
         sentence += f" (short of {best['goal_roc_auc']:.3f} by {best['goal_roc_auc'] - auc:.3f})"
     elif not beats:
@@ -215,11 +218,10 @@ def recipes(records: list[dict]) -> str | None:
         return None
     each = ", ".join(f"{r['method']} {r['recipe']['lr']:g} × {r['recipe']['epochs']}" for r in primary)
     sources = {r["recipe"]["defaults_from"] for r in primary}
-    if sources == {"tuned_defaults.json"}:
-        source = ("each chosen by `make tune` on validation ROC-AUC at seed 42 (the search and its scores: "
-                  "results/tuning.md; the controls take the recipe of the method they control)")
-    elif sources == {"train.py"}:
-        source = "the hand-set defaults of train.py: `make tune` has not chosen them yet"
+    if sources <= {"tuned_defaults.json", "train.py"}:
+        source = ("each chosen by `make tune` on validation ROC-AUC at seed 42 and written into train.py's "
+                  "RECIPES table (the search and its scores: results/tuning.md; the controls take the recipe "
+                  "of the method they control)")
     elif sources == {"flags"}:
         source = "given as flags to train.py"
     else:
@@ -242,15 +244,14 @@ def ensemble_comparison(ablations: dict) -> dict | None:
 
 
 def findings(results: dict) -> list[str]:
-    """One sentence (or short paragraph) per finding, in reading order."""
+    """One sentence (or short paragraph) per finding, in reading order: the question's comparisons first."""
     records, seeds = results["runs"], results["seeds"]
+    sentences = [comparison(c) for c in results["comparisons"].values() if "skipped" not in c]
     served = served_run(records + results.get("ablation_runs", []), results.get("best_student"))
-    sentences = [best_method(seeds), served]
-    sentences += [comparison(c) for c in results["comparisons"].values() if "skipped" not in c]
     ensemble = results.get("ensemble_teacher")
-    sentences += [teacher_spread(seeds),
+    sentences += [lora_gap(seeds), teacher_spread(seeds), best_method(seeds), served,
                   ensemble_teacher_line(ensemble, ensemble_comparison(results.get("ablations") or {})),
-                  lora_gap(seeds), best_student_line(results.get("best_student")), bare_insult_finding(records),
+                  best_student_line(results.get("best_student")), bare_insult_finding(records),
                   teacher_retention(seeds), costs(records), recipes(records), pipeline_time(records),
                   study_time(records, results.get("evaluate_time_s"), results.get("study_sessions", [])),
                   ablations_time(results.get("ablation_runs", []), results.get("ablation_sessions", [])),

@@ -10,7 +10,7 @@ from itertools import combinations
 
 import numpy as np
 
-from report.quality import RunPredictions
+from evaluate import RunPredictions
 
 LOW_ROC_AUC = 0.6
 CONSTANT_PROB_STD = 1e-4

@@ -13,8 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from sklearn.metrics import roc_curve
 
-from report.quality import RunPredictions
-from report.runs import METHOD_ORDER, Run
+from evaluate import METHOD_ORDER, Run, RunPredictions
 from training.files import write_atomically
 
 MARKERS = {"method": "o", "control": "s", "baseline": "D", "ablation": "^"}

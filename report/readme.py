@@ -1,31 +1,163 @@
-"""Regenerating the results section of README.md between two HTML comment markers.
+"""The README's first screen, and the marked sections through which every generated text reaches a file.
 
-Only the text between the markers is replaced, so the hand-written rest of the README is never
-touched, and re-running the evaluation refreshes the numbers instead of appending a copy.
+A generated section sits between ``<!-- name:start -->`` and ``<!-- name:end -->``. Only the text
+between the markers is replaced, so the hand-written prose around it is never touched, and
+regenerating refreshes the numbers instead of appending a copy.
+
+The answer section leads the README: the question's four models (and LoRA with distillation) as
+test ROC-AUC mean ± std over the training seeds, each one's difference with LoRA and its 95%
+interval, and the verdict in words with its caveats. Every number comes from results.json (and the
+tuning grid from tuning.json), so the README cannot say something the study did not measure.
 """
 from pathlib import Path
 
+from report.tables import MODEL_TYPES, interval_allows, markdown_table, mean_std_cell, signed, verdict_cell
 from training.files import write_text_atomically
 
-START = "<!-- results:start -->"
-END = "<!-- results:end -->"
+ANSWER = "answer"
+ANSWER_METHODS = ("teacher", "odd", "even", "lora", "lora-kd")
+REFERENCE = "lora"
+STUDENTS = ("odd", "even")  # the two distilled students the question asks about
+BASELINE = "minilm"  # a pretrained 6-layer model fine-tuned directly: outside the question, but the bar to clear
 
 
-def replace_results_section(readme: str, section: str) -> str | None:
-    """The README text with ``section`` between the markers, or None if the markers are missing."""
-    start, end = readme.find(START), readme.find(END)
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def replace_marked_section(text: str, name: str, section: str) -> str | None:
+    """``text`` with ``section`` between the markers of ``name``, or None if the markers are missing."""
+    start_marker, end_marker = markers(name)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
         return None
-    return f"{readme[:start + len(START)]}\n{section.strip()}\n{readme[end:]}"
+    return f"{text[:start + len(start_marker)]}\n{section.strip()}\n{text[end:]}"
 
 
-def update_readme(path: Path, section: str) -> str:
-    """Write the new section into the README at ``path``; returns what happened, for the console."""
+def update_marked_section(path: Path, name: str, section: str) -> str:
+    """Write ``section`` into the file at ``path``; returns what happened, for the console."""
     path = Path(path)
     if not path.is_file():
-        return f"{path} does not exist; README not updated"
-    updated = replace_results_section(path.read_text(encoding="utf-8"), section)
+        return f"{path} does not exist; its {name} section was not written"
+    updated = replace_marked_section(path.read_text(encoding="utf-8"), name, section)
     if updated is None:
-        return f"{path} has no {START} ... {END} markers; README left unchanged"
+        start_marker, end_marker = markers(name)
+        return f"{path} has no {start_marker} ... {end_marker} markers; left unchanged"
     write_text_atomically(path, updated)
-    return f"updated the results section of {path}"
+    return f"updated the {name} section of {path}"
+
+
+def difference_with(comparisons: dict[str, dict], method: str, reference: str = REFERENCE) -> dict | None:
+    """``method − reference`` on test ROC-AUC, as the study stored it or with its sign flipped.
+
+    The study stores each comparison in one direction (``lora − odd``, say). Flipping it is exact:
+    every bootstrap resample's difference changes sign, so the interval is the stored one mirrored.
+    None when the two were not compared (or the comparison was skipped).
+    """
+    for result in comparisons.values():
+        if "skipped" in result:
+            continue
+        if (result["a"], result["b"]) == (method, reference):
+            return {"difference": result["difference"], "ci95": list(result["ci95"]),
+                    "verdict": result["verdict"], "per_seed": list(result["per_seed_differences"].values())}
+        if (result["a"], result["b"]) == (reference, method):
+            low, high = result["ci95"]
+            return {"difference": -result["difference"], "ci95": [-high, -low], "verdict": result["verdict"],
+                    "per_seed": [-d for d in result["per_seed_differences"].values()]}
+    return None
+
+
+def answer_table(results: dict) -> str:
+    """One row per method of the question: its seed mean, and its difference with LoRA where the study has one."""
+    seeds, comparisons = results["seeds"], results["comparisons"]
+    rows = []
+    for method in ANSWER_METHODS:
+        if method not in seeds:
+            continue
+        summary = seeds[method]
+        if method == REFERENCE:
+            versus = ["reference", "–", "–"]
+        else:
+            versus_lora = difference_with(comparisons, method)
+            versus = (["not compared", "–", "–"] if versus_lora is None else
+                      [signed(versus_lora["difference"]), "[{}, {}]".format(*map(signed, versus_lora["ci95"])),
+                       verdict_cell(versus_lora["verdict"], versus_lora["ci95"])])
+        rows.append([f"`{method}`", MODEL_TYPES.get(method, method), ", ".join(map(str, summary["seeds"])),
+                     mean_std_cell(summary["roc_auc"]), *versus])
+    return markdown_table(["Method", "What it is", "Seeds", "Test ROC-AUC", f"Δ = method − {REFERENCE}",
+                           "95% CI", "Verdict"], rows)
+
+
+def versus_phrase(method: str, other: str, result: dict) -> str:
+    """One clause: which of two methods scores higher, or that no difference was detected."""
+    low, high = result["ci95"]
+    interval = f"{signed(result['difference'])}, 95% CI [{signed(low)}, {signed(high)}]"
+    if low <= 0 <= high:
+        return f"no difference detected between {method} and {other} ({method} − {other} {interval}: " \
+               f"{interval_allows(result['ci95'])})"
+    winner, loser = (method, other) if low > 0 else (other, method)
+    every_seed = all(d > 0 for d in result["per_seed"]) or all(d < 0 for d in result["per_seed"])
+    return f"{winner} beats {loser} ({method} − {other} {interval}{', on every seed' if every_seed else ''})"
+
+
+def verdict(results: dict) -> str:
+    """The answer in words: each student against LoRA, then odd against even."""
+    comparisons = results["comparisons"]
+    clauses = []
+    for student in STUDENTS:
+        result = difference_with(comparisons, student)
+        if result is not None:
+            clauses.append(versus_phrase(student, REFERENCE, result))
+    odd_even = difference_with(comparisons, *STUDENTS)
+    if odd_even is not None:
+        clauses.append(versus_phrase(*STUDENTS, odd_even))
+    if not clauses:
+        return ""
+    return f"**Verdict**, on test ROC-AUC: {'; '.join(clauses)}."
+
+
+def baseline_caveat(results: dict) -> str | None:
+    """minilm against every student the study and its ablations trained (teachers aside): the bar to clear."""
+    seeds = results["seeds"]
+    if BASELINE not in seeds:
+        return None
+    score = seeds[BASELINE]["roc_auc"]["mean"]
+    students = {m: s["roc_auc"]["mean"] for m, s in seeds.items() if m not in ("teacher", BASELINE, "tfidf")}
+    students |= {row["method"]: row["roc_auc"]["mean"] for family in (results.get("ablations") or {}).values()
+                 for row in family["rows"] if "teacher" not in row["method"]}
+    above = all(score > auc for auc in students.values())
+    return (f"`{BASELINE}`, a pretrained 6-layer English model fine-tuned directly (a baseline outside the question), "
+            f"scores {mean_std_cell(seeds[BASELINE]['roc_auc'])}, "
+            + ("higher than every student trained here, the ablations' included." if above else
+               "for comparison with the students above."))
+
+
+def tuning_caveat(results: dict, tuning: dict | None) -> str | None:
+    """Where LoRA's learning rate sits in the grid `make tune` searched: at its top, a higher one was never tried."""
+    trained = next((r["recipe"]["lr"] for r in results["runs"]
+                    if r["method"] == REFERENCE and r["primary"] and r.get("recipe", {}).get("lr")), None)
+    if tuning is None or trained is None:
+        return None
+    grid = sorted({run["lr"] for run in tuning["runs"] if run["method"] == REFERENCE})
+    if not grid:
+        return None
+    tried = ", ".join(f"{lr:g}" for lr in grid)
+    if trained >= grid[-1]:
+        return (f"LoRA trained at learning rate {trained:g}, the highest that `make tune` tried for it ({tried}; "
+                f"[results/tuning.md](results/tuning.md)), so a higher rate was never tried: read LoRA's gap as an "
+                f"upper bound.")
+    return (f"LoRA trained at learning rate {trained:g}, chosen by `make tune` from {tried} "
+            f"([results/tuning.md](results/tuning.md)).")
+
+
+def answer_markdown(results: dict, tuning: dict | None = None) -> str:
+    """The README's answer section: the table, the verdict and its caveats."""
+    caveats = [c for c in (baseline_caveat(results), tuning_caveat(results, tuning)) if c]
+    words = " ".join(part for part in (verdict(results), "**Caveats**: " + " ".join(caveats) if caveats else "")
+                     if part)
+    parts = [answer_table(results),
+             "Mean ± std over the training seeds, on the held-out test split. Δ: the difference of the seed-averaged "
+             "test ROC-AUCs, with the 95% interval of a paired bootstrap over seeds and test comments "
+             "([docs/study.md](docs/study.md)); where the study compared lora − method, its sign is flipped.",
+             words]
+    return "\n\n".join(part for part in parts if part) + "\n"

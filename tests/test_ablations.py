@@ -16,7 +16,7 @@ from experiments.ablations import (ENSEMBLE_SEEDS, FAMILIES, POINTS, ablation_pl
                                    main, parse_seeds, recorded_minutes)
 from experiments.runner import PlannedRun, is_done, planned_args
 from experiments.study import study_plan
-from lora.layer import LoRALinear
+from lora.lora import LoRALinear
 from test_experiments import write_history
 
 EXPECTED_LAYERS = {"odd": [1, 3, 5, 7, 9, 11], "even": [2, 4, 6, 8, 10, 12], "layers-bottom": [1, 2, 3, 4, 5, 6],
@@ -33,7 +33,7 @@ def folders(tmp_path):
 def built(point, folders):
     args = train.parse_args(["--method", point.method, *point.flags, "--teacher", folders["teacher"],
                              "--model", folders["base"]])
-    return train.build_model(args, train.METHODS[point.method])
+    return train.build_model(args, train.RECIPES[point.method])
 
 
 @pytest.mark.parametrize("point", [p for p in POINTS if p.family == "layers"], ids=lambda p: p.name)
@@ -120,7 +120,7 @@ def test_the_estimate_comes_from_the_recorded_runs_of_the_same_method_and_epochs
     def record(name, method, minutes, **args):
         (tmp_path / name).mkdir(parents=True)
         (tmp_path / name / "history.json").write_text(json.dumps(
-            {"method": method, "args": {"method": method, "epochs": train.method_defaults(method)["epochs"], **args},
+            {"method": method, "args": {"method": method, "epochs": train.RECIPES[method].epochs, **args},
              "total_time_s": 60 * minutes}))
     record("odd", "odd", 3.0)
     record("study/odd-seed1", "odd", 4.0)

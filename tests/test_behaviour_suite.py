@@ -1,10 +1,10 @@
-"""The behavioural suite (data/behaviour.py): its size, its capabilities, and that it is new text."""
+"""The behavioural suite (report/behaviour_cases.py): its size, its capabilities, and that it is new text."""
 import re
 from collections import Counter
 
 import pytest
 
-from data.behaviour import CAPABILITIES, NOT_TOXIC, TOXIC, suite
+from report.behaviour_cases import CAPABILITIES, NOT_TOXIC, TOXIC, suite
 from data.load import load_splits
 from data.transfer import normalise_text
 

@@ -11,8 +11,7 @@ import torch
 import train
 from conftest import tiny_classifier
 from distill.loss import distillation_loss
-from lora import LoRALinear
-from lora.model import inject_lora
+from lora.lora import LoRALinear, inject_lora
 from test_training import tiny_split
 from training.loop import TrainingConfig, predict_logits
 

@@ -122,3 +122,19 @@ def test_a_student_tokenizer_with_other_ids_is_refused_and_the_differences_count
 def test_a_student_tokenizer_that_splits_text_differently_is_refused():
     with pytest.raises(DistillError, match=r"\(cased\) splits text differently from the teacher's \(runs/teacher\)"):
         check_same_tokenizer(tiny_tokenizer(lowercase=False), tiny_tokenizer(), "cased", "runs/teacher")
+
+
+def test_the_key_changes_with_the_code_that_computes_the_logits(teacher_dir, monkeypatch):
+    import distill.teacher_logits as teacher_logits
+    split = EncodedSplit([[2, 5, 6, 3], [2, 7, 3]], [0, 1])
+    key, original = cache_key(teacher_dir, split), teacher_logits.SCORING_CODE
+
+    def predict_logits_edited(*args, **kwargs):  # any other source text than the loop's own
+        raise AssertionError("never called")
+
+    monkeypatch.setattr(teacher_logits, "SCORING_CODE", (predict_logits_edited, *teacher_logits.SCORING_CODE[1:]))
+    assert cache_key(teacher_dir, split) != key, "an edit to the scoring code must miss the old cache"
+    monkeypatch.setattr(teacher_logits, "SCORING_CODE", original)
+    assert cache_key(teacher_dir, split) == key
+    monkeypatch.setattr(teacher_logits.transformers, "__version__", "0.0.0")
+    assert cache_key(teacher_dir, split) != key, "so must another version of transformers"

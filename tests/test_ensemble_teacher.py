@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import train
+from report.model_card import model_card
 from conftest import TINY_WORDS, tiny_classifier, tiny_tokenizer
 from distill import DistillError
 from distill.student import build_student
@@ -46,7 +47,7 @@ def test_an_ensemble_student_copies_its_layers_from_teacher_and_learns_from_the_
     argv = args_for("odd", "--soft-labels-from", "teacher, teacher-seed1,teacher-seed2", "--batch-size", "400")
     args = train.parse_args(argv)
     assert args.soft_labels_from == "teacher,teacher-seed1,teacher-seed2"
-    student = train.build_model(args, train.METHODS["odd"]).model
+    student = train.build_model(args, train.RECIPES["odd"]).model
     expected = build_student(train.load_classifier("teacher"), [1, 3])
     assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), expected.state_dict().values()))
 
@@ -61,7 +62,8 @@ def test_an_ensemble_student_copies_its_layers_from_teacher_and_learns_from_the_
     seen = torch.cat(targets)
     assert seen.shape == averaged.shape
     torch.testing.assert_close(seen.sort(dim=0).values, averaged.sort(dim=0).values)
-    assert "averaged logits of the teachers" in (world / "runs" / "odd" / "README.md").read_text()
+    assert "its soft labels the averaged logits of the teachers teacher,teacher-seed1,teacher-seed2" in \
+        model_card("odd", history)
 
 
 @pytest.mark.parametrize("argv, message", [

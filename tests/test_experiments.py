@@ -4,12 +4,10 @@ from pathlib import Path
 
 import pytest
 
-import train
 from experiments import runner, tune
 from experiments.runner import PlannedRun, execute, is_done, planned_args
 from conftest import fake_train_processes
 from experiments.study import study_plan
-from training.checkpoint import CheckpointError, check_same_settings
 
 
 def write_history(run: PlannedRun, **changes) -> None:
@@ -62,15 +60,16 @@ def test_a_finished_run_is_done_only_with_the_same_arguments(tmp_path, monkeypat
     assert not is_done(PlannedRun("runs/even", ("--method", "even")))
 
 
-def test_a_run_recorded_before_a_flag_existed_counts_at_that_flags_default(tmp_path, monkeypatch):
+def test_a_run_that_does_not_record_a_planned_setting_is_trained_again(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = PlannedRun("runs/lora", ("--method", "lora"))
     write_history(run)
-    history = json.loads(Path("runs/lora/history.json").read_text())
-    del history["args"]["lora_dropout"]  # as if --lora-dropout were added to train.py after this run
-    Path("runs/lora/history.json").write_text(json.dumps(history))
     assert is_done(run)
-    assert not is_done(PlannedRun("runs/lora", ("--method", "lora", "--lora-dropout", "0.2")))
+    history = json.loads(Path("runs/lora/history.json").read_text())
+    del history["args"]["lora_dropout"]  # what it was trained with is unknown, so it cannot stand for the plan
+    history["args"]["obsolete_flag"] = "kept"  # a setting the plan no longer has changes nothing
+    Path("runs/lora/history.json").write_text(json.dumps(history))
+    assert not is_done(run)
 
 
 def test_execute_trains_what_is_not_done_resumes_what_was_interrupted_and_stops_at_a_failure(tmp_path, monkeypatch):
@@ -141,7 +140,7 @@ def fake_training(scores: dict[tuple[str, float, int], float]):
     return execute
 
 
-def test_tuning_chooses_on_validation_and_becomes_the_methods_defaults(tmp_path, monkeypatch):
+def test_tuning_chooses_on_validation_and_writes_its_choices(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     scores = {}
     for method in tune.TUNED:
@@ -167,14 +166,3 @@ def test_tuning_chooses_on_validation_and_becomes_the_methods_defaults(tmp_path,
     assert chosen["minilm"]["lr"] == 2.5e-5  # the best of the settings that trained
     assert "| lora | 0.0005 | 6 | 1 | 0.9500 | 1.0 min | ✓ |" in Path("results/tuning.md").read_text()
     assert "| minilm | 5e-05 | 3 | – | failed | 0.0 min |  |" in Path("results/tuning.md").read_text()
-
-    tuned = Path("results/tuned_defaults.json")
-    assert train.method_defaults("lora-odd", tuned) == {"lr": 5e-4, "epochs": 6, "source": "tuned_defaults.json"}
-
-
-def test_resume_reads_a_setting_the_checkpoint_predates_as_its_default(tmp_path):
-    settings = {"method": "lora", "lr": 5e-4, "lora_dropout": 0.1}
-    (tmp_path / "state.json").write_text(json.dumps({"history": {"args": {"method": "lora", "lr": 5e-4}}}))
-    check_same_settings(tmp_path, settings, defaults={"lora_dropout": 0.1})
-    with pytest.raises(CheckpointError, match=r"--lora-dropout 0.2 \(checkpoint: 0.1\)"):
-        check_same_settings(tmp_path, {**settings, "lora_dropout": 0.2}, defaults={"lora_dropout": 0.1})

@@ -1,4 +1,4 @@
-"""Word contributions by leave-one-word-out occlusion (explain/), on tiny models, no download."""
+"""Word contributions by leave-one-word-out occlusion (serving/explain.py), on tiny models, no download."""
 import types
 
 import pytest
@@ -7,9 +7,8 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processor
 from transformers import PreTrainedTokenizerFast
 
 from conftest import tiny_classifier
-from explain.occlusion import without_word, word_contributions
-from explain.words import encode_words
-from models.inference import toxic_probabilities
+from serving.explain import encode_words, without_word, word_contributions
+from webapp.app import Predictor
 
 PIECES = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "thank", "you", "for", "the", "reply", "id", "##iot", "!", ","]
 
@@ -51,7 +50,8 @@ def test_subword_pieces_are_merged_into_the_words_a_reader_sees():
 def test_a_model_that_reads_one_token_gets_all_the_attribution_on_that_word():
     tokenizer = wordpiece_tokenizer()
     model = KeysOnOneToken(PIECES.index("##iot"))
-    explanation = word_contributions(model, tokenizer, "thank you for the reply, you idiot!", max_length=32)
+    predictor = Predictor("keys", model, tokenizer, max_length=32)
+    explanation = word_contributions(predictor, "thank you for the reply, you idiot!")
     contributions = dict(zip(explanation.words.words, explanation.contributions))
     with_word, without = torch.sigmoid(torch.tensor([3.0, -3.0])).tolist()
     assert explanation.probability == pytest.approx(with_word)
@@ -65,10 +65,10 @@ def test_each_contribution_is_the_probability_drop_without_that_word(tokenizer):
     """Occlusion claims P(comment) − P(comment without the word); the predict path, asked separately, agrees."""
     model = tiny_classifier(layers=2)
     text = "thank you for the thoughtful reply you idiot"
-    explanation = word_contributions(model, tokenizer, text, max_length=64)
+    explanation = word_contributions(Predictor("tiny", model, tokenizer, max_length=64), text)
     words = text.split()
     without = [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
-    whole, *reduced = toxic_probabilities(model, tokenizer, [text, *without], max_length=64)
+    whole, *reduced = Predictor("tiny", model, tokenizer, max_length=64).probabilities([text, *without])
     assert explanation.probability == pytest.approx(whole, abs=1e-5)
     assert explanation.contributions == pytest.approx([whole - p for p in reduced], abs=1e-5)
     assert min(map(abs, explanation.contributions)) > 0, "a random model reacts to every word"
@@ -81,17 +81,18 @@ def test_truncation_matches_the_predict_path_and_words_past_the_window_count_zer
     max_length = 6  # [CLS] + four words + [SEP]
     words = encode_words(tokenizer, text)
     assert without_word(words, None, max_length) == tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
-    explanation = word_contributions(model, tokenizer, text, max_length)
+    explanation = word_contributions(Predictor("tiny", model, tokenizer, max_length=max_length), text)
     assert explanation.contributions[4:] == [0.0] * 4
-    whole, without_first = toxic_probabilities(model, tokenizer, [text, text.split(" ", 1)[1]], max_length)
+    whole, without_first = Predictor("tiny", model, tokenizer, max_length=max_length).probabilities(
+        [text, text.split(" ", 1)[1]])
     assert explanation.contributions[0] == pytest.approx(whole - without_first, abs=1e-5), \
         "removing a word lets the next one into the window"
 
 
 def test_a_one_word_comment_is_compared_with_the_empty_comment(tokenizer):
     model = tiny_classifier(layers=2)
-    explanation = word_contributions(model, tokenizer, "idiot", max_length=16)
-    empty = toxic_probabilities(model, tokenizer, [""], max_length=16)[0]
+    explanation = word_contributions(Predictor("tiny", model, tokenizer, max_length=16), "idiot")
+    empty = Predictor("tiny", model, tokenizer, max_length=16).probabilities([""])[0]
     assert explanation.contributions == pytest.approx([explanation.probability - empty], abs=1e-5)
 
 

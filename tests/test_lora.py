@@ -9,9 +9,10 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
-from lora import (LoRAError, LoRALinear, apply_adapter, count_parameters, inject_lora, load_adapter,
-                  load_lora_state_dict, lora_state_dict, mark_only_lora_trainable, merge_lora, save_adapter)
-from training.model_card import method_lines
+from lora.adapter import apply_adapter, load_adapter, load_lora_state_dict, save_adapter
+from lora.lora import (LoRAError, LoRALinear, count_parameters, inject_lora, lora_state_dict, mark_only_lora_trainable,
+                       merge_lora)
+from report.model_card import method_lines
 
 TINY = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
             intermediate_size=64, max_position_embeddings=64)
@@ -80,7 +81,7 @@ def test_dropout_touches_only_the_lora_path():
     assert torch.equal(layer(x), base(x))  # B = 0: with dropout on, the frozen path is still exact
 
 
-def test_merge_matches_unmerged_and_unmerge_restores_the_weight():
+def test_merge_folds_delta_w_into_the_weight_once_and_computes_the_same():
     torch.manual_seed(0)
     layer = LoRALinear(nn.Linear(16, 8), r=4, alpha=8).eval()
     nn.init.normal_(layer.lora_B)
@@ -92,10 +93,6 @@ def test_merge_matches_unmerged_and_unmerge_restores_the_weight():
     assert layer.merged and "merged=True" in repr(layer)
     torch.testing.assert_close(layer.base.weight, original + layer.lora_B @ layer.lora_A * 2.0)
     torch.testing.assert_close(layer(x), unmerged, atol=1e-5, rtol=0)
-    layer.unmerge()
-    layer.unmerge()
-    assert not layer.merged
-    torch.testing.assert_close(layer.base.weight, original, atol=1e-6, rtol=0)
 
 
 def test_merged_model_agrees_with_the_unmerged_one(tuned, batch):
@@ -181,7 +178,7 @@ def test_trainable_share_on_the_e5_small_shape():
 
 def test_no_matching_target_or_bad_rank_is_a_clear_error():
     model = tiny_bert()
-    with pytest.raises(LoRAError, match=r"no nn.Linear named \['q_proj'\].*'query'"):
+    with pytest.raises(LoRAError, match=r"no linear layer of an encoder layer named \['q_proj'\].*'attention.self.query'"):
         inject_lora(model, targets=("q_proj",))
     with pytest.raises(LoRAError, match="rank"):
         inject_lora(model, r=0)
@@ -305,9 +302,9 @@ def test_module_names_may_be_one_string_and_errors_name_what_exists():
     with pytest.raises(LoRAError, match=r"no module with parameters at \['head'\] in BertForSequenceClassification: "
                                         r".*\(top-level modules: \['bert', 'classifier'\]\)"):
         mark_only_lora_trainable(model, ["head"])
-    with pytest.raises(LoRAError, match=r"^no nn.Linear named \['nope'\] in BertForSequenceClassification; "):
+    with pytest.raises(LoRAError, match=r"^no linear layer of an encoder layer named \['nope'\] in BertForSequenceClassification; "):
         inject_lora(tiny_bert(), targets=["query", "nope"])
-    with pytest.raises(LoRAError, match=r"^no nn.Linear named \[\] in BertForSequenceClassification; "):
+    with pytest.raises(LoRAError, match=r"^no linear layer of an encoder layer named \[\] in BertForSequenceClassification; "):
         inject_lora(tiny_bert(), targets=[])
 
 
@@ -372,19 +369,6 @@ def test_the_adapter_file_records_the_rslora_scaling_and_a_reload_reproduces_it(
         save_adapter(tmp_path / "other.safetensors", tuned, r=8, alpha=16, targets=["all-linear"], base_model="tiny")
 
 
-def test_an_adapter_saved_before_rslora_existed_reloads_with_alpha_over_r(tuned, batch, tmp_path):
-    path = save_adapter(tmp_path / "adapter.safetensors", tuned, r=4, alpha=8, targets=["query", "value"],
-                        base_model="tiny")
-    with safe_open(path, framework="pt") as file:
-        tensors = {name: file.get_tensor(name) for name in file.keys()}
-        metadata = {k: v for k, v in file.metadata().items() if k not in ("rslora", "scaling")}
-    save_file(tensors, str(path), metadata=metadata)
-    state, meta = load_adapter(path)
-    assert meta["rslora"] is False
-    restored = apply_adapter(tiny_bert(), state, meta).eval()
-    assert {m.scaling for m in restored.modules() if isinstance(m, LoRALinear)} == {8 / 4}
-
-
 def test_all_linear_wraps_the_six_linears_of_every_encoder_layer_and_never_the_head():
     model = tiny_bert()
     assert inject_lora(model, targets="all-linear") == 2 * 6
@@ -395,13 +379,26 @@ def test_all_linear_wraps_the_six_linears_of_every_encoder_layer_and_never_the_h
     assert isinstance(model.bert.pooler.dense, nn.Linear) and isinstance(model.classifier, nn.Linear)
 
 
-def test_a_target_is_the_end_of_a_module_path_on_whole_components():
+def test_a_target_is_a_whole_path_inside_the_encoder_layer_or_its_last_name():
     model = tiny_bert()
     assert inject_lora(model, targets=["intermediate.dense"]) == 2
     assert all(isinstance(layer.intermediate.dense, LoRALinear) and isinstance(layer.output.dense, nn.Linear)
                for layer in model.bert.encoder.layer)
-    with pytest.raises(LoRAError, match=r"no nn.Linear named \['uery'\]"):
+    # "output.dense" is the feed-forward output: not attention's output projection, whose path also ends so.
+    model = tiny_bert()
+    assert inject_lora(model, targets=["output.dense"]) == 2
+    assert all(isinstance(layer.output.dense, LoRALinear) and isinstance(layer.attention.output.dense, nn.Linear)
+               for layer in model.bert.encoder.layer)
+    model = tiny_bert()
+    assert inject_lora(model, targets=["attention.output.dense", "attention.self.key"]) == 4
+    assert all(isinstance(layer.attention.output.dense, LoRALinear) and isinstance(layer.output.dense, nn.Linear)
+               and isinstance(layer.attention.self.key, LoRALinear) for layer in model.bert.encoder.layer)
+    with pytest.raises(LoRAError, match=r"no linear layer of an encoder layer named \['uery'\]"):
         inject_lora(tiny_bert(), targets=["uery"])
+    # The head has no pretrained value to adapt: it trains in full, so no target reaches it.
+    for head in ("classifier", "bert.pooler.dense", "pooler.dense", "self.query"):
+        with pytest.raises(LoRAError, match=rf"named \['{head}'\]"):
+            inject_lora(tiny_bert(), targets=[head])
 
 
 def test_the_model_card_states_the_scaling_rule_and_its_value():

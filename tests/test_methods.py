@@ -15,10 +15,9 @@ import train
 from baselines.tfidf import SETTINGS_FILE, TENSORS_FILE, TfidfClassifier
 from conftest import save_teacher_and_base
 from data.splits import Split, Splits
-from distill.student import build_student
-from lora.layer import LoRALinear
-from report.inference import load_scorer
-from train import METHODS, build_model, method_defaults, parse_args
+from lora.lora import LoRALinear
+from evaluate import load_scorer
+from train import RECIPES, build_model, parse_args
 
 
 @pytest.fixture
@@ -30,7 +29,7 @@ def folders(tmp_path):
 def built(method: str, folders: dict, seed: int = 0):
     args = parse_args(["--method", method, "--teacher", folders["teacher"], "--model", folders["base"]])
     torch.manual_seed(seed)  # the new head's initialisation, as train.py seeds it
-    return build_model(args, METHODS[method])
+    return build_model(args, RECIPES[method])
 
 
 def trainable(model) -> set[str]:
@@ -61,7 +60,7 @@ def test_odd_ce_is_the_odd_student_with_cross_entropy_only(folders):
     assert plain_state(control.model).keys() == plain_state(odd.model).keys()
     assert all(torch.equal(a, plain_state(odd.model)[n]) for n, a in plain_state(control.model).items())
     assert trainable(control.model) == trainable(odd.model) == {n for n, _ in control.model.named_parameters()}
-    assert (METHODS["odd-ce"].loss, METHODS["odd"].loss) == ("ce", "kd")  # the one thing that differs
+    assert (RECIPES["odd-ce"].loss, RECIPES["odd"].loss) == ("ce", "kd")  # the one thing that differs
 
 
 def test_lora_odd_is_lora_on_the_odd_students_start(folders):
@@ -99,22 +98,12 @@ def test_full_even_is_loras_start_with_every_weight_trained(folders):
 
 def test_minilm_starts_from_the_whole_pretrained_model_with_a_new_head(folders):
     args = parse_args(["--method", "minilm"])
-    assert args.model == "minilm" and METHODS["minilm"].start == "pretrained"
+    assert args.model == "minilm" and RECIPES["minilm"].start == "pretrained"
     args.model = folders["base"]  # the tiny base stands in for the embedded model
-    result = build_model(args, METHODS["minilm"])
+    result = build_model(args, RECIPES["minilm"])
     assert result.teacher is None and len(result.model.bert.encoder.layer) == 4
     assert_layers_copied(result.model, BertModel.from_pretrained(folders["base"]), [1, 2, 3, 4])
     assert trainable(result.model) == {n for n, _ in result.model.named_parameters()}
-
-
-def test_tuned_defaults_apply_to_the_method_and_to_its_controls(tmp_path):
-    assert method_defaults("lora", tmp_path / "missing.json") == {"lr": 5e-4, "epochs": 3, "source": "train.py"}
-    tuned = tmp_path / "tuned_defaults.json"
-    tuned.write_text(json.dumps({"methods": {"lora": {"lr": 1e-3, "epochs": 6}, "teacher": {"lr": 1e-4, "epochs": 3}}}))
-    assert method_defaults("lora", tuned) == {"lr": 1e-3, "epochs": 6, "source": "tuned_defaults.json"}
-    assert method_defaults("lora-odd", tuned)["lr"] == 1e-3  # a control keeps its method's recipe
-    assert method_defaults("full-even", tuned)["lr"] == 1e-4
-    assert method_defaults("odd", tuned)["source"] == "train.py"  # not tuned: the table's value
 
 
 # ---------------------------------------------------------------------------- the TF-IDF baseline
@@ -158,7 +147,7 @@ def test_a_saved_tfidf_run_scores_like_the_fitted_model_and_rejects_corruption(t
     monkeypatch.setattr(train, "load_splits", lambda *a, **k: Splits(
         comments(words, 90, 0), comments(words, 30, 1), comments(words, 30, 2), source="synthetic"))
     train.main(["--method", "tfidf", "--out", str(tmp_path / "tfidf")])
-    scorer = load_scorer(tmp_path / "tfidf", max_length=32)
+    scorer = load_scorer(tmp_path / "tfidf", {})
     probs = scorer.predict(["you idiot thanks", "great point"], 1)
     assert probs[0] > 0.5 > probs[1]
     model = TfidfClassifier.load(tmp_path / "tfidf")

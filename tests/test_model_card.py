@@ -8,19 +8,25 @@ import yaml
 from huggingface_hub import ModelCard
 from transformers import pipeline
 
-import evaluate
+import report.__main__ as full_report
 from conftest import tiny_classifier, tiny_history, tiny_tokenizer
 from test_evaluate import load_calls, project, write_run  # noqa: F401 - fixtures of the report tests
 from training.checkpoint import save_run
-from training.model_card import CARD_FILE
-from webapp.predict import NOT_TOXIC, TOXIC, Predictor
+from report.model_card import CARD_FILE, method_description, write_model_card
+from train import RECIPES, parse_args
+from data.labels import ID2LABEL
+from serving.precision import load_predictor
+from webapp.app import Predictor
+
+NOT_TOXIC, TOXIC = ID2LABEL[0], ID2LABEL[1]
 
 
 @pytest.fixture
 def saved_run(tmp_path):
     folder = tmp_path / "runs" / "odd"
-    save_run(folder, tiny_classifier(layers=2), tiny_tokenizer(),
-             tiny_history("odd", threshold=0.497, out=str(folder)))
+    history = tiny_history("odd", threshold=0.497, out=str(folder))
+    save_run(folder, tiny_classifier(layers=2), tiny_tokenizer(), history)
+    write_model_card(folder, history)
     return folder
 
 
@@ -55,10 +61,11 @@ def test_the_cards_snippet_applies_the_runs_threshold(tmp_path, text_prefix):
     folder = tmp_path / "odd"
     history = partial(tiny_history, "odd", out=str(folder), text_prefix=text_prefix)
     save_run(folder, model, tiny_tokenizer(), history(threshold=0.5))
-    probabilities = [v["toxic_probability"] for v in Predictor.from_folder(folder, precision="fp32").predict(texts)]
+    probabilities = [v["toxic_probability"] for v in load_predictor(folder, precision="fp32").predict(texts)]
     assert max(probabilities) < 0.5, "the tiny model says not_toxic by argmax"
     threshold = round(min(probabilities) - 0.001, 3)  # so the run's threshold makes both toxic
     save_run(folder, model, tiny_tokenizer(), history(threshold=threshold))
+    write_model_card(folder, history(threshold=threshold))
 
     card = (folder / CARD_FILE).read_text()
     snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1)
@@ -67,12 +74,12 @@ def test_the_cards_snippet_applies_the_runs_threshold(tmp_path, text_prefix):
     namespace = {}
     exec(snippet, namespace)  # noqa: S102 - our own generated code
     assert namespace["is_toxic"] == [True, True]
-    assert [v["label"] for v in Predictor.from_folder(folder, precision="fp32").predict(texts)] == [TOXIC, TOXIC]
+    assert [v["label"] for v in load_predictor(folder, precision="fp32").predict(texts)] == [TOXIC, TOXIC]
 
 
-def test_evaluate_adds_test_scores_and_speed_to_the_cards(project, load_calls):
-    """evaluate.py rewrites each run's card with its test scores, at the threshold the folder applies."""
-    results = evaluate.main(["--bootstrap", "50", "--threads", "1", "--no-readme"])
+def test_the_report_adds_test_scores_and_speed_to_the_cards(project, load_calls):
+    """python -m report rewrites each run's card with its test scores, at the threshold the folder applies."""
+    results = full_report.main(["--bootstrap", "50", "--threads", "1", "--no-readme"])
     odd = next(record for record in results["runs"] if record["name"] == "odd")
     card = (project / "runs" / "odd" / CARD_FILE).read_text()
     assert "No test scores yet" not in card
@@ -91,3 +98,24 @@ def test_a_folder_saved_without_class_names_still_serves_toxic_labels(tmp_path):
     (folder / "history.json").write_text(json.dumps({"validation_threshold": 0.0}))
     assert "toxic" not in (folder / "config.json").read_text()
     assert Predictor.from_folder(folder).predict(["you idiot"])[0]["label"] == TOXIC
+
+
+@pytest.mark.parametrize("method", [name for name, recipe in RECIPES.items() if recipe.start != "tfidf"])
+def test_every_method_is_described_from_its_recipe(method):
+    args = vars(parse_args(["--method", method]))
+    recipe = RECIPES[method]
+    text = method_description({"method": method, "args": args, "layers": [2, 4] if recipe.layers else None})
+    assert ("LoRA (rank 8, scaling α/r = 16/8 = 2, on query,value)" in text) == recipe.lora
+    assert ("every weight fine-tuned" in text) == (not recipe.lora)
+    assert ("0.5·CE + 0.5·KD + 0.1·cosine" in text) == (recipe.loss == "kd")
+    assert ("layers [2, 4]" in text) == (recipe.layers is not None)
+    assert ("fine-tuned teacher `runs/teacher`" in text) == (recipe.start == "teacher-layers")
+    assert "transfer set" not in text and "averaged logits" not in text
+
+
+def test_a_transfer_set_and_an_ensemble_of_teachers_are_named():
+    args = vars(parse_args(["--method", "odd", "--soft-labels-from", "runs/t1,runs/t2", "--transfer-set", "x.csv"]))
+    text = method_description({"method": "odd", "args": args, "layers": [1, 3],
+                               "transfer_set": {"used": 1234, "source": "x.csv"}})
+    assert text.endswith("its soft labels the averaged logits of the teachers runs/t1,runs/t2, and on 1,234 "
+                         "unlabelled comments of the transfer set x.csv through the soft labels alone")

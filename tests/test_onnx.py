@@ -1,5 +1,6 @@
-"""The ONNX Runtime setting of the predict path: the export command, the check that refuses a stale
-export, ``auto``'s choice, and the same probabilities as PyTorch from predict.py and the web app."""
+"""The ONNX Runtime setting of the predict path: the export command and the export on first serve, the
+check that refuses a stale export, ``auto``'s choice, and the same probabilities as PyTorch from predict.py
+and the web app."""
 import importlib.util
 import json
 import shutil
@@ -11,22 +12,21 @@ import torch
 from transformers import BertForSequenceClassification
 
 import predict
-from bench import serving
 from conftest import ROOT, TINY_WORDS, call_concurrently, tiny_bert_config, tiny_history, tiny_tokenizer
 from embedded.pypi import sha256_of
-from models import export_onnx
-from models.export_onnx import (EXPORT_RECORD_FILE, INT8_AUC_TOLERANCE, INT8_FILE, ONNX_FILE, REQUIREMENTS,
-                                WEIGHTS_FILE, export_run)
-from models.inference import OnnxClassifier, load_for_precision, probabilities_of_token_ids, resolve_precision
+from evaluate import load_scorer, scores_key
 from models.load import ModelError
 from report.costs import folder_size_mb
-from report.score_cache import scores_key
-from training.metrics import binary_metrics
+from serving import export_onnx
+from serving.batching import BatchSettings
+from serving.export_onnx import (EXPORT_RECORD_FILE, INT8_AUC_TOLERANCE, INT8_FILE, ONNX_FILE, REQUIREMENTS,
+                                 WEIGHTS_FILE, OnnxClassifier, export_for_serving, export_run)
+from serving.precision import load_predictor, onnx_model, resolve_precision
+from serving.server import serving_app
 from test_webapp import fetch, post_json, serve
 from training.checkpoint import save_run
-from webapp.app import make_app
-from webapp.batching import BatchSettings, with_batching
-from webapp.predict import ModelLoadError, Predictor, load_predictors
+from training.metrics import binary_metrics
+from webapp.app import Predictor
 
 CPU = torch.device("cpu")
 ONNX_TOLERANCE = 1e-4  # |P(toxic) from ONNX Runtime - P(toxic) from PyTorch fp32|
@@ -70,8 +70,8 @@ def retrain(folder: Path, capsys) -> None:
 
 def test_onnx_runtime_gives_torchs_fp32_probabilities_for_comments_of_different_lengths(exported):
     """Padded batches of 4 comments of 1 to 12 words: the dynamic axes and the attention mask at work."""
-    reference = probabilities(Predictor.from_folder(exported, precision="fp32"), TEXTS)
-    onnx = Predictor.from_folder(exported, precision="onnx")
+    reference = probabilities(load_predictor(exported, precision="fp32"), TEXTS)
+    onnx = load_predictor(exported, precision="onnx")
     assert onnx.precision == "onnx" and isinstance(onnx.model, OnnxClassifier)
     assert probabilities(onnx, TEXTS) == pytest.approx(reference, abs=ONNX_TOLERANCE)
     assert probabilities(onnx, TEXTS, batch_size=64) == pytest.approx(reference, abs=ONNX_TOLERANCE)
@@ -112,16 +112,14 @@ def test_the_export_command_writes_the_file_and_bad_input_gets_one_line(tmp_path
 
 
 def test_the_pip_commands_in_the_errors_name_the_pinned_versions():
-    for requirements in ("requirements-test.txt", "requirements-bench.txt"):
-        pinned = (ROOT / requirements).read_text().split()
-        assert set(REQUIREMENTS.values()) <= set(pinned), f"{requirements} pins other versions than the errors name"
+    assert set(REQUIREMENTS.values()) <= set((ROOT / "requirements.txt").read_text().split())
 
 
 def test_the_export_is_neither_scored_nor_counted_in_the_runs_size(tmp_path):
     folder = save_tiny_run(tmp_path / "odd")
-    key, size = scores_key(folder, "validation", "test"), folder_size_mb(folder)
+    key, size = scores_key(folder, load_scorer, "validation", "test"), folder_size_mb(folder)
     export_run(folder)
-    assert scores_key(folder, "validation", "test") == key
+    assert scores_key(folder, load_scorer, "validation", "test") == key
     assert folder_size_mb(folder) == size
 
 
@@ -145,8 +143,8 @@ def test_int8_quantizes_every_matrix_product_but_the_feed_forward_outputs(export
 
 
 def test_int8_scores_close_to_fp32_and_says_it_is_int8(exported):
-    reference = probabilities(Predictor.from_folder(exported, precision="fp32"), TEXTS)
-    int8 = Predictor.from_folder(exported, precision="int8")
+    reference = probabilities(load_predictor(exported, precision="fp32"), TEXTS)
+    int8 = load_predictor(exported, precision="int8")
     assert int8.precision == "int8" and int8.model.precision == "int8"
     assert probabilities(int8, TEXTS) == pytest.approx(reference, abs=0.1), "rounding moves it, within bounds"
     assert probabilities(int8, TEXTS) != pytest.approx(reference, abs=ONNX_TOLERANCE), "int8 is not the fp32 graph"
@@ -158,7 +156,7 @@ def test_the_export_measures_int8_on_the_validation_texts_it_is_given(tmp_path):
     validation = export_run(folder, validation=(TEXTS, labels))["int8"]["validation"]
     assert validation["comments"] == len(TEXTS)
     assert validation["roc_auc_change"] == pytest.approx(validation["roc_auc_int8"] - validation["roc_auc_fp32"])
-    fp32 = probabilities(Predictor.from_folder(folder, precision="onnx"), TEXTS)
+    fp32 = probabilities(load_predictor(folder, precision="onnx"), TEXTS)
     assert validation["roc_auc_fp32"] == pytest.approx(binary_metrics(labels, fp32)["roc_auc"])
 
 
@@ -171,28 +169,28 @@ def set_int8_change(folder: Path, validation: dict) -> None:
 def test_auto_serves_int8_only_where_the_export_measured_it_within_tolerance(copy_of):
     assert "unmeasured" in json.loads((copy_of / EXPORT_RECORD_FILE).read_text())["int8"]["validation"], \
         "a tiny run's history.json names no data to rebuild"
-    assert Predictor.from_folder(copy_of).precision == "onnx"
+    assert load_predictor(copy_of).precision == "onnx"
     set_int8_change(copy_of, {"roc_auc_change": -INT8_AUC_TOLERANCE / 2})
-    assert Predictor.from_folder(copy_of).precision == "int8"
+    assert load_predictor(copy_of).precision == "int8"
     set_int8_change(copy_of, {"roc_auc_change": -2 * INT8_AUC_TOLERANCE})
-    assert Predictor.from_folder(copy_of).precision == "onnx"
-    assert Predictor.from_folder(copy_of, precision="int8").precision == "int8", "asked for, int8 is served"
+    assert load_predictor(copy_of).precision == "onnx"
+    assert load_predictor(copy_of, precision="int8").precision == "int8", "asked for, int8 is served"
 
 
 def test_a_stale_int8_export_is_refused_too(copy_of, capsys):
     retrain(copy_of, capsys)
-    with pytest.raises(ModelLoadError, match=f"{INT8_FILE} is stale"):
-        Predictor.from_folder(copy_of, precision="int8")
+    with pytest.raises(ModelError, match=f"{INT8_FILE} is stale"):
+        load_predictor(copy_of, precision="int8")
 
 
 # --- stale exports and auto's choice ------------------------------------------------------------
 
 def test_a_stale_export_is_refused_in_one_line(copy_of, tmp_path, capsys):
     retrain(copy_of, capsys)
-    with pytest.raises(ModelLoadError) as refused:
-        Predictor.from_folder(copy_of, precision="onnx")
+    with pytest.raises(ModelError) as refused:
+        load_predictor(copy_of, precision="onnx")
     message = str(refused.value)
-    assert "stale" in message and f"python -m models.export_onnx {copy_of}" in message and "\n" not in message
+    assert "stale" in message and f"python -m serving.export_onnx {copy_of}" in message and "\n" not in message
 
     source = tmp_path / "comments.csv"
     pd.DataFrame({"text": TEXTS}).to_csv(source, index=False)
@@ -203,22 +201,22 @@ def test_a_stale_export_is_refused_in_one_line(copy_of, tmp_path, capsys):
 
 def test_an_export_without_its_record_is_refused(copy_of):
     (copy_of / EXPORT_RECORD_FILE).unlink()
-    with pytest.raises(ModelLoadError, match="no readable record"):
-        Predictor.from_folder(copy_of, precision="onnx")
+    with pytest.raises(ModelError, match="no readable record"):
+        load_predictor(copy_of, precision="onnx")
 
 
 def test_auto_serves_a_fresh_export_and_falls_back_to_pytorch_otherwise(copy_of, tmp_path, capsys, monkeypatch):
-    assert Predictor.from_folder(copy_of).precision == "onnx"
+    assert load_predictor(copy_of).precision == "onnx"
     without = save_tiny_run(tmp_path / "without")
-    pytorch = Predictor.from_folder(without)
+    pytorch = load_predictor(without)
     assert pytorch.precision in ("bf16", "fp32") and pytorch.precision == resolve_precision("auto", pytorch.model)
     assert "warning" not in capsys.readouterr().err, "a run without an export is the usual case: no warning"
 
-    assert not isinstance(load_for_precision(copy_of, "auto", torch.device("meta")), OnnxClassifier), \
+    assert onnx_model(copy_of, "auto", torch.device("meta")) is None, \
         "ONNX Runtime runs on the CPU: auto keeps a model that is placed elsewhere on its device"
 
     retrain(copy_of, capsys)
-    assert Predictor.from_folder(copy_of).precision in ("bf16", "fp32")
+    assert load_predictor(copy_of).precision in ("bf16", "fp32")
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and "precision auto does not use the ONNX export" in warnings[0] and "stale" in warnings[0]
 
@@ -227,35 +225,30 @@ def test_without_onnxruntime_auto_falls_back_and_onnx_says_what_to_install(expor
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a))
-    assert Predictor.from_folder(exported).precision in ("bf16", "fp32")
+    assert load_predictor(exported).precision in ("bf16", "fp32")
     assert f"pip install {REQUIREMENTS['onnxruntime']}" in capsys.readouterr().err
-    with pytest.raises(ModelLoadError, match=f"pip install {REQUIREMENTS['onnxruntime']} to run an ONNX export"):
-        Predictor.from_folder(exported, precision="onnx")
+    with pytest.raises(ModelError, match=f"pip install {REQUIREMENTS['onnxruntime']} to run an ONNX export"):
+        load_predictor(exported, precision="onnx")
 
 
 def test_a_model_runs_only_the_precisions_it_can(exported):
-    pytorch = Predictor.from_folder(exported, precision="fp32").model
-    session = Predictor.from_folder(exported, precision="onnx").model
-    with pytest.raises(ValueError, match="load it with load_for_precision"):
+    pytorch = load_predictor(exported, precision="fp32").model
+    session = load_predictor(exported, precision="onnx").model
+    with pytest.raises(ValueError, match="load it with load_predictor"):
         resolve_precision("onnx", pytorch)
     with pytest.raises(ValueError, match="runs the onnx export only, not bf16"):
         resolve_precision("bf16", session)
     with pytest.raises(ValueError, match="runs the onnx export only, not int8"):
         resolve_precision("int8", session)
     assert resolve_precision("auto", session) == "onnx"
-    assert resolve_precision("auto", Predictor.from_folder(exported, precision="int8").model) == "int8"
-    tokenizer = tiny_tokenizer()
-    with pytest.raises(ValueError, match="does not fit a OnnxClassifier"):
-        probabilities_of_token_ids(session, [[2, 5, 3]], tokenizer, precision="fp32")
-    with pytest.raises(ValueError, match="does not fit a BertForSequenceClassification"):
-        probabilities_of_token_ids(pytorch, [[2, 5, 3]], tokenizer, precision="onnx")
+    assert resolve_precision("auto", load_predictor(exported, precision="int8").model) == "int8"
 
 
 def test_the_session_uses_torchs_thread_count_and_stops_spinning_after_a_run(exported):
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        options = Predictor.from_folder(exported, precision="onnx").model.session.get_session_options()
+        options = load_predictor(exported, precision="onnx").model.session.get_session_options()
     finally:
         torch.set_num_threads(threads)
     assert options.intra_op_num_threads == 2
@@ -282,9 +275,9 @@ def test_predict_py_with_onnx_scores_a_file_as_fp32_does(exported, tmp_path, cap
 
 @pytest.mark.parametrize("batching", [BatchSettings(), None], ids=["batching", "no-batching"])
 def test_the_web_app_serves_the_export_and_says_so(exported, batching):
-    reference = probabilities(Predictor.from_folder(exported, precision="fp32"), TEXTS)
-    predictors, name = load_predictors(exported)
-    with serve(make_app(with_batching(predictors, batching), name)) as address:
+    reference = probabilities(load_predictor(exported, precision="fp32"), TEXTS)
+    app, _, _ = serving_app(exported, batching=batching, torch_threads=torch.get_num_threads())
+    with serve(app) as address:
         assert json.loads(fetch(address, "GET", "/health")[2])["precision"] == "onnx"
         status, reply = post_json(address, {"texts": TEXTS})
         answers = {}
@@ -298,12 +291,38 @@ def test_the_web_app_serves_the_export_and_says_so(exported, batching):
     assert len(explained["results"][0]["explanation"]) == len(TEXTS[5].split())
 
 
-def test_the_serving_bench_measures_the_products_export(copy_of, capsys):
-    """bench/serving.py keeps a fresh export, and exports a stale one again with the export command's code."""
+def test_a_fresh_export_is_kept_and_a_stale_one_made_again(copy_of, capsys):
+    """export_for_serving, as the server runs it on first serve and bench/serving.py before it measures."""
     onnx_file = copy_of / ONNX_FILE
     fresh = onnx_file.stat().st_mtime_ns
-    assert serving.exported(copy_of) and onnx_file.stat().st_mtime_ns == fresh
+    assert export_for_serving(copy_of) and onnx_file.stat().st_mtime_ns == fresh
     retrain(copy_of, capsys)
-    assert serving.exported(copy_of)
-    assert f"python -m models.export_onnx {copy_of}" in capsys.readouterr().err
+    assert export_for_serving(copy_of)
+    assert f"python -m serving.export_onnx {copy_of}" in capsys.readouterr().err
     assert export_onnx.check_export(copy_of) == onnx_file
+
+
+def test_the_server_exports_the_run_it_serves_once_on_first_serve(tmp_path, capsys, monkeypatch):
+    """So a fresh clone serves ONNX Runtime after make all: auto on a CPU exports the served run, not the others."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    served, other = save_tiny_run(tmp_path / "odd"), save_tiny_run(tmp_path / "even", seed=4)
+    app, predictors, name = serving_app(served, runs_dir=tmp_path, torch_threads=torch.get_num_threads())
+    assert export_onnx.check_export(served, INT8_FILE) and predictors[name].precision == "onnx"
+    assert not (other / ONNX_FILE).exists() and predictors["even"].precision in ("bf16", "fp32")
+    assert f"exporting {served}" in capsys.readouterr().err
+    serving_app(served, torch_threads=torch.get_num_threads())
+    assert "exporting" not in capsys.readouterr().err, "once: the next start finds the export fresh"
+    serving_app(other, precision="fp32", torch_threads=torch.get_num_threads())
+    assert not (other / ONNX_FILE).exists(), "fp32 asked for: nothing to export"
+
+
+def test_a_run_that_cannot_be_exported_is_served_with_pytorch(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    folder = save_tiny_run(tmp_path / "odd")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnx" else real_find_spec(name, *a))
+    _, predictors, name = serving_app(folder, torch_threads=torch.get_num_threads())
+    assert predictors[name].precision in ("bf16", "fp32")
+    warning = capsys.readouterr().err
+    assert f"warning: no ONNX export of {folder}" in warning and f"pip install {REQUIREMENTS['onnx']}" in warning

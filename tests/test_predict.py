@@ -12,11 +12,11 @@ from transformers import BertForSequenceClassification
 import evaluate
 import predict
 from conftest import tiny_bert_config, tiny_history, tiny_tokenizer
-from test_webapp import post_json, serve
+from serving.batching import BatchSettings
+from serving.precision import load_predictor
+from serving.server import serving_app
+from test_webapp import NOT_TOXIC, TOXIC, post_json, serve
 from training.checkpoint import save_run
-from webapp.app import make_app
-from webapp.batching import BatchSettings, with_batching
-from webapp.predict import NOT_TOXIC, TOXIC, Predictor, load_predictors
 
 COMMENTS = ["you are an idiot", "thanks for the reply great point", "what a dumb thing to say you moron",
             "i agree with your comment", "shut up loser"]
@@ -33,7 +33,7 @@ def run_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def expected(run_folder):
-    return Predictor.from_folder(run_folder, precision="fp32").predict(COMMENTS)
+    return load_predictor(run_folder, precision="fp32").predict(COMMENTS)
 
 
 def score(run_folder, *args: str) -> int:
@@ -126,7 +126,7 @@ def test_empty_stdin_and_a_missing_model_get_one_line_errors(tmp_path, capsys, m
     assert "stdin is empty" in capsys.readouterr().err
     monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n"))
     assert predict.main(["--model", str(tmp_path / "nothing")]) == 2
-    assert "no config.json" in capsys.readouterr().err
+    assert "is no run: needs config.json" in capsys.readouterr().err
 
 
 # --- one predict path -------------------------------------------------------------------------
@@ -134,15 +134,16 @@ def test_empty_stdin_and_a_missing_model_get_one_line_errors(tmp_path, capsys, m
 def test_web_app_scoring_command_and_evaluate_give_the_same_probability(run_folder, tmp_path, capsys):
     """The same comments through evaluate.py's inference, predict.py and the web app's HTTP API (batching on)."""
     history = json.loads((run_folder / "history.json").read_text())
-    evaluated = evaluate.load_scorer(run_folder, history["args"]["max_length"]).predict(COMMENTS)
+    evaluated = evaluate.load_scorer(run_folder, history).predict(COMMENTS)
 
     source = tmp_path / "comments.csv"
     pd.DataFrame({"text": COMMENTS}).to_csv(source, index=False)
     assert score(run_folder, str(source), "--out", str(tmp_path / "scored.csv")) == 0
     scored = pd.read_csv(tmp_path / "scored.csv")["toxic_probability"].tolist()
 
-    predictors, name = load_predictors(run_folder, precision="fp32")
-    with serve(make_app(with_batching(predictors, BatchSettings()), name)) as address:
+    app, _, _ = serving_app(run_folder, precision="fp32", batching=BatchSettings(),
+                            torch_threads=torch.get_num_threads())
+    with serve(app) as address:
         status, reply = post_json(address, {"texts": COMMENTS})
     served = [result["toxic_probability"] for result in reply["results"]]
 

@@ -7,13 +7,12 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-import evaluate
+import report.__main__ as full_report
 from report.ablations import (ENSEMBLE_TEACHER, averaged_logits_probability, best_student, family_rows,
                               trade_off_points)
 from report.findings import ablations_time, best_student_line
-from report.quality import RunPredictions
-from report.readme import END, START
-from test_evaluate import load_calls, tiny_split, write_run  # noqa: F401 - the fake splits and runs of the report tests
+from evaluate import RunPredictions
+from test_evaluate import load_calls, section, tiny_split, write_documents, write_run  # noqa: F401 - the report tests' fakes
 
 RUNS = [("teacher", "teacher", 42), ("study/teacher-seed1", "teacher", 1), ("odd", "odd", 42),
         ("study/odd-seed1", "odd", 1), ("lora", "lora", 42), ("minilm", "minilm", 42),
@@ -30,14 +29,14 @@ def project(tmp_path, monkeypatch):
         write_run(tmp_path / "runs" / name, method, seed, model_seed=i)
     (tmp_path / "runs" / "ablations" / "sessions.json").write_text(json.dumps(
         [{"seeds": "default", "trained": 6, "skipped": 7, "failed": 0, "wall_time_s": 1500.0}]))
-    (tmp_path / "README.md").write_text(f"# Project\n\n{START}\nold\n{END}\n")
+    write_documents(tmp_path)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
     torch.set_num_threads(1)
 
 
 def test_ablation_runs_get_their_own_tables_compared_seed_by_seed(project, load_calls):
-    results = evaluate.main(["--bootstrap", "100", "--no-speed", "--threads", "1"])
+    results = full_report.main(["--bootstrap", "100", "--no-speed", "--threads", "1"])
     assert {r["method"] for r in results["runs"]} == {"teacher", "odd", "lora", "minilm"}, "main tables: no ablation"
     assert {r["name"]: r["method"] for r in results["ablation_runs"]} == {
         "layers-bottom": "layers-bottom", "lora-r2": "lora-r2", "transfer-odd": "transfer-odd",
@@ -88,17 +87,19 @@ def test_ablation_runs_get_their_own_tables_compared_seed_by_seed(project, load_
         assert point["ci95"][0] <= point["roc_auc"] <= point["ci95"][1]
     assert points["minilm"]["kind"] == "baseline" and points["lora-r2 (best of lora)"]["kind"] == "ablation"
 
-    section = (project / "README.md").read_text()
-    assert "### Ablations" in section and "| Point | Seeds | Test ROC-AUC |" in section
-    assert "bottom {1,2,3,4,5,6} (`layers-bottom`) | 42 (single seed) |" in section
-    assert "vs odd: " in section and "reference" in section
-    assert "(`teacher-ensemble`) | one ensemble of seeds 1, 42 |" in section
-    assert "Wall time of `make ablations`: its 6 runs in runs/ablations/" in section
-    assert "25.0 minutes of wall time for the 6 runs it trained, in 1 session(s)" in section
-    assert "Best 6-layer student, chosen by mean validation ROC-AUC" in section and "Issue 12's goal" in section
-    assert "The teachers' ensemble (the logits of `teacher`, `teacher-seed1` averaged" in section
+    ablation_tables = section(project / "docs" / "ablations.md", "ablations")
+    assert "## Ablations" in ablation_tables and "| Point | Seeds | Test ROC-AUC |" in ablation_tables
+    assert "bottom {1,2,3,4,5,6} (`layers-bottom`) | 42 (single seed) |" in ablation_tables
+    assert "vs odd: " in ablation_tables and "reference" in ablation_tables
+    assert "(`teacher-ensemble`) | one ensemble of seeds 1, 42 |" in ablation_tables
+    study = section(project / "docs" / "study.md", "study")
+    assert "Wall time of `make ablations`: its 6 runs in runs/ablations/" in study
+    assert "25.0 minutes of wall time for the 6 runs it trained, in 1 session(s)" in study
+    assert "Best 6-layer student, chosen by mean validation ROC-AUC" in study
+    assert "The goal set for the ablations, a test ROC-AUC of at least 0.940" in study
+    assert "The teachers' ensemble (the logits of `teacher`, `teacher-seed1` averaged" in study
     for figure in ("trade_off.png", "test_roc_auc.png"):
-        assert f"(results/{figure})" in section
+        assert f"(../results/{figure})" in study
         assert (project / "results" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (project / "results" / "test_metrics.png").exists(), "the bar chart from 0 is gone"
 
@@ -109,7 +110,7 @@ def test_before_any_ablation_the_report_says_how_to_make_them(project, load_call
             for file in (project / "runs" / name).iterdir():
                 file.unlink()
             (project / "runs" / name).rmdir()
-    results = evaluate.main(["--bootstrap", "50", "--no-speed", "--threads", "1", "--no-readme"])
+    results = full_report.main(["--bootstrap", "50", "--no-speed", "--threads", "1", "--no-readme"])
     assert results["ablations"] == {} and results["ensemble_teacher"] is None and results["ablation_runs"] == []
     report = (project / "results" / "results.md").read_text()
     assert "No ablation run has been evaluated yet: `make ablations` trains them" in report

@@ -1,11 +1,10 @@
 """The behavioural report: verdicts at the run's threshold, the bare-insult finding, the failures file."""
-import pytest
 
 from conftest import tiny_classifier, tiny_tokenizer
-from data.behaviour import CAPABILITIES, NOT_TOXIC, TOXIC, Case
+from report.behaviour_cases import CAPABILITIES, NOT_TOXIC, TOXIC, Case
 from report.behaviour import bare_insult_finding, capability_table, failures_markdown, run_suite
-from models.inference import toxic_probabilities
-from report.inference import classifier_scorer
+from evaluate import Scorer
+from webapp.app import Predictor
 
 CASES = [Case("you idiot", TOXIC, "bare insult"), Case("moron", TOXIC, "bare insult"),
          Case("thank you", NOT_TOXIC, "polite disagreement"), Case("i agree with the author", NOT_TOXIC,
@@ -14,9 +13,10 @@ CASES = [Case("you idiot", TOXIC, "bare insult"), Case("moron", TOXIC, "bare ins
 
 def test_a_case_passes_when_the_verdict_at_the_run_threshold_matches_its_label():
     model, tokenizer = tiny_classifier(layers=2), tiny_tokenizer()
-    probs = toxic_probabilities(model, tokenizer, [c.text for c in CASES], max_length=32)
+    predictor = Predictor("tiny", model, tokenizer, max_length=32)
+    probs = predictor.probabilities([c.text for c in CASES])
     threshold = float(sorted(probs)[1]) + 1e-9  # two cases at or above it, two below
-    result = run_suite(classifier_scorer(model, tokenizer, 32), threshold, CASES)
+    result = run_suite(Scorer(predictor.probabilities, 0, predictor), threshold, CASES)
     expected = [(p >= threshold) == (c.label == TOXIC) for p, c in zip(probs, CASES)]
     assert result["passed"] == expected and 0 < sum(expected) < 4
     assert result["pass_rates"]["bare insult"] == {"passed": sum(expected[:2]), "cases": 2, "rate": sum(expected[:2]) / 2}

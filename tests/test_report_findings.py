@@ -17,7 +17,7 @@ def test_pipeline_and_study_times_are_summed_from_the_runs():
     sentence = study_time(records, evaluate_time_s=300.0)
     assert "`make study SEEDS=3`, seeds 1, 2, 42" in sentence
     assert "beyond the 2 runs of `make all` (7.0 minutes, reused), its 4 runs (even, odd, odd-ce)" in sentence
-    assert sentence.endswith("took 12.5 minutes of `train.py` in all, 2.0 to 4.5 each, and `python evaluate.py` "
+    assert sentence.endswith("took 12.5 minutes of `train.py` in all, 2.0 to 4.5 each, and `python -m report` "
                              "5.0 minutes.")
     sessions = [{"trained": 3, "skipped": 2, "failed": 0, "wall_time_s": 540.0},
                 {"trained": 1, "skipped": 5, "failed": 0, "wall_time_s": 300.0}]
@@ -58,9 +58,9 @@ SEEDS = {"teacher": summary(0.95), "odd": summary(0.92, 0.93), "even": summary(0
 
 def test_best_method_and_the_served_run():
     from report.findings import best_method, served_run
-    assert best_method(SEEDS) == "Best test ROC-AUC: **teacher**, 0.950."
+    assert best_method(SEEDS) == "Best test ROC-AUC of every method, baselines included: **teacher**, 0.950."
     assert best_method({"odd": SEEDS["odd"], "lora": SEEDS["lora"]}) == \
-        "Best test ROC-AUC: **odd**, 0.925 ± 0.007 over 2 seeds."
+        "Best test ROC-AUC of every method, baselines included: **odd**, 0.925 ± 0.007 over 2 seeds."
     records = [run_record("teacher", "teacher", validation_f1=0.81, test_f1=0.79),
                run_record("odd", "odd", validation_f1=0.84, test_f1=0.80)]
     assert served_run(records) == ("The web app serves `odd`, the run with the best validation macro-F1 "
@@ -87,8 +87,8 @@ def test_comparison_sentences_give_the_verdict_and_warn_when_seeds_disagree():
     assert comparison(all_negative).endswith("per seed: −0.020, −0.040). The interval excludes 0: **odd better**.")
     noise = comparison_result("lora-kd", "lora", 0.002, -0.001, 0.005, {"42": 0.002}, "within noise")
     assert comparison(noise).endswith("resamples of test comments (a single seed, so seed noise is not covered); "
-                                      "lora-kd ahead in 97% of them; per seed: +0.002). The difference is within "
-                                      "noise: the interval contains 0.")
+                                      "lora-kd ahead in 97% of them; per seed: +0.002). No difference detected; "
+                                      "the interval allows ±0.005.")
 
 
 def test_lora_gap_and_teacher_retention():
@@ -122,7 +122,7 @@ def test_degenerate_runs_are_named():
                                           "to be trusted; see the warnings above.")
 
 
-def test_findings_come_in_reading_order_and_leave_out_skipped_comparisons():
+def test_findings_lead_with_the_questions_comparisons_and_leave_out_skipped_ones():
     from report.findings import findings
     records = [run_record("teacher", "teacher", validation_f1=0.81, test_f1=0.79, speed=20.0),
                run_record("odd", "odd", validation_f1=0.84, test_f1=0.80, speed=45.0)]
@@ -131,7 +131,8 @@ def test_findings_come_in_reading_order_and_leave_out_skipped_comparisons():
                                "lora_vs_odd": comparison_result("lora", "odd", -0.03, -0.04, -0.02, {"42": -0.03},
                                                                 "odd better")}}
     sentences = findings(results)
-    assert [s.split(" ")[0] for s in sentences] == ["Best", "The", "lora", "Share", "Speed", "Wall", "No"]
+    assert [s.split(" ")[0] for s in sentences] == ["lora", "Best", "The", "Share", "Speed", "Wall", "No"]
+    assert sentences[0].startswith("lora − odd, test ROC-AUC")
     assert not any("odd − even" in s for s in sentences)
 
 
@@ -147,8 +148,10 @@ def test_teacher_spread_and_recipes():
              for m, lr, e in (("teacher", 5e-5, 3), ("lora", 1e-3, 6))]
     assert recipes(tuned).startswith("Learning rate × epochs of each method: teacher 5e-05 × 3, lora 0.001 × 6; "
                                      "each chosen by `make tune` on validation ROC-AUC at seed 42")
-    tuned[1]["recipe"]["defaults_from"] = "train.py"
-    assert "some from `make tune`, some hand-set" in recipes(tuned)
+    tuned[1]["recipe"]["defaults_from"] = "train.py"  # RECIPES, which repeats make tune's choices
+    assert "written into train.py's RECIPES table" in recipes(tuned)
+    tuned[1]["recipe"]["defaults_from"] = "flags"
+    assert "some from `make tune`, some hand-set or given as flags" in recipes(tuned)
 
 
 def test_runs_trained_side_by_side_are_named_since_their_sum_is_not_the_wall_time():

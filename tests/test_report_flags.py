@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from report.flags import degenerate_flags
-from report.quality import RunPredictions, quality_report
+from evaluate import RunPredictions, quality_report
 
 LABELS = np.array([0, 1] * 50)
 

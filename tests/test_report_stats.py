@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from report.quality import RunPredictions
-from report.stats import bootstrap_auc_interval, mean_std, paired_bootstrap_auc_difference, roc_auc_by_ranks
-from report.study import compare_methods, seed_summary
+from evaluate import (RunPredictions, compare_methods, mean_std, paired_bootstrap_auc_difference, roc_auc_by_ranks,
+                      seed_summary)
+from report.stats import bootstrap_auc_interval
 
 
 def noisy_scores(labels: np.ndarray, noise: float, seed: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Serving settings of the predict path: the run's own max_length, precision, and request batching."""
+"""Serving settings of the predict path: the run's own max_length, precision, request batching, the full server."""
 import json
 import threading
 
@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from conftest import TINY_WORDS, call_concurrently, tiny_classifier
-from models import inference
-from models.inference import resolve_precision
-from test_webapp import post_json, save_tiny_model, serve
-from webapp.__main__ import parse_args
-from webapp.app import make_app
-from webapp.batching import BatchingPredictor, BatchSettings
-from webapp.predict import Predictor
+from serving import precision
+from serving.batching import BatchingPredictor, BatchSettings
+from serving.precision import load_predictor, resolve_precision
+from serving.server import parse_args, serving_app
+from test_webapp import fetch, post_json, save_tiny_model, serve
+from webapp.app import Predictor, make_app
 
 CPU = torch.device("cpu")
 BF16_TOLERANCE = 0.05  # |P(toxic) in bf16 - P(toxic) in fp32|, on the tiny model
@@ -34,14 +33,14 @@ def with_max_length(folder, max_length: int):
 def test_the_app_truncates_at_the_runs_own_max_length(tmp_path):
     """A run trained with --max-length 4 reads [CLS] + 2 words + [SEP]: the web app must cut there too, not at 128."""
     folder = with_max_length(save_tiny_model(tmp_path / "short", seed=0), 4)
-    predictor = Predictor.from_folder(folder, precision="fp32")
+    predictor = load_predictor(folder, precision="fp32")
     assert predictor.max_length == 4
     long, cut = "you are an idiot stupid moron", "you are"
     with serve(make_app({"short": predictor}, "short")) as address:
         _, reply = post_json(address, {"texts": [long, cut]})
     served_long, served_cut = (result["toxic_probability"] for result in reply["results"])
     assert served_long == pytest.approx(served_cut, abs=1e-6)
-    untruncated = Predictor("full", predictor.tokenizer, predictor.model, 0.5, max_length=128, precision="fp32")
+    untruncated = Predictor("full", predictor.model, predictor.tokenizer, 0.5, max_length=128)
     assert untruncated.predict([long])[0]["toxic_probability"] != pytest.approx(served_long, abs=1e-4)
 
 
@@ -53,16 +52,16 @@ def test_a_history_without_max_length_falls_back_to_trainings_default(run_folder
 
 def test_precision_falls_back_to_fp32_where_bf16_is_not_native(monkeypatch):
     model = tiny_classifier(layers=1)
-    monkeypatch.setattr(inference, "bf16_is_native", lambda device: False)
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: False)
     assert resolve_precision("bf16", model) == resolve_precision("auto", model) == "fp32"
-    monkeypatch.setattr(inference, "bf16_is_native", lambda device: True)
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: True)
     assert resolve_precision("auto", model) == resolve_precision("bf16", model) == "bf16"
     assert resolve_precision("fp32", model) == "fp32"
     with pytest.raises(ValueError, match="unknown precision"):
         resolve_precision("int4", model)
 
 
-@pytest.mark.skipif(not inference.bf16_is_native(CPU), reason="this CPU has no native bf16 (AVX512-BF16 or AMX)")
+@pytest.mark.skipif(not precision.bf16_is_native(CPU), reason="this CPU has no native bf16 (AVX512-BF16 or AMX)")
 def test_bf16_runs_in_bf16_and_stays_within_the_stated_tolerance(run_folder):
     """bf16 changes the probabilities (so it really ran in bf16), by less than BF16_TOLERANCE.
 
@@ -71,8 +70,8 @@ def test_bf16_runs_in_bf16_and_stays_within_the_stated_tolerance(run_folder):
     odd student's test comments.
     """
     texts = [" ".join(TINY_WORDS[i:i + 3 + i % 9]) for i in range(20)]
-    fp32 = [v["toxic_probability"] for v in Predictor.from_folder(run_folder, precision="fp32").predict(texts)]
-    bf16_predictor = Predictor.from_folder(run_folder, precision="bf16")
+    fp32 = [v["toxic_probability"] for v in load_predictor(run_folder, precision="fp32").predict(texts)]
+    bf16_predictor = load_predictor(run_folder, precision="bf16")
     assert bf16_predictor.precision == "bf16"
     bf16 = [v["toxic_probability"] for v in bf16_predictor.predict(texts)]
     differences = [abs(a - b) for a, b in zip(fp32, bf16)]
@@ -82,7 +81,7 @@ def test_bf16_runs_in_bf16_and_stays_within_the_stated_tolerance(run_folder):
 # --- request batching -------------------------------------------------------------------------
 
 def test_the_web_app_batches_by_default_with_a_gpu_and_not_on_a_cpu(monkeypatch):
-    """webapp.batching.on_by_default: measured on 2 CPU cores, one pass per request served more (bench/serving.py)."""
+    """serving.batching.on_by_default: measured on 2 CPU cores, one pass per request served more (bench/serving.py)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert parse_args([]).batching is None
     assert parse_args(["--batching", "on", "--max-wait-ms", "5"]).batching == BatchSettings(max_wait_ms=5)
@@ -93,7 +92,7 @@ def test_the_web_app_batches_by_default_with_a_gpu_and_not_on_a_cpu(monkeypatch)
 
 
 def test_concurrent_callers_share_passes_and_each_gets_its_own_answer(run_folder):
-    predictor = Predictor.from_folder(run_folder, precision="fp32")
+    predictor = load_predictor(run_folder, precision="fp32")
     texts = [" ".join(TINY_WORDS[i:i + 1 + i % 7]) for i in range(24)]
     expected = [predictor.predict([text])[0]["toxic_probability"] for text in texts]
     assert len({round(p, 4) for p in expected}) > 12, "the tiny model should tell the texts apart"
@@ -114,7 +113,7 @@ def test_concurrent_callers_share_passes_and_each_gets_its_own_answer(run_folder
 
 def test_a_batch_never_holds_more_than_max_batch_size_texts(run_folder):
     sizes = []
-    predictor = Predictor.from_folder(run_folder, precision="fp32")
+    predictor = load_predictor(run_folder, precision="fp32")
 
     class Recording:
         name, threshold = predictor.name, predictor.threshold
@@ -167,7 +166,7 @@ def test_a_full_queue_answers_503_at_once_and_the_waiting_requests_still_complet
 
 
 def test_an_error_in_a_shared_pass_reaches_every_caller_and_the_worker_goes_on(run_folder):
-    predictor = Predictor.from_folder(run_folder, precision="fp32")
+    predictor = load_predictor(run_folder, precision="fp32")
     failing = {"on": True}
 
     class Flaky:
@@ -195,3 +194,16 @@ def test_an_error_in_a_shared_pass_reaches_every_caller_and_the_worker_goes_on(r
     assert errors == ["out of memory"] * 4
     failing["on"] = False
     assert batching.predict(["thank you"]) == predictor.predict(["thank you"])
+
+
+# --- the full server ----------------------------------------------------------------------------
+
+def test_the_full_server_adds_health_and_explanations_to_the_core_app(run_folder):
+    """serving_app: the core app with /health (and the precision that runs) and serving/explain.py's hook."""
+    app, predictors, served = serving_app(run_folder, precision="fp32", torch_threads=torch.get_num_threads())
+    with serve(app) as address:
+        status, headers, body = fetch(address, "GET", "/health")
+        _, reply = post_json(address, {"text": "you idiot", "explain": True})
+    assert status == 200 and "default-src 'none'" in headers["Content-Security-Policy"]
+    assert json.loads(body) == {"status": "ok", "model": "odd", "models": ["odd"], "precision": "fp32"}
+    assert served == "odd" and [item["word"] for item in reply["results"][0]["explanation"]] == ["you", "idiot"]

@@ -17,16 +17,16 @@ import train
 from conftest import tiny_classifier
 from data.load import load_splits
 from distill.teacher_logits import cache_key
-from explain.occlusion import without_word, word_contributions
-from explain.words import encode_words
-from models.inference import toxic_probabilities
 from models.load import ModelError, load_tokenizer, resolve_model
+from serving.explain import encode_words, without_word, word_contributions
+from serving.precision import load_predictor
 from training.metrics import binary_metrics
-from report.runs import dataset_args
+from evaluate import dataset_args
 from test_train_cli import args_for, world  # noqa: F401 - the tiny CSV, teacher and base of the CLI tests
 from training.batching import encode_texts
+from training.checkpoint import trained_text_prefix
 from training.loop import EncodedSplit
-from webapp.predict import Predictor, trained_text_prefix
+from webapp.app import Predictor
 
 PREFIX = "query: "
 COMMENTS = ["you are an idiot", "thanks for the thoughtful reply", "what a dumb thing to say"]
@@ -52,19 +52,20 @@ def test_a_run_records_its_prefix_and_every_scoring_path_applies_it(world):
     history = json.loads((run / "history.json").read_text())
     assert history["args"]["text_prefix"] == PREFIX and trained_text_prefix(history) == PREFIX
     model, tokenizer = train.load_classifier(str(run)), train.load_tokenizer(str(run))
-    with_prefix = toxic_probabilities(model, tokenizer, COMMENTS, 16, text_prefix=PREFIX)
-    assert not np.allclose(with_prefix, toxic_probabilities(model, tokenizer, COMMENTS, 16)), "the prefix matters"
+    with_prefix = Predictor("prefixed", model, tokenizer, max_length=16, text_prefix=PREFIX).probabilities(COMMENTS)
+    assert not np.allclose(with_prefix, Predictor("bare", model, tokenizer, max_length=16).probabilities(COMMENTS)), \
+        "the prefix matters"
 
     # evaluate.py scores with the recorded prefix ...
-    scorer = evaluate.load_scorer(run, history["args"]["max_length"], history["args"]["text_prefix"])
+    scorer = evaluate.load_scorer(run, history)
     np.testing.assert_allclose(scorer.predict(COMMENTS), with_prefix, atol=1e-6)
     # ... and so do predict.py and the web app, which share Predictor.
-    served = Predictor.from_folder(run, precision="fp32")
+    served = load_predictor(run, precision="fp32")
     assert served.text_prefix == PREFIX
     np.testing.assert_allclose([p["toxic_probability"] for p in served.predict(COMMENTS)], with_prefix, atol=1e-6)
     # The best epoch's validation ROC-AUC that training recorded is the one of prefixed validation comments.
     splits = load_splits(**dataset_args(history))
-    validation = toxic_probabilities(model, tokenizer, splits.validation.texts, 16, text_prefix=PREFIX)
+    validation = served.probabilities(splits.validation.texts)
     best = history["epochs"][history["best_epoch"] - 1]["validation"]
     assert binary_metrics(splits.validation.labels, validation)["roc_auc"] == pytest.approx(best["roc_auc"], abs=1e-6)
 
@@ -92,9 +93,10 @@ def test_explanations_keep_the_prefix_in_every_variant_and_never_attribute_to_it
     assert [t for t, w in zip(tokens, words.word_of_token) if w is None] == ["[CLS]", "[UNK]", "[UNK]", "[SEP]"]
     assert without_word(words, None, 6) == encode_texts(tokenizer, [text], 6, PREFIX)[0]
 
-    explanation = word_contributions(model, tokenizer, text, 64, text_prefix=PREFIX)
+    predictor = Predictor("prefixed", model, tokenizer, max_length=64, text_prefix=PREFIX)
+    explanation = word_contributions(predictor, text)
     reduced = [" ".join(w for j, w in enumerate(text.split()) if j != i) for i in range(len(text.split()))]
-    whole, *without = toxic_probabilities(model, tokenizer, [text, *reduced], 64, text_prefix=PREFIX)
+    whole, *without = predictor.probabilities([text, *reduced])
     assert explanation.probability == pytest.approx(whole, abs=1e-5)
     assert explanation.contributions == pytest.approx([whole - p for p in without], abs=1e-5)
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from safetensors import safe_open
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
@@ -20,16 +19,15 @@ import train
 from conftest import ROOT, TINY_WORDS, tiny_classifier, tiny_tokenizer
 from data.load import load_splits
 from distill import DistillError
-from lora import LoRAError, inject_lora
+from lora.lora import LoRAError, inject_lora
 from models.load import ModelError
-from models.inference import toxic_probabilities
-from report.quality import quality_report
-from report.runs import dataset_args, find_run_folders
+from evaluate import dataset_args, find_run_folders, quality_report
 from test_training import killed_in_epoch_two
 from training import loop
 from training.checkpoint import CheckpointError
+from serving.runs import find_runs
 from training.loop import NonFiniteLossError
-from webapp.predict import find_runs, validation_threshold
+from webapp.app import Predictor
 
 TOXIC = ["idiot", "stupid", "moron", "loser", "dumb", "hate"]
 CLEAN = [word for word in TINY_WORDS if word not in TOXIC]
@@ -186,7 +184,7 @@ def test_a_bad_number_is_a_one_line_error_at_parse_time(flag, value, capsys):
 
 
 def test_lr_is_the_methods_default_only_when_not_given():
-    assert train.parse_args(["--method", "lora"]).lr == train.method_defaults("lora")["lr"]
+    assert train.parse_args(["--method", "lora"]).lr == train.RECIPES["lora"].lr
     assert train.parse_args(["--method", "lora", "--lr", "1e-7"]).lr == 1e-7
 
 
@@ -214,7 +212,7 @@ def test_lora_targets_are_stripped_and_wrap_12_layers_on_the_6_layer_student(wor
 
 
 def test_a_lora_target_that_matches_no_linear_layer_is_an_error(world):
-    with pytest.raises(LoRAError, match=r"no nn.Linear named \['valeu'\]"):
+    with pytest.raises(LoRAError, match=r"no linear layer of an encoder layer named \['valeu'\]"):
         train.main(args_for("lora", "--lora-targets", "query,valeu"))
     model = tiny_classifier(layers=2)
     with pytest.raises(LoRAError, match=r"\[' value'\]"):
@@ -243,11 +241,10 @@ def test_the_served_threshold_equals_the_reports_after_bf16_training(world):
     run = world / "runs" / "teacher"
     history = json.loads((run / "history.json").read_text())
     splits = load_splits(**dataset_args(history))
-    model, tokenizer = train.load_classifier(str(run)), train.load_tokenizer(str(run))
-    validation_probs = toxic_probabilities(model, tokenizer, splits.validation.texts, max_length=16)
-    test_probs = toxic_probabilities(model, tokenizer, splits.test.texts, max_length=16)
+    served = Predictor.from_folder(run)
+    validation_probs, test_probs = served.probabilities(splits.validation.texts), served.probabilities(splits.test.texts)
     report = quality_report(splits.validation.labels, validation_probs, splits.test.labels, test_probs)
-    assert validation_threshold(run) == pytest.approx(report["validation_threshold"], abs=1e-6)
+    assert served.threshold == pytest.approx(report["validation_threshold"], abs=1e-6)
 
 
 def test_lora_kd_refuses_a_student_tokenizer_that_is_not_the_teachers(world):

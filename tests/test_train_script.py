@@ -14,7 +14,7 @@ from transformers import AutoModelForSequenceClassification
 import train
 from conftest import tiny_classifier, tiny_tokenizer
 from distill.student import build_student_from_base
-from lora import apply_adapter, load_adapter
+from lora.adapter import apply_adapter, load_adapter
 from test_evaluate import tiny_split
 
 TEACHER_LAYERS = 4
@@ -71,7 +71,7 @@ def test_a_distilled_student_holds_the_teacher_layers_its_method_names(workspace
 
 @pytest.mark.parametrize("init, layers", [("odd", ODD), ("even", EVEN)])
 def test_a_lora_student_starts_from_the_base_layers_it_was_given(workspace, init, layers):
-    out, history = train_tiny(workspace, f"lora-{init}", "--method", "lora", "--init-layers", init)
+    out, history = train_tiny(workspace, f"lora-{init}", "--method", "lora", "--layers", init)
     assert history["layers"] == layers
     assert load_adapter(out / "adapter.safetensors")[1]["layers"] == layers
     student, teacher = load_file(out / "model.safetensors"), load_file(workspace / "teacher" / "model.safetensors")
@@ -82,7 +82,7 @@ def test_a_lora_student_starts_from_the_base_layers_it_was_given(workspace, init
 
 
 def test_lora_adapters_learn_and_base_plus_adapter_is_the_merged_model(workspace):
-    out, history = train_tiny(workspace, "lora", "--method", "lora", "--init-layers", "even", "--lr", "1e-3")
+    out, history = train_tiny(workspace, "lora", "--method", "lora", "--layers", "even", "--lr", "1e-3")
     state, meta = load_adapter(out / "adapter.safetensors")
     b_matrices = {name: tensor for name, tensor in state.items() if name.endswith("lora_B")}
     assert len(b_matrices) == 2 * len(EVEN), "query and value in every layer"

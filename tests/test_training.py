@@ -171,7 +171,7 @@ def test_checkpoint_lives_beside_the_runs():
 
 
 def test_a_lora_checkpoint_holds_the_trainable_weights_and_checks_the_frozen_base(tmp_path):
-    from lora.model import inject_lora, mark_only_lora_trainable
+    from lora.lora import inject_lora, mark_only_lora_trainable
     from safetensors.torch import load_file
 
     def lora_classifier(seed):
@@ -280,7 +280,7 @@ def test_validation_runs_in_fp32_even_when_training_uses_bf16():
 
 
 def test_a_checkpoint_with_other_lora_shapes_is_refused_in_one_line(tmp_path):
-    from lora.model import inject_lora, mark_only_lora_trainable
+    from lora.lora import inject_lora, mark_only_lora_trainable
 
     def lora_classifier(r):
         model = tiny_classifier(seed=0)
@@ -344,3 +344,328 @@ def test_the_optimizer_decays_matrices_only_and_warms_up_linearly():
         scheduler.step()
     assert learning_rates[0] == 0.0 and learning_rates[5] == pytest.approx(5e-4) and learning_rates[10] == pytest.approx(1e-3)
     assert learning_rates[19] == pytest.approx(1e-3 * 81 / 90), "then linear decay to 0 at step 100"
+
+
+# The loop's bookkeeping, pinned value by value: the learning rate of every step, what every step
+# and epoch logs, the clock-derived fields, the messages, the progress output, data parallelism.
+
+class ManualClock:
+    """A stand-in for ``time`` in training.loop: the time moves only when a test's loss function says so."""
+
+    def __init__(self, start=1000.0):
+        self.now = start
+
+    def perf_counter(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
+def loss_that_takes(clock, seconds):
+    """cross_entropy_loss that takes ``seconds`` of the manual clock per step."""
+    def loss_fn(model, batch):
+        clock.advance(seconds)
+        return cross_entropy_loss(model, batch)
+    return loss_fn
+
+
+def test_the_learning_rate_warms_up_for_int_ratio_times_total_steps_then_decays_linearly(tmp_path):
+    config = TrainingConfig(epochs=2, lr=2e-3, batch_size=8, warmup_ratio=0.25)  # 10 steps, int(2.5) = 2 warm-up
+    history = train(tiny_classifier(), cross_entropy_loss, tiny_split(), tiny_split(20, 1), config=config, env=CPU,
+                    pad_id=0, history={}, checkpoint=tmp_path / "ckpt")
+    # the rate after each step's scheduler.step(), as logged with that step
+    expected = [2e-3 * step / 2 if step < 2 else 2e-3 * (10 - step) / 8 for step in range(1, 11)]
+    assert [step["lr"] for step in history["steps"]] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_the_optimizer_uses_the_configured_learning_rate_for_both_groups():
+    model = tiny_classifier()
+    optimizer, _ = loop.build_optimizer(model, TrainingConfig(lr=3e-4, warmup_ratio=0.0), total_steps=10)
+    assert [group["initial_lr"] for group in optimizer.param_groups] == [3e-4, 3e-4]
+    assert [group["lr"] for group in optimizer.param_groups] == [3e-4, 3e-4], "no warm-up: the full rate at once"
+
+
+def test_every_step_logs_its_number_epoch_and_terms_rounded_to_six_digits_and_leaves_no_gradients(tmp_path):
+    def loss_with_an_extra_term(model, batch):
+        return {**cross_entropy_loss(model, batch), "extra": torch.tensor(0.123456789)}
+
+    model = tiny_classifier()
+    history = train(model, loss_with_an_extra_term, tiny_split(), tiny_split(20, 1),
+                    config=TrainingConfig(epochs=2, lr=1e-3, batch_size=8), env=CPU, pad_id=0, history={},
+                    checkpoint=tmp_path / "ckpt")
+    steps = history["steps"]
+    assert [s["step"] for s in steps] == list(range(1, 11))
+    assert [s["epoch"] for s in steps] == [1] * 5 + [2] * 5
+    assert all(set(s) == {"step", "epoch", "lr", "loss", "ce", "extra"} for s in steps)
+    assert all(s["extra"] == 0.123457 for s in steps), "each term rounded to 6 decimals"
+    assert all(s["loss"] == round(s["loss"], 6) and 0.1 < s["loss"] < 5 for s in steps)
+    assert all(s["loss"] != round(s["loss"], 4) for s in steps[:3]), "6 decimals, not fewer"
+    for epoch in history["epochs"]:
+        mine = [s for s in steps if s["epoch"] == epoch["epoch"]]
+        assert epoch["train_terms"] == pytest.approx(
+            {name: sum(s[name] for s in mine) / len(mine) for name in ("loss", "ce", "extra")}, abs=1e-12)
+    assert all(p.grad is None for p in model.parameters()), "every step ends with the gradients freed"
+
+
+def test_the_times_and_the_throughput_come_from_the_clock(tmp_path, monkeypatch):
+    clock = ManualClock()
+    monkeypatch.setattr(loop, "time", clock)
+    history = train(tiny_classifier(), loss_that_takes(clock, 0.3141593), tiny_split(), tiny_split(20, 1),
+                    config=TrainingConfig(epochs=2, lr=1e-3, batch_size=8), env=CPU, pad_id=0, history={},
+                    checkpoint=tmp_path / "ckpt")
+    assert [e["wall_time_s"] for e in history["epochs"]] == [1.57, 3.14]  # 5 and 10 steps of 0.3141593 s
+    assert history["train_time_s"] == pytest.approx(10 * 0.3141593, abs=1e-9)
+    assert history["wall_time_s"] == 3.14
+    assert history["examples_per_s"] == round(2 * 40 / (10 * 0.3141593), 2) == 25.46
+    assert history["device"] == "cpu" and history["world_size"] == 1
+    state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
+    assert state["history"]["train_time_s"] == pytest.approx(history["train_time_s"], abs=1e-9)
+
+
+def test_a_resumed_run_records_the_resume_and_counts_the_time_before_it(tmp_path, monkeypatch, capsys):
+    clock = ManualClock()
+    monkeypatch.setattr(loop, "time", clock)
+    config = TrainingConfig(epochs=2, lr=1e-3, batch_size=8)
+    with killed_in_epoch_two(monkeypatch):
+        train(tiny_classifier(), loss_that_takes(clock, 0.3141593), tiny_split(), tiny_split(20, 1), config=config,
+              env=CPU, pad_id=0, history={}, checkpoint=tmp_path / "ckpt")
+    clock.advance(500.0)  # the time between the kill and the resume is not training time
+    capsys.readouterr()
+    history = train(tiny_classifier(), loss_that_takes(clock, 0.3141593), tiny_split(), tiny_split(20, 1),
+                    config=config, env=CPU, pad_id=0, history={}, checkpoint=tmp_path / "ckpt", resume=True)
+    assert "resuming after epoch 1 of 2\n" in capsys.readouterr().out
+    assert history["resumed_after_epochs"] == [1]
+    assert [e["wall_time_s"] for e in history["epochs"]] == [1.57, 3.14]
+    assert history["train_time_s"] == pytest.approx(10 * 0.3141593, abs=1e-9)
+    assert history["wall_time_s"] == 3.14 and history["examples_per_s"] == 25.46
+    assert [s["step"] for s in history["steps"]] == list(range(1, 11))
+
+
+class TwoRanks(Distributed):
+    """One rank of a two-process run, without a process group: the barrier is only counted."""
+    barriers = 0
+
+    def barrier(self):
+        type(self).barriers += 1
+
+
+class FakeDDP(torch.nn.Module):
+    """Stands in for DistributedDataParallel: forwards to the module it wraps."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+
+def test_rank_one_of_two_trains_its_own_shard_through_ddp_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    clock = ManualClock()
+    monkeypatch.setattr(loop, "time", clock)
+    monkeypatch.setattr(loop, "DistributedDataParallel", FakeDDP)
+    monkeypatch.setattr(TwoRanks, "barriers", 0)
+    split = tiny_split(37)  # 5 batches of 8, 8, 8, 8, 5: the two ranks' shards differ in size
+    lengths = [len(ids) for ids in split.token_ids]
+    shards = {(rank, epoch): length_bucketed_batches(lengths, 8, seed=42, epoch=epoch, rank=rank, world_size=2)
+              for rank in (0, 1) for epoch in (0, 1)}
+    examples = sum(len(b) for b in shards[1, 0])
+    assert examples != sum(len(b) for b in shards[0, 0]) and len(shards[1, 0]) == 2
+    seen = []
+
+    def recording_loss(network, batch):
+        assert isinstance(network, FakeDDP) and isinstance(network.module, type(model))
+        seen.append(batch["index"].tolist())
+        clock.advance(0.25)
+        return cross_entropy_loss(network, batch)
+
+    model = tiny_classifier()
+    config = TrainingConfig(epochs=2, lr=1e-3, batch_size=8, warmup_ratio=0.5)
+    history = train(model, recording_loss, split, tiny_split(20, 1), config=config,
+                    env=TwoRanks(rank=1, world_size=2, device=torch.device("cpu")), pad_id=0, history={},
+                    checkpoint=tmp_path / "ckpt")
+    assert seen == shards[1, 0] + shards[1, 1]
+    # 2 steps per epoch on this rank: 4 in all, int(0.5 * 4) = 2 of warm-up
+    assert [s["lr"] for s in history["steps"]] == pytest.approx([5e-4, 1e-3, 5e-4, 0.0], abs=1e-15)
+    assert history["world_size"] == 2 and history["wall_time_s"] == 1.0
+    assert history["examples_per_s"] == round(examples * 2 * 2 / 1.0, 2), "this rank's examples times the ranks"
+    assert history["epochs"] == [] and not (tmp_path / "ckpt").exists(), "only rank 0 validates and saves"
+    assert TwoRanks.barriers == 2, "one barrier per epoch"
+    captured = capsys.readouterr()
+    assert captured.out == "" and "epoch 1/2" not in captured.err, "only rank 0 prints and draws progress bars"
+
+
+def test_a_single_process_does_not_wrap_the_model(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "DistributedDataParallel", FakeDDP)
+    networks = []
+
+    def recording_loss(network, batch):
+        networks.append(network)
+        return cross_entropy_loss(network, batch)
+
+    model = tiny_classifier()
+    train(model, recording_loss, tiny_split(16), tiny_split(20, 1), config=TrainingConfig(epochs=1, batch_size=8),
+          env=CPU, pad_id=0, history={}, checkpoint=tmp_path / "ckpt")
+    assert len(networks) == 2 and all(network is model for network in networks)
+
+
+def test_rank_zero_draws_a_progress_bar_per_epoch_and_prints_each_epochs_summary(tmp_path, capsys):
+    history = train(tiny_classifier(), cross_entropy_loss, tiny_split(), tiny_split(20, 1),
+                    config=TrainingConfig(epochs=2, lr=1e-3, batch_size=8), env=CPU, pad_id=0, history={},
+                    checkpoint=tmp_path / "ckpt")
+    captured = capsys.readouterr()
+    assert "epoch 1/2:" in captured.err and "epoch 2/2:" in captured.err
+    assert "epoch 0/2" not in captured.err and "epoch 3/2" not in captured.err
+    last = history["steps"][-1]
+    assert f"loss={last['loss']:.4f}, ce={last['ce']:.4f}" in captured.err, "the step's terms as the bar's postfix"
+    expected = [f"epoch {e['epoch']}: train loss {e['train_loss']:.4f} | validation loss "
+                f"{e['validation']['loss']:.4f} acc {e['validation']['accuracy']:.4f} F1 "
+                f"{e['validation']['f1']:.4f} ROC-AUC {e['validation']['roc_auc']:.4f}" for e in history["epochs"]]
+    assert captured.out.splitlines() == expected
+
+
+def test_a_tie_in_validation_roc_auc_keeps_the_earlier_epoch(tmp_path, monkeypatch):
+    real_validate, weights_at_validation = loop.validate, []
+
+    def equally_good_epochs(model, *args, **kwargs):
+        weights_at_validation.append(loop.trainable_state(model))
+        metrics = real_validate(model, *args, **kwargs)
+        metrics["roc_auc"] = 0.8
+        metrics["best_f1_threshold"] = {1: 0.25, 2: 0.75}[len(weights_at_validation)]
+        return metrics
+
+    monkeypatch.setattr(loop, "validate", equally_good_epochs)
+    model = tiny_classifier()
+    history = train(model, cross_entropy_loss, tiny_split(), tiny_split(20, 1),
+                    config=TrainingConfig(epochs=2, lr=1e-3, batch_size=8), env=CPU, pad_id=0, history={},
+                    checkpoint=tmp_path / "ckpt")
+    assert history["best_epoch"] == 1 and history["validation_threshold"] == 0.25
+    for name, value in weights_at_validation[0].items():
+        torch.testing.assert_close(model.state_dict()[name], value, rtol=0, atol=0)
+
+
+def nan_after(calls_before_nan):
+    calls = {"n": 0}
+
+    def loss_fn(model, batch):
+        calls["n"] += 1
+        terms = cross_entropy_loss(model, batch)
+        if calls["n"] > calls_before_nan:
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+    return loss_fn
+
+
+def test_a_nan_names_its_epoch_and_step_and_the_checkpoint_kept_and_frees_the_gradients(tmp_path):
+    model = tiny_classifier()
+    with pytest.raises(NonFiniteLossError) as error:
+        train(model, nan_after(7), tiny_split(), tiny_split(20, 1), config=TrainingConfig(epochs=3, batch_size=8),
+              env=CPU, pad_id=0, history={}, checkpoint=tmp_path / "ckpt")
+    assert str(error.value) == (
+        f"the loss became nan (gradient norm nan) at epoch 2, step 8. Training stopped; the last good "
+        f"checkpoint (after epoch 1) is in {tmp_path / 'ckpt'}. Try a lower --lr.")
+    assert all(p.grad is None for p in model.parameters()), "the non-finite gradients are dropped"
+
+
+def test_a_nan_after_resuming_names_the_checkpoint_resumed_from(tmp_path, monkeypatch):
+    config = TrainingConfig(epochs=2, lr=1e-3, batch_size=8)
+    with killed_in_epoch_two(monkeypatch):
+        train(tiny_classifier(), cross_entropy_loss, tiny_split(), tiny_split(20, 1), config=config, env=CPU,
+              pad_id=0, history={}, checkpoint=tmp_path / "ckpt")
+    with pytest.raises(NonFiniteLossError) as error:
+        train(tiny_classifier(), nan_after(0), tiny_split(), tiny_split(20, 1), config=config, env=CPU, pad_id=0,
+              history={}, checkpoint=tmp_path / "ckpt", resume=True)
+    assert f"at epoch 2, step 6. Training stopped; the last good checkpoint (after epoch 1) is in " \
+           f"{tmp_path / 'ckpt'}." in str(error.value)
+
+
+def test_a_nan_in_the_first_epoch_reports_exactly(tmp_path):
+    with pytest.raises(NonFiniteLossError) as error:
+        train(tiny_classifier(), nan_after(2), tiny_split(), tiny_split(20, 1),
+              config=TrainingConfig(epochs=2, batch_size=8), env=CPU, pad_id=0, history={},
+              checkpoint=tmp_path / "ckpt")
+    assert str(error.value) == ("the loss became nan (gradient norm nan) at epoch 1, step 3. Training stopped; "
+                                "no checkpoint of this run was saved (it failed in its first epoch). Try a lower --lr.")
+
+
+@pytest.fixture
+def float16_autocast_default():
+    """CPU autocast defaulting to float16, as CUDA's does: --bf16 must still mean bfloat16."""
+    default = torch.get_autocast_dtype("cpu")
+    torch.set_autocast_dtype("cpu", torch.float16)
+    yield
+    torch.set_autocast_dtype("cpu", default)
+
+
+def test_bf16_autocast_is_bfloat16_whatever_the_devices_default(float16_autocast_default):
+    cpu = torch.device("cpu")
+    with loop.autocast(cpu, True):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with loop.autocast(cpu, False):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+def test_the_loss_runs_under_bf16_autocast_only_when_asked(tmp_path, float16_autocast_default):
+    for bf16, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        dtypes = []
+
+        def recording_loss(model, batch):
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            dtypes.append(logits.dtype)
+            return cross_entropy_loss(model, batch)
+
+        train(tiny_classifier(), recording_loss, tiny_split(16), tiny_split(20, 1),
+              config=TrainingConfig(epochs=1, batch_size=8, bf16=bf16), env=CPU, pad_id=0, history={},
+              checkpoint=tmp_path / f"bf16-{bf16}")
+        assert dtypes == [dtype, dtype]
+
+
+def test_batches_of_one_are_allowed_and_of_zero_refused():
+    assert length_bucketed_batches([3, 1, 2], 1, seed=0, epoch=0, shuffle=False) == [[1], [2], [0]]
+    assert sorted(length_bucketed_batches([3, 1, 2], 1, seed=0, epoch=0)) == [[0], [1], [2]]
+    with pytest.raises(ValueError, match="batch size must be at least 1, got 0"):
+        length_bucketed_batches([3, 1, 2], 0, seed=0, epoch=0)
+
+
+def test_training_pools_are_random_draws_not_neighbours_in_the_data_or_one_global_sort():
+    lengths = list(range(1, 401))  # distinct lengths, in the data order: pools of 100 from 400 examples
+    batches = length_bucketed_batches(lengths, 2, seed=0, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(400))
+    gaps = [abs(lengths[a] - lengths[b]) for a, b in batches]
+    assert max(gaps) > 1, "a pool of random examples leaves gaps between neighbouring lengths"
+    assert sum(gaps) / len(gaps) < 10, "but within a pool the batches are still sorted by length"
+
+
+def test_evaluation_sorts_the_whole_set_and_keeps_the_data_order_among_equal_lengths():
+    lengths = [(7 * i) % 3 for i in range(150)]  # many ties, more examples than 50 batches of 2
+    batches = length_bucketed_batches(lengths, 2, seed=0, epoch=0, shuffle=False)
+    order = sorted(range(150), key=lambda i: lengths[i])  # Python's sort is stable
+    assert batches == [order[i:i + 2] for i in range(0, 150, 2)]
+
+
+def test_batch_tensors_are_int64():
+    batch = make_batch([1, 0], [[5, 6], [8]], [0, 1], pad_id=1)
+    assert {name: t.dtype for name, t in batch.items()} == {name: torch.long for name in batch}
+
+
+def test_each_epochs_summary_is_flushed_at_once_so_a_piped_log_shows_it(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    class PipedStdout(io.StringIO):
+        """stdout as a pipe to a run's log file: only what is flushed has reached the log."""
+        def __init__(self):
+            super().__init__()
+            self.flushed = []
+
+        def flush(self):
+            self.flushed.append(self.getvalue())
+
+    stdout = PipedStdout()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    train(tiny_classifier(), cross_entropy_loss, tiny_split(16), tiny_split(20, 1),
+          config=TrainingConfig(epochs=2, batch_size=8), env=CPU, pad_id=0, history={}, checkpoint=tmp_path / "ckpt")
+    lines = stdout.getvalue().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2"]
+    assert lines[0] + "\n" in stdout.flushed and stdout.getvalue() in stdout.flushed

@@ -10,6 +10,7 @@ import json
 import pytest
 
 import train
+from report.model_card import model_card
 from data import DataError
 from data.load import load_splits
 from data.splits import Split, Splits
@@ -105,4 +106,4 @@ def test_a_student_trains_on_the_labelled_split_plus_the_transfer_comments(world
     assert flags.count(False) == 5 and flags.count(True) == history["data"]["train"]["size"]
     cached = sorted(path.name for path in (world / "cache" / "teacher-logits").iterdir())
     assert len(cached) == 2, "the training split's and the transfer set's logits, each cached like any other"
-    assert "transfer set" in (world / "runs" / "odd" / "README.md").read_text()
+    assert "unlabelled comments of the transfer set unlabelled.jsonl" in model_card("odd", history)

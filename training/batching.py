@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 POOL_BATCHES = 50
+MAX_LENGTH = 128  # tokens a comment is cut to: the default of train.py, and of a run that records none
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int, prefix: str = "") -> list[list[int]]:

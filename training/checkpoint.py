@@ -26,24 +26,34 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from data.labels import ID2LABEL, LABEL2ID
+from training.batching import MAX_LENGTH
 from training.files import replace_folder_atomically, write_json_atomically
-from training.model_card import write_model_card
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or does not belong to this run."""
 
 
-DEFAULT_MAX_LENGTH = 128  # train.py's default, for a history.json that does not name its own
+class HistoryError(ValueError):
+    """A run folder's history.json exists but cannot be read as what train.py writes."""
 
 
 def read_history(folder: Path) -> dict | None:
-    """The run's history.json, or None when the folder has none or it is unreadable."""
-    try:
-        history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """The run's history.json (what train.py recorded), or None when the folder has none.
+
+    Every reader of a history.json goes through here, so a malformed one (not UTF-8, not JSON, not
+    a JSON object, or with ``args`` that is not an object) is one ``HistoryError`` that names it.
+    """
+    path = Path(folder) / "history.json"
+    if not path.is_file():
         return None
-    return history if isinstance(history, dict) else None
+    try:
+        history = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise HistoryError(f"{path} is unreadable ({type(error).__name__}: {error})") from None
+    if not isinstance(history, dict) or not isinstance(history.get("args", {}), dict):
+        raise HistoryError(f"{path} is not a history.json written by train.py (a JSON object with an 'args' object)")
+    return history
 
 
 def trained_max_length(history: dict | None) -> int:
@@ -51,7 +61,7 @@ def trained_max_length(history: dict | None) -> int:
     args = (history or {}).get("args")
     max_length = args.get("max_length") if isinstance(args, dict) else None
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
-        return DEFAULT_MAX_LENGTH
+        return MAX_LENGTH
     return max_length
 
 
@@ -71,13 +81,13 @@ def _build_folder(final: Path) -> Path:
 
 
 def save_run(out_dir: Path, model, tokenizer, history: dict, extra_files: dict | None = None) -> None:
-    """Write the finished run: the HF folder, its tokenizer, history.json, the model card and any extra files.
+    """Write the finished run: the HF folder, its tokenizer, history.json and any extra files.
 
     The config names the classes (``toxic`` / ``not_toxic``), so that a plain ``pipeline`` on the
     folder answers with them. ``extra_files`` maps a file name to a function that writes that
     file at the given path (the LoRA adapter uses it), so that it moves into place together with
     the model. A model of None writes no weights (a run that failed before it had any worth
-    keeping); a failed run gets no model card.
+    keeping). The model card (README.md) comes with the test scores, from ``evaluate.py``.
     """
     out_dir = Path(out_dir)
     build = _build_folder(out_dir)
@@ -88,8 +98,6 @@ def save_run(out_dir: Path, model, tokenizer, history: dict, extra_files: dict |
     for name, write in (extra_files or {}).items():
         write(build / name)
     write_json_atomically(build / "history.json", history)
-    if model is not None and not is_failed_run(out_dir):
-        write_model_card(build, history, name=out_dir.name)
     replace_folder_atomically(build, out_dir)
 
 
@@ -164,13 +172,11 @@ def read_checkpoint_state(directory: Path) -> dict:
                               f"Delete it and run without --resume.") from error
 
 
-def check_same_settings(directory: Path, settings: dict, ignored: Iterable[str] = (),
-                        defaults: dict | None = None) -> None:
+def check_same_settings(directory: Path, settings: dict, ignored: Iterable[str] = ()) -> None:
     """Refuse, in one line naming every difference, to resume a checkpoint made with other settings.
 
     ``settings`` are this run's arguments (``vars(args)``); ``ignored`` are those that do not
-    change the result (the output folder, the thread count). ``defaults`` stand in for settings the
-    checkpoint does not record (flags added to train.py after it was made). Resuming with another learning
+    change the result (the output folder, the thread count). Resuming with another learning
     rate, method or seed would train a mixture of two runs and record it as one of them.
     """
     saved = read_checkpoint_state(directory).get("history", {}).get("args")
@@ -178,7 +184,6 @@ def check_same_settings(directory: Path, settings: dict, ignored: Iterable[str] 
         raise CheckpointError(f"--resume: the checkpoint in {directory} does not record the arguments it "
                               f"was made with, so it cannot be checked; run without --resume to start afresh.")
     current = json.loads(json.dumps(settings))  # the same JSON types as the saved ones (tuples as lists)
-    saved = json.loads(json.dumps(defaults or {})) | saved
     ignored = set(ignored)
     differences = [f"--{key.replace('_', '-')} {current.get(key)!r} (checkpoint: {saved.get(key)!r})"
                    for key in sorted(set(saved) | set(current))

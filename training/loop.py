@@ -15,7 +15,6 @@ Validation always runs in fp32, even when training uses bf16 autocast: the best 
 stored ``validation_threshold`` (which the web app serves) are then the ones ``evaluate.py``
 recomputes from the saved model, not bf16 approximations of them.
 """
-import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path

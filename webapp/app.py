@@ -1,274 +1,150 @@
-"""The Bottle web app: a form for people and a JSON API for programs, both over ``Predictor.predict``.
+"""The web app: ``Predictor.predict(texts)``, and a Bottle form, compare view and JSON API around it.
 
-Every request is checked before it reaches the model, and a bad one gets a status code and a
-sentence saying what to change (JSON for the API, the form page again for people), never a stack
-trace; the server goes on serving. The limits bound the work one request can cause:
-
-* 5,000 characters a text (413): the model reads only the first ``max_length`` tokens (the run's
-  own, 128 by default) anyway;
-* 64 texts a batch (400) and 1 MiB a body (413): Bottle 0.13 caps only what it parses itself
-  (``MEMFILE_MAX``, 100 KiB) and spools larger bodies to a temporary file, so the app reads the
-  body itself, after checking ``Content-Length``;
-* the body must be UTF-8 (400), and so must the percent-escapes of a form;
-* 100 words a request for explanations (400): explaining n words costs a forward pass of n + 1
-  comments (explain/occlusion.py), so the API refuses more, and the page explains a comment of
-  up to that many words and says so for a longer one;
-* when the request-batching queue is full, the request is refused at once (503, Retry-After)
-  rather than left waiting behind hundreds of others (webapp/batching.py).
+A run is scored as evaluate.py scores it, and labelled at its F1-best ``validation_threshold``. Each request
+is checked first: a bad one gets ``abort(status, what to change)``, never a trace. Pages run no script.
 """
 import json
+import re
+import threading
 import urllib.parse
 from pathlib import Path
 
 import bottle
-from bottle import HTTPError, request, response
+import numpy as np
+import torch
+from bottle import abort, request, response
 
-from explain.occlusion import Explanation
-from explain.words import word_spans
-from webapp.batching import Overloaded
-from webapp.predict import Predictor
+from data.labels import ID2LABEL
+from models.load import ModelError, load_classifier, load_tokenizer
+from training.batching import encode_texts
+from training.checkpoint import read_history, trained_max_length, trained_text_prefix
+from training.loop import EncodedSplit, predict_logits
 
-MAX_TEXT_CHARS = 5_000
-MAX_BATCH = 64
-MAX_BODY_BYTES = 1024 * 1024
-MAX_EXPLAIN_WORDS = 100
-# A word's colour steps up at these changes of P(toxic) when it is left out. The steps are
-# absolute, not relative to the comment, so one colour means the same in every model's row.
-CONTRIBUTION_STEPS = (0.02, 0.1, 0.25, 0.5)
-VIEWS_DIR = Path(__file__).parent / "views"
-TEMPLATE_LOOKUP = [str(VIEWS_DIR)]
-EXAMPLES = (
-    "Thank you for the thoughtful reply, I learned something today.",
-    "You are a complete idiot and everyone here knows it.",
-    "I disagree with the article, but the author makes a fair point about costs.",
-    "Shut up, nobody cares what a pathetic loser like you thinks.",
-)
-# The pages load nothing but their own stylesheet and post only to their own origin; there is no
-# script at all, so an injected <script> would not run even if escaping failed.
-SECURITY_HEADERS = [
-    ("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; "
-                                "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
-]
-BUSY = "The server is busy with other requests. Please try again in a moment."
-FRIENDLY_ERRORS = {
-    404: "There is no page at this address.",
-    405: "This address does not accept that kind of request.",
-    500: "Something went wrong on our side. The error has been logged; please try again.",
-}
+MAX_TEXT_CHARS, MAX_BATCH, MAX_BODY_BYTES = 5_000, 64, 1024 * 1024  # 5,000: the model reads 128 tokens anyway
+USAGE = 'Send a JSON object {"text": "..."} or {"texts": ["...", "..."]}.'
+VIEWS = [str(Path(__file__).parent / "views")]
+SECURITY_HEADERS = [("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action "
+                     "'self'; base-uri 'none'; frame-ancestors 'none'"), ("X-Content-Type-Options", "nosniff"),
+                    ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer")]
+BOTTLE_ERRORS = {404: "There is no page at this address.", 405: "This address does not accept that kind of request.",
+                 500: "Something went wrong on our side. The error has been logged; please try again."}
 
 
-class InputError(ValueError):
-    """A request the app refuses, with the HTTP status and the sentence that explains why."""
+class Predictor:
+    """A run's classifier and tokenizer, its threshold, and its precision: fp32 or bf16 (autocast), or serving/'s."""
 
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    def __init__(self, name, model, tokenizer, threshold=0.5, max_length=128, text_prefix="", precision="fp32"):
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise ModelError(f"the threshold must be a number between 0 and 1, got {threshold!r}")
+        self.name, self.model, self.tokenizer, self.threshold = name, model.eval(), tokenizer, float(threshold)
+        self.max_length, self.text_prefix, self.precision = max_length, text_prefix, precision
+        self.tokenizer_lock = threading.Lock()  # a fast tokenizer rewrites shared settings on each call
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, threshold: float | None = None, model=None) -> "Predictor":
+        """The run in ``folder``, on the GPU if there is one; ``threshold`` and ``model`` replace the run's."""
+        folder, history = Path(folder), read_history(Path(folder)) or {}
+        threshold = history.get("validation_threshold") if threshold is None else threshold
+        if not (folder / "config.json").is_file() or threshold is None:
+            raise ModelError(f"{folder} is no run: needs config.json and a threshold (history.json or --threshold)")
+        tokenizer = load_tokenizer(str(folder))
+        model = model or load_classifier(str(folder)).to("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(folder.resolve().name, model, tokenizer, threshold, trained_max_length(history),
+                   trained_text_prefix(history))
+
+    def predict(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> list[dict]:
+        """``{"label": "toxic" | "not_toxic", "toxic_probability": p}`` per text: toxic from the threshold up."""
+        return [{"label": ID2LABEL[int(p >= self.threshold)], "toxic_probability": float(p)}
+                for p in self.probabilities(texts, batch_size, progress)]
+
+    def probabilities(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        with self.tokenizer_lock:
+            token_ids = encode_texts(self.tokenizer, texts, self.max_length, self.text_prefix) if texts else []
+        return self.probabilities_of_ids(token_ids, batch_size, progress)
+
+    def probabilities_of_ids(self, token_ids: list[list[int]], batch_size=64, progress=False) -> np.ndarray:
+        """P(toxic), class 1, of tokenised comments, batched by length as training validates."""
+        device = next(self.model.parameters(), torch.empty(0)).device  # an ONNX Runtime model has none: the CPU
+        logits = predict_logits(self.model, EncodedSplit(token_ids, [0] * len(token_ids)), self.tokenizer.pad_token_id,
+                                device, batch_size, bf16=self.precision == "bf16", progress=progress)
+        return torch.softmax(logits, dim=-1)[:, 1].numpy().astype(np.float64)
 
 
-def make_app(predictors: dict[str, Predictor], default_name: str):
-    """The WSGI application serving ``predictors``; the form and the API use ``default_name``."""
-    if default_name not in predictors:
-        raise ValueError(f"default model {default_name!r} is not among {sorted(predictors)}")
-    default = predictors[default_name]
+def make_app(predictors: dict[str, Predictor], default: str, explain=None) -> bottle.Bottle:
+    """The app of ``predictors`` by name; ``explain(predictor, texts)`` (serving/explain.py) adds word contributions."""
     app = bottle.Bottle()
 
-    def page(status: int = 200, **values) -> str:
+    def page(status=200, **values):
         response.status = status
-        values = {"text": "", "result": None, "comparison": None, "error": None, "explanation": None,
-                  "explain_note": None, **values}
-        return bottle.template("index.tpl", template_lookup=TEMPLATE_LOOKUP, examples=EXAMPLES,
-                               model=default, model_count=len(predictors), **values)
-
-    @app.get("/")
-    def index():
-        return page()
+        return bottle.template("index.tpl", template_lookup=VIEWS, default=default, predictors=predictors, **values)
 
     @app.post("/classify")
     def classify():
-        text = ""
+        fields = read_body(form=True)
+        text, compare = check_text(fields.get("text", "")), fields.get("mode") == "compare"
+        verdicts = {name: predictors[name].predict([text])[0] for name in (predictors if compare else [default])}
         try:
-            fields = read_form()
-            text = fields.get("text", "")
-            check_text(text)
-        except InputError as error:
-            return page(error.status, text=text, error=error.message)
-        words = len(word_spans(text))
-        explain = words <= MAX_EXPLAIN_WORDS
-        note = None if explain else (f"Explanations are shown for comments of up to {MAX_EXPLAIN_WORDS} words; "
-                                     f"this one has {words:,}.")
-        try:
-            if fields.get("mode") == "compare":
-                comparison = [(predictor, predictor.predict([text])[0],
-                               highlighted(predictor.explain(text)) if explain else None)
-                              for predictor in predictors.values()]
-                return page(text=text, comparison=comparison, explain_note=note)
-            return page(text=text, result=default.predict([text])[0], explain_note=note,
-                        explanation=highlighted(default.explain(text)) if explain else None)
-        except Overloaded:
-            return page(503, text=text, error=BUSY)
+            explanation = explain(predictors[default], [text])[0] if explain else None
+            return page(text=text, verdicts=verdicts, explanation=explanation)
+        except bottle.HTTPError as refused:  # too long to explain: the verdicts, and why there is no explanation
+            return page(text=text, verdicts=verdicts, note=refused.body)
 
     @app.post("/api/predict")
     def api_predict():
-        try:
-            payload = read_json()
-            texts = texts_from_payload(payload)
-            predictor = predictors[model_from_payload(payload, predictors, default_name)]
-            explain = explain_from_payload(payload, texts)
-            results = predictor.predict(texts)
-        except InputError as error:
-            response.status = error.status
-            return {"error": error.message}
-        except Overloaded:
-            response.status = 503
-            response.set_header("Retry-After", "1")
-            return {"error": BUSY}
-        if explain:
-            for result, text in zip(results, texts):
-                result["explanation"] = predictor.explain(text).as_json()
-        return {"results": results, "model": predictor.name, "threshold": predictor.threshold}
+        payload = read_body(form=False)
+        require(isinstance(payload, dict) and ("text" in payload) != ("texts" in payload), 400, USAGE)
+        name, texts = payload.get("model", default), [payload["text"]] if "text" in payload else payload["texts"]
+        require(isinstance(texts, list) and all(isinstance(text, str) for text in texts), 400, f"Strings only. {USAGE}")
+        require(1 <= len(texts) <= MAX_BATCH, 400, f'"texts" holds {len(texts)} texts; send between 1 and {MAX_BATCH}.')
+        texts = [check_text(text, "The text" if "text" in payload else f"Text {i}") for i, text in enumerate(texts)]
+        require(isinstance(name, str) and name in predictors, 400,
+                f"Unknown model {name!r}: try {', '.join(predictors)}.")
+        require(isinstance(payload.get("explain", False), bool), 400, '"explain" must be true or false.')
+        explanations = explain(predictors[name], texts) if payload.get("explain") and explain else []
+        results = predictors[name].predict(texts)
+        for result, explanation in zip(results, explanations):
+            result["explanation"] = explanation.as_json()
+        return {"results": results, "model": name, "threshold": predictors[name].threshold}
 
-    @app.get("/health")
-    def health():
-        return {"status": "ok", "model": default_name, "models": list(predictors), "precision": default.precision}
-
-    @app.get("/style.css")
-    def stylesheet():
-        return bottle.static_file("style.css", root=str(VIEWS_DIR))
-
-    def error_page(error: HTTPError) -> str:
-        """Bottle's own errors (unknown address, wrong method, a crash) in the style of the rest."""
-        message = FRIENDLY_ERRORS.get(error.status_code, error.status_line)
+    def error_page(error: bottle.HTTPError) -> str:
+        """A refusal or Bottle's own error (a wrong address or method, a crash): JSON for the API, else the form."""
+        message = BOTTLE_ERRORS.get(error.status_code, error.body)
+        response.headers.update(SECURITY_HEADERS)  # a crash's response skips the after_request hook
         if request.path.startswith("/api/"):
             response.content_type = "application/json"
             return json.dumps({"error": message})
-        return bottle.template("error.tpl", template_lookup=TEMPLATE_LOOKUP,
-                               status=error.status_line, message=message)
+        return page(error.status_code, text=request.environ.get("webapp.form", {}).get("text", ""), error=message)
 
     app.default_error_handler = error_page
-    return with_security_headers(app)
+    app.add_hook("after_request", lambda: response.headers.update(SECURITY_HEADERS))
+    app.get("/", callback=page)
+    app.get("/style.css", callback=lambda: bottle.static_file("style.css", root=VIEWS[0]))
+    return app
 
 
-def with_security_headers(app):
-    """WSGI middleware adding SECURITY_HEADERS to every response, error pages included.
-
-    Bottle's ``after_request`` hook does not see responses of requests that crashed, so the
-    headers are added one level further out, where every response passes.
-    """
-    def app_with_headers(environ, start_response):
-        def start_response_with_headers(status, headers, exc_info=None):
-            return start_response(status, headers + SECURITY_HEADERS, exc_info)
-        return app(environ, start_response_with_headers)
-    return app_with_headers
+def require(condition, status: int, message: str) -> None:
+    if not condition:
+        abort(status, message)
 
 
-def read_body() -> bytes:
-    """The raw request body, refused before reading if its declared length is over MAX_BODY_BYTES."""
+def read_body(form: bool):
+    """A JSON body, or a form's fields (kept for error_page); past MAX_BODY_BYTES refused unread, not spooled."""
     length = request.content_length
-    if length > MAX_BODY_BYTES:
-        raise InputError(413, f"The request body is {length:,} bytes; the limit is "
-                              f"{MAX_BODY_BYTES:,} bytes (1 MiB).")
-    if length < 0 and request.chunked:
-        raise InputError(411, "Send the body with a Content-Length header.")
-    return request.environ["wsgi.input"].read(length) if length > 0 else b""
-
-
-def decode_utf8(body: bytes) -> str:
+    require(length <= MAX_BODY_BYTES, 413, f"The request body is {length:,} bytes; the limit is 1 MiB.")
     try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InputError(400, f"The request body is not valid UTF-8 (byte {error.start}).") from error
-
-
-def read_form() -> dict[str, str]:
-    """The fields of an HTML form post (application/x-www-form-urlencoded, UTF-8)."""
-    if request.content_type.split(";")[0].strip() != "application/x-www-form-urlencoded":
-        raise InputError(415, "Send the form as application/x-www-form-urlencoded.")
-    body = decode_utf8(read_body())
-    try:
-        fields = urllib.parse.parse_qs(body, keep_blank_values=True, encoding="utf-8",
-                                       errors="strict", max_num_fields=8)
-    except UnicodeDecodeError as error:
-        raise InputError(400, "The form data is not valid UTF-8.") from error
-    except ValueError as error:
-        raise InputError(400, "The form has too many fields.") from error
-    return {name: values[0] for name, values in fields.items()}
-
-
-def read_json():
-    body = decode_utf8(read_body())
-    try:
-        return json.loads(body)
+        body = request.environ["wsgi.input"].read(length).decode("utf-8") if length > 0 else ""
+        if not form:
+            return json.loads(body)
+        fields = urllib.parse.parse_qs(body, keep_blank_values=True, errors="strict", max_num_fields=8)
+    except UnicodeDecodeError:  # the bytes of the body, or a form's percent-escapes
+        abort(400, "The request body is not valid UTF-8.")
     except (ValueError, RecursionError) as error:
-        raise InputError(400, f'The body is not valid JSON ({error}). Send {{"text": "..."}} '
-                              f'or {{"texts": ["...", "..."]}}.') from error
+        abort(400, "The form has too many fields." if form else f"The body is not valid JSON ({error}).")
+    return request.environ.setdefault("webapp.form", {name: values[0] for name, values in fields.items()})
 
 
-def texts_from_payload(payload) -> list[str]:
-    """The texts of ``{"text": str}`` or ``{"texts": [str, ...]}``, each one checked."""
-    usage = 'Send a JSON object {"text": "..."} or {"texts": ["...", "..."]}.'
-    if not isinstance(payload, dict) or ("text" in payload) == ("texts" in payload):
-        raise InputError(400, usage)
-    if "text" in payload:
-        if not isinstance(payload["text"], str):
-            raise InputError(400, f'"text" must be a string. {usage}')
-        check_text(payload["text"])
-        return [payload["text"]]
-    texts = payload["texts"]
-    if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
-        raise InputError(400, f'"texts" must be a list of strings. {usage}')
-    if not 1 <= len(texts) <= MAX_BATCH:
-        raise InputError(400, f'"texts" holds {len(texts)} texts; send between 1 and {MAX_BATCH}.')
-    for position, text in enumerate(texts):
-        check_text(text, f"Text {position}")
-    return texts
-
-
-def model_from_payload(payload: dict, predictors: dict[str, Predictor], default_name: str) -> str:
-    name = payload.get("model", default_name)
-    if not isinstance(name, str) or name not in predictors:
-        raise InputError(400, f"Unknown model {name!r}; this server has {', '.join(predictors)}.")
-    return name
-
-
-def explain_from_payload(payload: dict, texts: list[str]) -> bool:
-    """Whether ``"explain": true`` was asked, refused when the texts hold more than MAX_EXPLAIN_WORDS words."""
-    explain = payload.get("explain", False)
-    if not isinstance(explain, bool):
-        raise InputError(400, '"explain" must be true or false.')
-    words = sum(len(word_spans(text)) for text in texts)
-    if explain and words > MAX_EXPLAIN_WORDS:
-        raise InputError(400, f'"explain" covers up to {MAX_EXPLAIN_WORDS} words a request (each word costs a '
-                              f'forward pass); these texts hold {words:,}. Send fewer or shorter texts, or '
-                              f'leave out "explain".')
-    return explain
-
-
-def highlighted(explanation: Explanation) -> list[tuple[str, str | None, float | None]]:
-    """The comment as (text, CSS class, contribution) pieces: each word with its shade, the spaces between as typed."""
-    text, pieces, end = explanation.words.text, [], 0
-    for (start, stop), contribution in zip(explanation.words.spans, explanation.contributions):
-        pieces += [(text[end:start], None, None), (text[start:stop], shade(contribution), contribution)]
-        end = stop
-    return pieces + [(text[end:], None, None)]
-
-
-def shade(contribution: float) -> str:
-    """``push-toxic-1`` ... ``push-toxic-4``, ``push-clean-1`` ... ``push-clean-4``, or ``push-none`` below the first step."""
-    level = sum(abs(contribution) >= step for step in CONTRIBUTION_STEPS)
-    return f"push-{'toxic' if contribution > 0 else 'clean'}-{level}" if level else "push-none"
-
-
-def check_text(text: str, what: str = "The text") -> None:
-    if not text.strip():
-        raise InputError(400, f"{what} is empty. Type a comment to classify.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise InputError(413, f"{what} has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}.")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        # JSON can spell a lone UTF-16 surrogate ("\ud800"), which no UTF-8 text contains.
-        raise InputError(400, f"{what} is not valid Unicode (a lone surrogate).") from error
+def check_text(text: str, what: str = "The text") -> str:
+    require(text.strip(), 400, f"{what} is empty. Type a comment to classify.")
+    require(len(text) <= MAX_TEXT_CHARS, 413, f"{what} has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}.")
+    require(not re.search("[\ud800-\udfff]", text), 400, f"{what} is not valid Unicode (a lone surrogate).")
+    return text

@@ -1,5 +1,8 @@
+% if explanation:
+<h2 class="why">Why: what each word does to the probability of the served model, {{default}}</h2>
+<div id="explanation" class="explained" data-model="{{default}}">
 <p class="explanation">\\
-% for piece, shade, contribution in pieces:
+% for piece, shade, contribution in explanation.pieces():
 % if shade is None:
 {{piece}}\\
 % else:
@@ -7,3 +10,6 @@
 % end
 % end
 </p>
+</div>
+% include('legend.tpl')
+% end

@@ -13,7 +13,7 @@ that a pass rate tells what a model can and cannot do where a test-set score ave
 
 Why a Python module and not a JSON Lines file: most capabilities are a template filled with a word
 list, as in CheckList, and the template and its words are the readable part (fix a word once, every
-case that uses it follows). A few groups are hand-written sentences. ``python -m data.behaviour``
+case that uses it follows). A few groups are hand-written sentences. ``python -m report.behaviour_cases``
 writes the expanded cases as JSON Lines for anyone who wants a plain file. The sentences were
 written for this suite; ``tests/test_behaviour_suite.py`` checks that none of them is a comment of
 the insults data (train, validation or test split).

@@ -7,8 +7,10 @@ YAML header that the Hub and ``huggingface_hub.ModelCard`` read (library, pipeli
 ``model-index`` of the scores), then the method, the data and its label definition, the scores,
 the decision threshold and how to apply it, speed and size, intended use and limits.
 
-``train.py`` writes it at save time from history.json (validation scores only); ``evaluate.py``
-writes it again with the test scores and the measured speed. The threshold it names is the one
+``evaluate.py`` writes it into every run folder it scores, from history.json, the test scores and
+the measured speed; ``write_model_card`` without an evaluation gives the validation scores only.
+The method is described from the run's train.py recipe and arguments, so every method and every
+ablation (a transfer set, an ensemble of teachers) is named as it was trained. The threshold it names is the one
 ``predict.py`` and the web app apply: history.json's ``validation_threshold``, the F1-best
 threshold on the validation split. A plain ``pipeline`` takes the argmax instead, which is a
 threshold of 0.5, hence the snippet.
@@ -19,7 +21,8 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCardData
 
 from data.labels import ID2LABEL
-from lora.layer import lora_scaling
+from lora.lora import lora_scaling
+from train import RECIPES
 from training.files import write_text_atomically
 
 CARD_FILE = "README.md"
@@ -82,24 +85,7 @@ def card_metadata(name: str, history: dict, validation: dict, test: dict | None)
 
 def method_lines(history: dict) -> str:
     args, method = history.get("args", {}), history.get("method", "unknown")
-    layers = history.get("layers")
-    adapters = lora_description(args)
-    ensemble = (f", its soft labels the averaged logits of the teachers {args['soft_labels_from']}"
-                if args.get("soft_labels_from") else "")
-    distilled = (f"a student distilled from the fine-tuned teacher `{args.get('teacher')}`, built from its "
-                 f"layers {layers} (DistilBERT's initialisation){ensemble}, trained on "
-                 f"{args.get('alpha_ce')}·CE + {args.get('alpha_kd')}·KD + {args.get('alpha_cos')}·cosine")
-    described = {
-        "teacher": f"the pretrained `{args.get('model')}` encoder, fully fine-tuned with cross-entropy",
-        "odd": distilled,
-        "even": distilled,
-        "lora": f"LoRA fine-tuning ({adapters}) of a student built from layers {layers} of the pretrained "
-                f"`{args.get('model')}`, adapters merged into the weights",
-        "lora-kd": f"LoRA ({adapters}) of a student built from layers {layers} of the pretrained "
-                   f"`{args.get('model')}`, trained against the teacher `{args.get('teacher')}`'s soft labels, "
-                   f"adapters merged into the weights",
-    }
-    lines = [f"- **Method**: `{method}`: {described.get(method, method)}."]
+    lines = [f"- **Method**: `{method}`: {method_description(history)}."]
     if "params" in history:
         params = history["params"]
         lines.append(f"- **Parameters**: {params['total']:,} in all, {params['trainable']:,} trained "
@@ -114,6 +100,32 @@ def method_lines(history: dict) -> str:
         f"- **Output**: two logits; their softmax gives P(`{ID2LABEL[0]}`) and P(`{ID2LABEL[1]}`) "
         f"(`config.json`'s `id2label`).",
     ])
+
+
+def method_description(history: dict) -> str:
+    """What the run trained, in words, composed from its train.py recipe and arguments: any method, any flags."""
+    args, layers = history.get("args", {}), history.get("layers")
+    recipe = RECIPES.get(history.get("method"))
+    if recipe is None:
+        return "a classifier trained by train.py"
+    start = {"pretrained": f"the pretrained `{args.get('model')}` encoder with a new classification head",
+             "teacher-layers": f"a student built from layers {layers} of the fine-tuned teacher "
+                               f"`{args.get('teacher')}` (DistilBERT's initialisation), its head included",
+             "base-layers": f"a student built from layers {layers} of the pretrained `{args.get('model')}`, "
+                            f"with a new head"}[recipe.start]
+    trained = (f"LoRA ({lora_description(args)}) on the frozen encoder, adapters merged into the weights"
+               if recipe.lora else "every weight fine-tuned")
+    if recipe.loss == "kd":
+        teachers = (f"the averaged logits of the teachers {args['soft_labels_from']}" if args.get("soft_labels_from")
+                    else f"the teacher `{args.get('teacher')}`'s logits")
+        loss = (f"trained on {args.get('alpha_ce')}·CE + {args.get('alpha_kd')}·KD + {args.get('alpha_cos')}·cosine, "
+                f"its soft labels {teachers}")
+    else:
+        loss = "trained with cross-entropy on the labels"
+    transfer = history.get("transfer_set")
+    unlabelled = (f", and on {transfer['used']:,} unlabelled comments of the transfer set {transfer['source']}"
+                  f" through the soft labels alone" if transfer else "")
+    return f"{start}; {trained}, {loss}{unlabelled}"
 
 
 def lora_description(args: dict) -> str:
@@ -159,7 +171,7 @@ def scores_table(validation: dict, test: dict | None, evaluation: dict | None, t
                                            for metric, _ in METRICS) + " |"
               for split, scores in rows]
     if not test:
-        lines.append("\nNo test scores yet: `python evaluate.py` adds them to this card.")
+        lines.append("\nNo test scores yet: `python -m report` adds them to this card.")
     return "\n".join(lines)
 
 
@@ -195,7 +207,7 @@ def speed_lines(history: dict, evaluation: dict | None) -> str:
                      f"{speed['batch_64']['ms_per_comment']:.1f} ms a comment in batches of 64. "
                      f"bench/RESULTS.md of distil-vs-lora has bf16 and serving figures.")
     else:
-        lines.append("- **Speed**: not measured yet; `python evaluate.py` measures it.")
+        lines.append("- **Speed**: not measured yet; `python -m report` measures it.")
     if "wall_time_s" in history:
         lines.append(f"- **Training time**: {history['wall_time_s'] / 60:.1f} min of training on "
                      f"{history.get('device', 'cpu')}.")

@@ -1,10 +1,10 @@
-"""Export a run folder for ONNX Runtime: ``python -m models.export_onnx runs/odd``.
+"""A run folder exported for ONNX Runtime: ``python -m serving.export_onnx runs/odd``, or by the server on first serve.
 
 It writes three files into the run folder, next to the weights they come from:
 
 * ``model.onnx``: the classifier as an ONNX graph, input ``input_ids`` and ``attention_mask``
   (int64, both axes dynamic: any number of comments of any length up to the model's positions),
-  output ``logits``. ``--precision onnx`` (``models/inference.py``) runs it with ONNX Runtime,
+  output ``logits``. ``--precision onnx`` (``serving/precision.py``) runs it with ONNX Runtime,
   which runs the graph without Python between the operators and fuses each GELU with its bias;
 * ``model.int8.onnx``: the same graph with dynamic int8 quantization (``quantize_int8``), for
   ``--precision int8``: faster on a CPU with 8-bit dot products (VNNI), at some cost in
@@ -14,6 +14,9 @@ It writes three files into the run folder, next to the weights they come from:
   int8 graph's validation ROC-AUC against fp32's. The exports are served only while the sha256
   still matches: a run retrained after its export is refused with one line that says to export
   it again (``check_export``), never served with old weights.
+
+``python -m webapp`` exports the run it serves once, when it has no fresh export and the precision
+may use one (``export_for_serving``), so the measured-fastest setting is what a fresh clone serves.
 
 The exporter is ``torch.onnx.export``'s TorchScript-based one (``dynamo=False``): it needs only
 the ``onnx`` package next to torch, where the newer ``torch.export``-based one also needs
@@ -39,8 +42,8 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from data import DataError
 from data.load import load_splits
 from embedded.pypi import sha256_of
+from evaluate import dataset_args
 from models.load import ModelError, load_classifier, load_tokenizer
-from report.runs import dataset_args
 from training.batching import encode_texts, pad_batch
 from training.checkpoint import read_history, trained_max_length, trained_text_prefix
 from training.files import write_atomically, write_json_atomically
@@ -57,14 +60,14 @@ INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "logits"
 OPSET = 17
 EXPORT_TOLERANCE = 1e-4  # |P(toxic) from ONNX Runtime - P(toxic) from PyTorch|, both in fp32
-# The versions tested with this torch (requirements-test.txt and requirements-bench.txt pin them).
+# The versions requirements.txt pins; a setup without them is told what to install.
 REQUIREMENTS = {"onnx": "onnx==1.23.2", "onnxruntime": "onnxruntime==1.31.1"}
 TRACE_COMMENTS = ("you idiot", "thank you for the thoughtful reply, I learned something today")
 CHECK_COMMENTS = ("thanks", "shut up, nobody cares what a pathetic loser like you thinks",
                   "I disagree with the article", "what a dumb thing to say")
 
 
-def require(module: str, purpose: str) -> None:
+def require_package(module: str, purpose: str) -> None:
     """A ModelError that names the pip command when the optional ``module`` is not installed."""
     if importlib.util.find_spec(module) is None:
         raise ModelError(f"{module} is not installed: pip install {REQUIREMENTS[module]} to {purpose}")
@@ -78,7 +81,7 @@ def onnx_session(path: Path, threads: int):
     request (and from anything else on the machine). ``session.force_spinning_stop`` ends the
     spinning when a run returns; within a run the threads still spin between operators.
     """
-    require("onnxruntime", "run an ONNX export (--precision onnx)")
+    require_package("onnxruntime", "run an ONNX export (--precision onnx)")
     import onnxruntime
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
@@ -98,7 +101,7 @@ class OnnxClassifier(torch.nn.Module):
 
     ``model(input_ids=..., attention_mask=...).logits`` and ``model.config`` are all that
     ``predict_logits`` asks of a model. It has no parameters (the weights are in the session),
-    so ``model_device`` places it on the CPU, where the session runs. ONNX Runtime's ``run`` may be
+    so the ``Predictor`` runs it on the CPU, where the session runs. ONNX Runtime's ``run`` may be
     called from several threads at once, as the web app without request batching does.
     ``precision`` is ``onnx`` for the fp32 export, ``int8`` for the quantized one.
     """
@@ -137,7 +140,7 @@ def quantize_int8(source: Path, target: Path, config) -> list[str]:
     Efficient Integer-Arithmetic-Only Inference"), so it needs no calibration data. The matrix
     products then run on 8-bit integers, which CPUs with VNNI multiply about twice as fast as fp32.
     """
-    require("onnx", "quantize the export (python -m models.export_onnx)")
+    require_package("onnx", "quantize the export (python -m serving.export_onnx)")
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
     kept = kept_in_fp32(onnx.load(str(source), load_external_data=False).graph, config)
@@ -156,8 +159,8 @@ def export_run(folder: str | Path, validation: tuple[list[str], list[int]] | Non
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelError(f"{folder} has no {WEIGHTS_FILE}: pass the folder of a trained run")
-    require("onnx", "export a run (python -m models.export_onnx)")
-    require("onnxruntime", "check the export against PyTorch (python -m models.export_onnx)")
+    require_package("onnx", "export a run (python -m serving.export_onnx)")
+    require_package("onnxruntime", "check the export against PyTorch (python -m serving.export_onnx)")
     weights_sha256 = sha256_of(weights)  # before loading: the record names what was exported
     model = load_classifier(str(folder)).float().eval()
     tokenizer = load_tokenizer(str(folder))
@@ -236,7 +239,7 @@ def check_export(folder: str | Path, file: str = ONNX_FILE) -> Path:
     Otherwise a one-line ModelError: no export, no record of its source, or a stale export.
     """
     folder = Path(folder)
-    again = f"python -m models.export_onnx {folder}"
+    again = f"python -m serving.export_onnx {folder}"
     if not (folder / file).is_file():
         raise ModelError(f"{folder} has no ONNX export ({file}): create it with `{again}`")
     try:
@@ -268,15 +271,40 @@ def load_onnx_classifier(folder: str | Path, precision: str = "onnx") -> OnnxCla
 
     A ModelError says in one line why it cannot be served: no export, a stale one, no onnxruntime.
     The thread count is read when the session is made: set it first (``torch.set_num_threads``,
-    as the web app's ``set_serving_threads`` does).
+    as ``serving.server.set_serving_threads`` does).
     """
     path = check_export(folder, INT8_FILE if precision == "int8" else ONNX_FILE)
     return OnnxClassifier(onnx_session(path, torch.get_num_threads()), AutoConfig.from_pretrained(str(folder)),
                           precision)
 
 
+def export_for_serving(folder: str | Path) -> bool:
+    """Whether ``folder`` has fresh exports (fp32 and int8), exporting it first when it has none or stale ones.
+
+    What the server does once for the run it serves, and bench/serving.py before it measures. An
+    export that cannot be made (onnx missing, a read-only folder, a failed check) is a warning line,
+    and the caller serves with PyTorch. A folder without weights has nothing to export: False, quietly.
+    """
+    if not (Path(folder) / WEIGHTS_FILE).is_file():
+        return False
+    try:
+        check_export(folder, ONNX_FILE)
+        check_export(folder, INT8_FILE)
+        return True
+    except ModelError:
+        pass
+    print(f"exporting {folder} for ONNX Runtime, once (python -m serving.export_onnx {folder})", file=sys.stderr,
+          flush=True)
+    try:
+        export_run(folder)
+    except (ModelError, OSError) as error:
+        print(f"warning: no ONNX export of {folder}: {error}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.export_onnx", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m serving.export_onnx", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="run folder (a save_pretrained folder such as runs/odd)")
     args = parser.parse_args(argv)

@@ -7,12 +7,12 @@ kernel launches, the thread team waking up) stay the same. The design, as in NVI
 "dynamic batcher" and TorchServe's ``max_batch_delay``:
 
 * **one bounded queue.** A request thread puts its texts in and waits for its own answer. When
-  the queue is full (``max_queue`` requests waiting) the request is refused at once with
-  ``Overloaded`` (HTTP 503), instead of piling up until every client times out;
+  the queue is full (``max_queue`` requests waiting) the request is refused at once with HTTP 503
+  and ``Retry-After: 1``, instead of piling up until every client times out;
 * **one worker thread** takes the oldest request, then keeps taking requests until the batch
   holds ``max_batch_size`` texts or ``max_wait_ms`` have passed since it took the first one, and
-  runs ``Predictor.predict`` once on all of them. A request that would overflow the batch waits
-  for the next one; a request never shares its texts between two passes;
+  runs ``Predictor.predict`` (webapp/app.py) once on all of them. A request that would overflow
+  the batch waits for the next one; a request never shares its texts between two passes;
 * **each answer goes back to its own caller**: the worker slices the batch's results in the
   order it took the requests and hands each slice to the request it came from.
 
@@ -27,11 +27,10 @@ import threading
 import time
 from dataclasses import dataclass
 
+import bottle
 import torch
 
-
-class Overloaded(RuntimeError):
-    """The queue is full: the server is answering as fast as it can, and this request must wait its turn."""
+BUSY = "The server is busy with other requests. Please try again in a moment."
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,8 @@ class BatchingPredictor:
         request = _Request(texts)
         try:
             self._queue.put_nowait(request)
-        except queue.Full:
-            raise Overloaded(f"{self.settings.max_queue} requests are already waiting") from None
+        except queue.Full:  # the server answers as fast as it can: this request must come back later
+            raise bottle.HTTPError(503, BUSY, **{"Retry-After": "1"}) from None
         request.done.wait()
         if request.error is not None:
             raise request.error

@@ -1,0 +1,209 @@
+"""LoRA written out by hand (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models",
+arXiv:2106.09685): one adapted linear layer, then the same put into a whole model and merged away.
+
+Fine-tuning changes a pretrained weight W0 by some ΔW. LoRA's bet is that ΔW has low rank, so
+it trains ΔW = B A instead, with A of shape r×in and B of shape out×r, and leaves W0 frozen
+(eq. 3 of the paper):
+
+    h = W0 x + ΔW x = W0 x + B A x · scaling
+
+B starts at zero, so a freshly wrapped layer computes exactly what the pretrained one did and
+training starts from the pretrained model. For evaluation B A · scaling is added into W0 once
+("merged"), and the adapted layer costs no more than the original.
+
+The scaling is α/r in the paper (section 4.1): dividing by r keeps the size of the update
+roughly independent of the rank, so α need not be retuned when r changes. Kalajdzievski 2023
+("A Rank Stabilization Scaling Factor for Fine-Tuning with LoRA", arXiv:2312.03732) shows that
+α/r over-corrects: as r grows, the update and its gradients shrink like 1/√r, so a larger rank
+learns more slowly and ends no better than a small one. Rank-stabilised LoRA (rsLoRA) divides
+by √r instead; it is opt-in here (``rslora=True``), α/r stays the default.
+
+Which layers: Hu et al. (section 7.1) find that adapting attention's query and value
+projections together is the best use of a small parameter budget, so those are the default
+targets. Everything else stays frozen except what has no pretrained value: the new classification
+head, and the pooler when the checkpoint has none. ``TARGET_SETS["all-linear"]`` adapts every
+linear layer of each encoder layer (QLoRA, Dettmers et al. 2023, found that adapting all of them
+is what closes the gap to full fine-tuning).
+"""
+import math
+import re
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+class LoRAError(ValueError):
+    """A LoRA adapter cannot be built, loaded or applied as asked."""
+
+
+def lora_scaling(alpha: float, r: int, rslora: bool = False) -> float:
+    """The factor of B A: α/r (Hu et al. 2021), or α/√r with rsLoRA (Kalajdzievski 2023); see above."""
+    return alpha / math.sqrt(r) if rslora else alpha / r
+
+
+class LoRALinear(nn.Module):
+    """A frozen ``nn.Linear`` plus a trainable low-rank update ``B @ A * scaling``."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False):
+        super().__init__()
+        if r <= 0:
+            raise LoRAError(f"the LoRA rank r must be a positive integer, got {r}")
+        self.base = base
+        self.base.requires_grad_(False)
+        self.r = r
+        self.alpha = alpha
+        self.rslora = rslora
+        self.scaling = lora_scaling(alpha, r, rslora)
+        weight = base.weight
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=weight.dtype, device=weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=weight.dtype, device=weight.device))
+        # A gets nn.Linear's own default init (as in loralib); B = 0 makes ΔW = 0 at the start.
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.lora_dropout = nn.Dropout(dropout)
+        self.merged = False
+
+    def delta_weight(self) -> torch.Tensor:
+        """ΔW = B A · scaling, the same shape as the frozen weight."""
+        return (self.lora_B @ self.lora_A) * self.scaling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.merged:  # ΔW already sits inside base.weight
+            return self.base(x)
+        return self.base(x) + (self.lora_dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scaling
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Fold ΔW into the frozen weight, so evaluation runs one matmul instead of three.
+
+        While merged the LoRA path is skipped, so A and B get no gradient: merge only to evaluate.
+        """
+        if not self.merged:
+            self.base.weight += self.delta_weight().to(self.base.weight.dtype)
+            self.merged = True
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, alpha={self.alpha}, rslora={self.rslora}, scaling={self.scaling:g}, merged={self.merged}"
+
+
+LORA_PARAMETERS = ("lora_A", "lora_B")
+# Named target sets; each name stands for the paths it lists (see ``target_matches``).
+TARGET_SETS = {
+    # BERT's six linear layers per encoder layer: attention's query, key, value and output
+    # projections, then the feed-forward pair. Not the pooler or the classifier: the head trains in full.
+    "all-linear": ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"),
+}
+# A module inside an encoder layer: "bert.encoder.layer.3.attention.self.query" -> "attention.self.query".
+_IN_ENCODER_LAYER = re.compile(r"\.layer\.\d+\.(.+)$")
+
+
+def resolve_targets(targets: Iterable[str] | str) -> tuple[str, ...]:
+    """``targets`` as a tuple of paths, each name of ``TARGET_SETS`` replaced by what it lists."""
+    targets = (targets,) if isinstance(targets, str) else tuple(targets)
+    return tuple(dict.fromkeys(path for target in targets for path in TARGET_SETS.get(target, (target,))))
+
+
+def target_matches(module_name: str, target: str) -> bool:
+    """Whether ``target`` names the module at ``module_name``, a linear layer inside an encoder layer.
+
+    A target with dots is a whole path inside the encoder layer: "output.dense" names the
+    feed-forward ``...layer.3.output.dense`` and not ``...layer.3.attention.output.dense``, which
+    "attention.output.dense" names. A target without dots names the layers whose last path
+    component it is: "query" names ``...layer.3.attention.self.query`` in every layer. The pooler
+    and the classifier are never targets: they have no pretrained value to adapt, and train in full.
+    """
+    inside = _IN_ENCODER_LAYER.search(module_name)
+    if inside is None:
+        return False
+    path = inside.group(1)
+    return path == target or ("." not in target and path.rpartition(".")[2] == target)
+
+
+def _in_module(name: str, module: str) -> bool:
+    """Whether the tensor ``name`` belongs to the module at path ``module`` (whole path components only).
+
+    "bert.pooler" holds "bert.pooler.dense.weight", but "dense" holds nothing: a substring test
+    would put every feed-forward ``...output.dense`` layer in it.
+    """
+    return name.startswith(f"{module}.")
+
+
+def is_adapter_tensor(name: str, extra_trainable_modules: tuple[str, ...]) -> bool:
+    """True for the tensors LoRA trains and saves: A, B, and those of the ``extra_trainable_modules``."""
+    return (name.rpartition(".")[2] in LORA_PARAMETERS
+            or any(_in_module(name, module) for module in extra_trainable_modules))
+
+
+def checked_module_names(model: nn.Module, modules: Iterable[str]) -> tuple[str, ...]:
+    """``modules`` as a tuple, after checking that each is the full path of a module with parameters."""
+    modules = (modules,) if isinstance(modules, str) else tuple(modules)
+    names = [name for name, _ in model.named_parameters()]
+    unknown = [module for module in modules if not any(_in_module(name, module) for name in names)]
+    if unknown:
+        top_level = sorted({name.split(".")[0] for name in names})
+        raise LoRAError(f"no module with parameters at {unknown} in {type(model).__name__}: give full module "
+                        f"paths as model.get_submodule takes them, e.g. 'classifier' or 'bert.pooler' "
+                        f"(top-level modules: {top_level})")
+    return modules
+
+
+def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child_name = name.rpartition(".")
+    setattr(model.get_submodule(parent_name), child_name, new)
+
+
+def inject_lora(model: nn.Module, targets: Iterable[str] = ("query", "value"), r: int = 8,
+                alpha: float = 16, dropout: float = 0.1, rslora: bool = False) -> int:
+    """Wrap, in place, every ``nn.Linear`` that one of ``targets`` names in a LoRALinear.
+
+    Every target must match at least one layer (``target_matches``): a misspelt (or unstripped,
+    " value") target would otherwise train silently with fewer adapters than asked for.
+    Returns how many layers were wrapped.
+    """
+    targets = resolve_targets(targets)
+    linears = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    unmatched = [target for target in targets if not any(target_matches(name, target) for name in linears)]
+    if unmatched or not targets:
+        available = sorted({match.group(1) for name in linears if (match := _IN_ENCODER_LAYER.search(name))})
+        raise LoRAError(f"no linear layer of an encoder layer named {unmatched or list(targets)} in "
+                        f"{type(model).__name__}; they are {available[:20]} (or a named set: {', '.join(TARGET_SETS)})")
+    chosen = [name for name in linears if any(target_matches(name, target) for target in targets)]
+    for name in chosen:
+        _replace_module(model, name, LoRALinear(linears[name], r, alpha, dropout, rslora))
+    return len(chosen)
+
+
+def mark_only_lora_trainable(model: nn.Module, extra_trainable_modules: Iterable[str] = ("classifier",)) -> None:
+    """Freeze every parameter except LoRA's A and B and those of ``extra_trainable_modules``.
+
+    ``extra_trainable_modules`` are full module paths (``"classifier"``, ``"bert.pooler"``), each of
+    which must exist: the new head, which has no pretrained value and must train in full.
+    """
+    modules = checked_module_names(model, extra_trainable_modules)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(is_adapter_tensor(name, modules))
+
+
+def lora_state_dict(model: nn.Module, extra_trainable_modules: Iterable[str] = ("classifier",)) -> dict[str, torch.Tensor]:
+    """The tensors that differ from the base model: the adapters, plus those of ``extra_trainable_modules``."""
+    modules = checked_module_names(model, extra_trainable_modules)
+    return {name: tensor for name, tensor in model.state_dict().items() if is_adapter_tensor(name, modules)}
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Replace every LoRALinear by its own ``nn.Linear`` with ΔW folded in: an ordinary model again.
+
+    The state dict then has the usual ``...query.weight`` keys, so ``save_pretrained`` writes a
+    folder that plain transformers loads, and inference costs exactly what the base model costs.
+    """
+    for name, module in list(model.named_modules()):
+        if isinstance(module, LoRALinear):
+            module.merge()
+            _replace_module(model, name, module.base)
+    return model
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) number of parameters."""
+    parameters = list(model.parameters())
+    return sum(p.numel() for p in parameters if p.requires_grad), sum(p.numel() for p in parameters)

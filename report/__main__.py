@@ -1,0 +1,152 @@
+"""The full report: every run scored as ``evaluate.py`` scores it, then everything around the answer.
+
+    python -m report                           # every run under runs/ (and runs/study/, runs/ablations/)
+    python -m report --no-speed --bootstrap 500 --no-readme
+
+It starts from ``evaluate.py``'s functions (the runs, their scores and threshold, the seed summary
+and the paired comparisons) and adds: the TF-IDF baseline's scores, each method's speed and size,
+the behavioural suite, flags for degenerate runs, the ablations' tables, the teachers' ensemble, the
+best student and the trade-off figure, a model card in every run folder, results/results.md,
+results/results.json and the figures. The README's answer and reading path, and the generated
+sections of docs/, are regenerated from the same numbers (``report/render.py``).
+"""
+import argparse
+import shlex
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import evaluate
+from baselines.tfidf import TfidfError
+from data import DataError
+from evaluate import (EvaluationError, RunPredictions, find_run_folders, load_scorer, method_comparisons, read_runs,
+                      seed_summary)
+from models.load import ModelError
+from report.ablations import ablation_report, best_student_result, ensemble_teacher, trade_off_points
+from report.behaviour import failures_markdown, run_suite, suite_summary
+from report.costs import adapter_size_mb, folder_size_mb, measure_speed
+from report.document import results_markdown
+from report.flags import degenerate_flags
+from report.model_card import write_model_card
+from report.plots import draw_figures
+from report.render import render_documents
+from report.runs import experiment_sessions, training_losses
+from training.files import write_json_atomically, write_text_atomically
+from training.metrics import binary_metrics
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """evaluate.py's flags, and the report's own."""
+    parser = argparse.ArgumentParser(prog="python -m report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--readme", type=Path, default=Path("README.md"),
+                        help="README whose answer and reading path (and docs/ beside it) are regenerated")
+    parser.add_argument("--no-readme", action="store_true", help="leave the README and docs/ untouched")
+    parser.add_argument("--no-speed", action="store_true", help="skip the inference speed measurement")
+    return evaluate.parse_args(argv, parser)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    started = time.perf_counter()
+    torch.set_num_threads(args.threads)  # one setting for all runs, so their speeds compare
+    runs, skipped = read_runs(args.paths or find_run_folders(args.runs_dir))
+    records, predictions = evaluate.score_runs(runs, skipped, extend=partial(describe_run, measure=not args.no_speed))
+
+    # Warnings, the seed study and the paired comparisons, the ablations, then the report itself.
+    flags = degenerate_flags(records, predictions)
+    for record in records:
+        record["flags"] = flags[record["name"]]
+    main_records = [record for record in records if not record["ablation"]]
+    main_runs = [run for run in runs if run.name in {record["name"] for record in main_records}]
+    everything = list(records)  # the ablations', the study's and the teachers' ensemble: the ablation tables
+    ensemble = ensemble_teacher(main_records, predictions)
+    if ensemble:
+        everything.append(ensemble[0])
+        predictions[ensemble[0]["name"]] = ensemble[1]
+    ablations = ablation_report(everything, predictions, args.bootstrap, args.bootstrap_seed)
+    points = trade_off_points(everything, predictions, ablations, args.bootstrap, args.bootstrap_seed)
+    results = {
+        "runs": main_records,
+        "ablation_runs": [record for record in records if record["ablation"]],
+        "skipped": skipped,
+        "seeds": seed_summary(main_records),
+        "behaviour_suite": suite_summary(),
+        "comparisons": method_comparisons(main_records, predictions, args.bootstrap, args.bootstrap_seed),
+        "ablations": ablations,
+        "ensemble_teacher": ensemble[0] if ensemble else None,
+        "best_student": best_student_result(everything, predictions, args.bootstrap, args.bootstrap_seed),
+        "trade_off": points,
+        "figures": draw_figures(main_runs, main_records, predictions, args.out, points),
+        "generated_by": shlex.join(["python", "-m", "report", *argv]),
+        "evaluate_time_s": round(time.perf_counter() - started, 1),
+        "study_sessions": experiment_sessions(args.runs_dir, evaluate.STUDY_DIR),
+        "ablation_sessions": experiment_sessions(args.runs_dir, evaluate.ABLATIONS_DIR),
+    }
+    markdown = results_markdown(results)
+    write_json_atomically(args.out / "results.json", results)
+    write_text_atomically(args.out / "results.md",
+                          f"# Results\n\nGenerated by `{results['generated_by']}`.\n\n{markdown}")
+    write_text_atomically(args.out / "behaviour.md", failures_markdown(main_records))
+    print(markdown)
+    print(f"wrote {args.out}/results.md, {args.out}/results.json, {args.out}/behaviour.md "
+          f"and {len(results['figures'])} figures")
+    if not args.no_readme:  # the README's answer and reading path, and the long sections of docs/ beside it
+        for message in render_documents(results, args.readme, args.out):
+            print(message)
+    if args.strict and skipped:
+        raise EvaluationError(f"--strict: {len(skipped)} run(s) skipped (listed above); the report covers the others")
+    return results
+
+
+def describe_run(run: evaluate.Run, record: dict, scorer, splits, predictions: RunPredictions, *, measure: bool) -> None:
+    """Add to ``record`` what the report says of a run beyond its scores; rewrite its model card.
+
+    Speed does not depend on the seed: it is measured once per method, on its primary run, and
+    only when ``measure``. An ablation changes a setting of a measured method: its own tables need
+    no speed or behaviour. ``scorer`` is None when evaluate.py's cache held the scores.
+    """
+    needs_model = not run.ablation
+    if scorer is None and needs_model:
+        scorer = load_scorer(run.path, run.history)
+    record.update({
+        "size_mb": folder_size_mb(run.path), "adapter_size_mb": adapter_size_mb(run.path),
+        "speed": measure_speed(scorer, splits.test.texts) if measure and run.primary and needs_model else None,
+        "train_wall_time_s": run.history["wall_time_s"],
+        "command_wall_time_s": run.history.get("total_time_s"),
+        "threads": run.history["args"].get("threads"),  # None: torch's default (every core)
+        **training_losses(run.history),
+        "recipe": {"lr": run.history["args"].get("lr"), "epochs": run.history["args"].get("epochs"),
+                   "defaults_from": run.history["args"].get("recipe_from")},
+        "behaviour": run_suite(scorer, record["validation_threshold"]) if needs_model else None,
+    })
+    if (Path(run.path) / "config.json").is_file():  # a Hugging Face run folder: its card gets the test scores
+        refresh_model_card(run, record, splits.test.labels, predictions.probs)
+
+
+def refresh_model_card(run: evaluate.Run, record: dict, test_labels: list[int], test_probs: np.ndarray) -> None:
+    """Rewrite the run folder's README.md with its test scores, speed and size.
+
+    The card names the threshold that predict.py and the web app apply (history.json's
+    ``validation_threshold``), so its test row is scored at that threshold. A folder that cannot
+    be written (read-only) keeps its old card; the report goes on.
+    """
+    threshold = run.history.get("validation_threshold")
+    evaluation = {"test": None if threshold is None else binary_metrics(test_labels, test_probs, threshold),
+                  "test_at_0.5": record["test"]["at_0.5"], "size_mb": record["size_mb"], "speed": record["speed"]}
+    try:
+        write_model_card(run.path, run.history, evaluation)
+    except OSError as error:
+        print(f"warning: the model card of {run.path} was not updated ({error})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (EvaluationError, DataError, ModelError, TfidfError) as error:
+        sys.exit(f"python -m report: {error}")

@@ -1,0 +1,8 @@
+"""The WSGI entry for production servers: ``waitress-serve --threads 8 --port 8080 serving.wsgi:app``.
+
+A WSGI server imports this module and serves ``app``. Such servers take no application flags, so
+it is configured by the DVL_* environment variables (serving/README.md, ``app_from_environment``).
+"""
+from serving.server import app_from_environment
+
+app = app_from_environment()
