@@ -1,6 +1,6 @@
 """Write the generated sections of README.md and docs/ from results.json, with or without runs on disk.
 
-    python -m report.render            # results/results.json -> README.md and docs/
+    python -m report.render            # results/results.json -> README.md, docs/ and results/results.md
     python -m report.render --results /tmp/smoke/results/results.json --readme /tmp/smoke/README.md
 
 ``evaluate.py`` calls ``render_documents`` at its end with the numbers it has just measured, and
@@ -20,10 +20,11 @@ import json
 import os
 from pathlib import Path
 
-from report.document import (ablations_markdown, behaviour_markdown, folder_prefix, joined, served_run_markdown,
-                             study_markdown)
+from report.document import (ablations_markdown, behaviour_markdown, folder_prefix, joined, results_document,
+                             served_run_markdown, study_markdown)
 from report.reading_path import update_reading_path
 from report.readme import ANSWER, answer_markdown, update_marked_section
+from training.files import write_text_atomically
 
 TUNING_FILE = "tuning.json"  # what `make tune` searched, beside results.json
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser = argparse.ArgumentParser(prog="python -m report.render", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=Path("results/results.json"),
-                        help="the report written by evaluate.py (default: results/results.json)")
+                        help="the report written by python -m report (default: results/results.json)")
     parser.add_argument("--readme", type=Path, default=Path("README.md"), help="the README (default: README.md)")
     parser.add_argument("--docs", type=Path, help="the docs folder (default: docs/ beside the README)")
     args = parser.parse_args(argv)
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> list[str]:
         parser.error(f"{args.results} does not exist: `python -m report` writes it")
     results = json.loads(args.results.read_text(encoding="utf-8"))
     messages = render_documents(results, args.readme, args.results.parent, args.docs)
+    write_text_atomically(args.results.parent / "results.md", results_document(results))
+    messages.append(f"rewrote {args.results.parent / 'results.md'}")
     for message in messages:
         print(message)
     return messages

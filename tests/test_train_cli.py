@@ -1,7 +1,7 @@
 """train.py as a user runs it, on tiny random models and a tiny CSV: bad flags, failed runs, --resume.
 
 Every test here drives ``train.main`` (or its argument parser) end to end; a whole run takes about
-a second. The sections follow the numbered points of issue 15 (robustness).
+a second. The sections follow what docs/robustness.md promises: one-line errors, nothing lost.
 """
 import json
 import subprocess
