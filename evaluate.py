@@ -267,14 +267,15 @@ def score_runs(runs: list[Run], skipped: list[dict], load=load_scorer, extend=No
     for run in progress:
         progress.set_postfix_str(f"{run.name} ({run.path})")
         try:
-            key = json.dumps(dataset_args(run.history), sort_keys=True)
+            dataset = dataset_args(run.history)
+            key = json.dumps(dataset, sort_keys=True)
             if key not in splits_by_dataset:
-                splits_by_dataset[key] = load_splits(**dataset_args(run.history))
+                splits_by_dataset[key] = load_splits(**dataset)
             splits = splits_by_dataset[key]
             record, scorer, predictions[run.name] = score_run(run, splits, load)
             if extend:
                 extend(run, record, scorer, splits, predictions[run.name])
-        except (EvaluationError, DataError, ModelError, HistoryError, TfidfError) as error:
+        except (EvaluationError, DataError, ModelError, TfidfError) as error:
             skipped.append({"path": display_path(run.path), "reason": str(error)})
             continue
         records.append(record)

@@ -36,7 +36,7 @@ from lora.adapter import save_adapter
 from lora.lora import LoRAError, LoRALinear, count_parameters, inject_lora, mark_only_lora_trainable, merge_lora
 from models.load import ModelError, load_classifier, load_config, load_tokenizer, resolve_model
 from training.batching import MAX_LENGTH, encode_texts
-from training.checkpoint import (CheckpointError, HistoryError, check_same_settings, checkpoint_dir,
+from training.checkpoint import (CheckpointError, check_same_settings, checkpoint_dir,
                                  read_history, save_failed_run, save_run, save_tfidf_run, trained_text_prefix)
 from training.distributed import init_distributed, shutdown_distributed
 from training.loop import EncodedSplit, NonFiniteLossError, TrainingConfig, cross_entropy_loss, train
@@ -528,7 +528,7 @@ def build_parser() -> OneLineErrorParser:
 if __name__ == "__main__":
     try:
         main()
-    except (DataError, AssetError, ModelError, DistillError, LoRAError, CheckpointError, HistoryError,
+    except (DataError, AssetError, ModelError, DistillError, LoRAError, CheckpointError,
             NonFiniteLossError, DegenerateRunError, TfidfError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

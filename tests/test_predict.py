@@ -129,6 +129,21 @@ def test_empty_stdin_and_a_missing_model_get_one_line_errors(tmp_path, capsys, m
     assert "is no run: needs config.json" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content, message", [(b"\xff\xfe", "is unreadable (UnicodeDecodeError"),
+                                              (b"[1, 2]", "is not a history.json written by train.py")])
+def test_a_run_with_a_malformed_history_gets_a_one_line_error(run_folder, tmp_path, capsys, monkeypatch,
+                                                               content, message):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in run_folder.iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    (broken / "history.json").write_bytes(content)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n"))
+    assert predict.main(["--model", str(broken)]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+
+
 # --- one predict path -------------------------------------------------------------------------
 
 def test_web_app_scoring_command_and_evaluate_give_the_same_probability(run_folder, tmp_path, capsys):

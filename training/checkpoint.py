@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from data.labels import ID2LABEL, LABEL2ID
+from models.load import ModelError
 from training.batching import MAX_LENGTH
 from training.files import replace_folder_atomically, write_json_atomically
 
@@ -34,8 +35,12 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or does not belong to this run."""
 
 
-class HistoryError(ValueError):
-    """A run folder's history.json exists but cannot be read as what train.py writes."""
+class HistoryError(ModelError):
+    """A run folder's history.json exists but cannot be read as what train.py writes.
+
+    A ``ModelError``: the run folder cannot be used as it is, so every command that loads a run
+    (train.py's --teacher, evaluate.py, predict.py, the web app) answers it in one line.
+    """
 
 
 def read_history(folder: Path) -> dict | None:

@@ -16,7 +16,7 @@ from bottle import abort, request, response
 
 from data.labels import ID2LABEL
 from models.load import ModelError, load_classifier, load_tokenizer
-from training.batching import encode_texts
+from training.batching import MAX_LENGTH, encode_texts
 from training.checkpoint import read_history, trained_max_length, trained_text_prefix
 from training.loop import EncodedSplit, predict_logits
 
@@ -33,7 +33,7 @@ BOTTLE_ERRORS = {404: "There is no page at this address.", 405: "This address do
 class Predictor:
     """A run's classifier and tokenizer, its threshold, and its precision: fp32 or bf16 (autocast), or serving/'s."""
 
-    def __init__(self, name, model, tokenizer, threshold=0.5, max_length=128, text_prefix="", precision="fp32"):
+    def __init__(self, name, model, tokenizer, threshold=0.5, max_length=MAX_LENGTH, text_prefix="", precision="fp32"):
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
             raise ModelError(f"the threshold must be a number between 0 and 1, got {threshold!r}")
         self.name, self.model, self.tokenizer, self.threshold = name, model.eval(), tokenizer, float(threshold)
