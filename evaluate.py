@@ -4,18 +4,15 @@
     python evaluate.py runs/odd runs/lora    # only these runs
 
 For each run: rebuild the splits it was trained on (from its history.json), predict P(toxic) for
-the validation and test comments, choose the decision threshold on validation (the F1-best one)
-and score the test split at 0.5 and at that threshold. Then each method's mean ± std over its
-training seeds, and each comparison the question asks (odd − even, lora − odd, ...) as a paired
-bootstrap interval over seeds and test comments. A run that cannot be read or scored is skipped
-and listed with the reason. Writes results/evaluation.json and prints the answer table.
-
-The full report (figures, ablations, the behaviour suite, speed, model cards, README and docs/)
-is ``python -m report``, which starts from these same functions.
+the validation and test comments, choose the decision threshold on validation and score the test
+split at 0.5 and at that threshold. Then each method's mean ± std over its training seeds, and each
+comparison the question asks (odd − even, lora − odd, ...) as a paired bootstrap interval over seeds
+and test comments. A run that cannot be read or scored is skipped and listed with the reason.
+Writes results/evaluation.json and prints the answer table. ``python -m report`` builds the full
+report (baselines, figures, ablations, speed, model cards) on these same functions.
 """
 import argparse
 import hashlib
-import inspect
 import json
 import os
 import sys
@@ -25,18 +22,14 @@ from typing import Callable
 
 import numpy as np
 import torch
-import transformers
 from scipy.stats import rankdata
 from tqdm import tqdm
 
-from baselines.tfidf import SETTINGS_FILE as TFIDF_SETTINGS_FILE, TfidfClassifier, TfidfError
 from data import DataError
 from data.load import load_splits
 from models.load import ModelError
-from training.batching import encode_texts, length_bucketed_batches, make_batch, pad_batch
 from training.checkpoint import HistoryError, is_failed_run, read_history
 from training.files import write_json_atomically
-from training.loop import predict_logits
 from training.metrics import best_f1_threshold, binary_metrics
 from webapp.app import Predictor
 
@@ -88,10 +81,8 @@ def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -
     parser.add_argument("--out", type=Path, default=Path("results"), help="where the results go (default: results)")
     parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP_RESAMPLES, help="paired bootstrap resamples")
     parser.add_argument("--bootstrap-seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch threads for every run's inference (default: torch's default)")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit with an error if any run had to be skipped (default: report the others)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads for inference")
+    parser.add_argument("--strict", action="store_true", help="exit with an error if any run had to be skipped")
     args = parser.parse_args(argv)
     if args.bootstrap < 1:
         parser.error("--bootstrap needs at least 1 resample")
@@ -100,9 +91,9 @@ def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -
 
 # -- The runs ---------------------------------------------------------------------------------------
 # A run is a folder with a history.json: runs/<method>/ (make all), runs/study/<method>-seed<k>/ (make
-# study), runs/ablations/<point>[-seed<k>]/ (make ablations: its method in the report is the point's
-# name). Hidden folders (resume checkpoints, half-written runs), <name>.failed/ folders and runs/tune/
-# (make tune chooses on validation; its runs must never be scored on test) are never evaluated.
+# study), runs/ablations/<point>[-seed<k>]/ (make ablations: the point's name is its method here). Hidden
+# folders (checkpoints, half-written runs), <name>.failed/ and runs/tune/ (chosen on validation, never
+# scored on test) are never evaluated.
 STUDY_DIR, ABLATIONS_DIR, TUNING_DIR = "study", "ablations", "tune"
 REQUIRED_HISTORY_KEYS = ("method", "args", "params", "steps", "epochs", "wall_time_s")
 DATASET_ARGS = ("dataset", "text_column", "label_column", "toxic_labels", "val_fraction", "split_seed")
@@ -110,12 +101,7 @@ DATASET_ARGS = ("dataset", "text_column", "label_column", "toxic_labels", "val_f
 
 @dataclass
 class Run:
-    """One trained run folder and its history.
-
-    ``primary`` marks the run that represents its method in single-run tables and figures: the
-    first one found, so ``runs/<method>/`` wins over ``runs/study/...``. ``ablation`` marks a run of
-    ``runs/ablations/``, reported in tables of its own.
-    """
+    """One run folder and its history; ``primary``: the run that stands for its method in single-run tables."""
     name: str
     method: str
     seed: int
@@ -126,18 +112,17 @@ class Run:
 
 
 def find_run_folders(runs_dir: str | os.PathLike) -> list[Path]:
-    """Every non-hidden folder with a history.json one or two levels below ``runs_dir``, shallow first."""
+    """Every run folder one or two levels below ``runs_dir``, shallow first (see above)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise EvaluationError(f"no runs folder at {runs_dir}: train a model first (python train.py ...) "
                               f"or pass run folders as arguments")
     folders = []
-    for pattern in ("*/history.json", "*/*/history.json"):
-        for history_file in sorted(runs_dir.glob(pattern)):
-            relative = history_file.parent.relative_to(runs_dir)
-            if not any(part.startswith(".") for part in relative.parts) and not is_failed_run(relative) \
-                    and relative.parts[0] != TUNING_DIR:
-                folders.append(history_file.parent)
+    for history_file in [*sorted(runs_dir.glob("*/history.json")), *sorted(runs_dir.glob("*/*/history.json"))]:
+        relative = history_file.parent.relative_to(runs_dir)
+        if not any(part.startswith(".") for part in relative.parts) and not is_failed_run(relative) \
+                and relative.parts[0] != TUNING_DIR:
+            folders.append(history_file.parent)
     if not folders:
         raise EvaluationError(f"no run folders (folders with a history.json) under {runs_dir}")
     return folders
@@ -158,11 +143,9 @@ def read_run(folder: str | os.PathLike) -> Run:
         raise EvaluationError(f"{folder / 'history.json'} lacks {', '.join(missing)}; was it written by train.py?")
     if not history["epochs"]:
         raise EvaluationError(f"{folder / 'history.json'} records no finished epoch")
-    seed = history["args"]["seed"]
-    if folder.parent.name == ABLATIONS_DIR:
-        return Run(name=folder.name, method=folder.name.removesuffix(f"-seed{seed}"), seed=seed, path=folder,
-                   history=history, ablation=True)
-    return Run(name=folder.name, method=history["method"], seed=seed, path=folder, history=history)
+    seed, ablation = history["args"]["seed"], folder.parent.name == ABLATIONS_DIR
+    method = folder.name.removesuffix(f"-seed{seed}") if ablation else history["method"]
+    return Run(name=folder.name, method=method, seed=seed, path=folder, history=history, ablation=ablation)
 
 
 def read_runs(folders: list[str | os.PathLike]) -> tuple[list[Run], list[dict]]:
@@ -177,7 +160,7 @@ def read_runs(folders: list[str | os.PathLike]) -> tuple[list[Run], list[dict]]:
 
 
 def arrange_runs(runs: list[Run]) -> list[Run]:
-    """Mark each method's primary run and sort: primary runs first, then method order, then seed."""
+    """Mark each method's primary run (the first found, so runs/<method> wins) and sort: primaries first."""
     by_name: dict[str, Run] = {}
     for run in runs:
         if run.name in by_name:
@@ -216,26 +199,16 @@ def display_path(path: Path) -> str:
 
 @dataclass
 class Scorer:
-    """What evaluation needs of a trained run: P(toxic) per comment, ``predict(texts, batch_size=64)``, and its size.
-
-    ``predictor`` is a Hugging Face run's (the web app's ``Predictor``); None for the TF-IDF baseline.
-    """
+    """What scoring needs of a run: ``predict(texts) -> P(toxic)`` and its size (``predictor``: the loaded run)."""
     predict: Callable[..., np.ndarray]
     num_parameters: int
     predictor: Predictor | None = None
 
 
 def load_scorer(folder: Path, history: dict) -> Scorer:
-    """A run folder as a Scorer: the TF-IDF baseline's plain-data files, or a Hugging Face classifier.
-
-    A classifier is the web app's ``Predictor`` in fp32: the comments cut and prefixed as the run
-    was trained, predicted through the training loop's own ``predict_logits`` (batches of similar
-    length, ``model.eval()``), so a run is scored as it was validated during training, and as it is
-    served. The threshold is chosen later, on validation (``quality_report``).
-    """
-    if (Path(folder) / TFIDF_SETTINGS_FILE).is_file():
-        tfidf = TfidfClassifier.load(folder)
-        return Scorer(lambda texts, batch_size=None: tfidf.predict_proba(texts), tfidf.num_parameters)
+    """The run as the web app serves it (``Predictor``, fp32): prefixed and cut as trained, batched as validated."""
+    if not (Path(folder) / "config.json").is_file():
+        raise EvaluationError(f"{folder} holds no transformers model (a baseline? python -m report scores those)")
     predictor = Predictor.from_folder(folder, threshold=history.get("validation_threshold", 0.5))
     return Scorer(predictor.probabilities, sum(parameter.numel() for parameter in predictor.model.parameters()),
                   predictor)
@@ -243,11 +216,7 @@ def load_scorer(folder: Path, history: dict) -> Scorer:
 
 @dataclass
 class RunPredictions:
-    """One run's test probabilities and labels, kept for the paired comparisons (and the report's figures).
-
-    ``test_set`` fingerprints the test comments and labels: two runs can only be compared example
-    by example when they were scored on the same test set.
-    """
+    """One run's validation and test probabilities; ``test_set`` fingerprints the test comments and labels."""
     labels: np.ndarray
     probs: np.ndarray
     test_set: str
@@ -256,11 +225,10 @@ class RunPredictions:
 
 
 def score_runs(runs: list[Run], skipped: list[dict], load=load_scorer, extend=None) -> tuple[list[dict], dict]:
-    """Score every run (those that fail join ``skipped``): their records and predictions, by run name.
+    """Score every run (those that fail join ``skipped``): their records, and their predictions by run name.
 
-    ``load(folder, history) -> Scorer`` loads a run; ``extend(run, record, scorer, splits, predictions)``,
-    if given, adds fields to each record (the full report's speed, behaviour suite, model card). Runs
-    trained on the same dataset settings share one load of the splits.
+    ``load(folder, history) -> Scorer`` loads a run; ``extend(run, record, scorer, splits, predictions)``
+    adds fields to each record (the full report's). Runs trained on the same data share one load of it.
     """
     splits_by_dataset, records, predictions = {}, [], {}
     progress = tqdm(runs, desc="evaluating", unit="run", dynamic_ncols=True)
@@ -275,7 +243,7 @@ def score_runs(runs: list[Run], skipped: list[dict], load=load_scorer, extend=No
             record, scorer, predictions[run.name] = score_run(run, splits, load)
             if extend:
                 extend(run, record, scorer, splits, predictions[run.name])
-        except (EvaluationError, DataError, ModelError, TfidfError) as error:
+        except (EvaluationError, DataError, ModelError) as error:
             skipped.append({"path": display_path(run.path), "reason": str(error)})
             continue
         records.append(record)
@@ -290,24 +258,16 @@ def score_runs(runs: list[Run], skipped: list[dict], load=load_scorer, extend=No
     return [by_name[run.name] for run in scored], predictions
 
 
-def score_run(run: Run, splits, load=load_scorer) -> tuple[dict, Scorer | None, RunPredictions]:
-    """The record of one run (its threshold and scores), its scorer (None when cached) and its predictions."""
+def score_run(run: Run, splits, load=load_scorer) -> tuple[dict, Scorer, RunPredictions]:
+    """The record of one run (its threshold and scores), its scorer and its predictions."""
+    scorer = load(run.path, run.history)
+    validation_probs, test_probs = scorer.predict(splits.validation.texts), scorer.predict(splits.test.texts)
+    total, trainable = scorer.num_parameters, run.history["params"]["trainable"]
     test_set = fingerprint(splits.test.texts, splits.test.labels)
-    key = scores_key(run.path, load, fingerprint(splits.validation.texts, splits.validation.labels), test_set)
-    scorer = None
-    cached = cached_scores(run.path, key)
-    if cached:
-        validation_probs, test_probs, num_parameters = cached
-    else:
-        scorer = load(run.path, run.history)
-        validation_probs, test_probs = scorer.predict(splits.validation.texts), scorer.predict(splits.test.texts)
-        num_parameters = scorer.num_parameters
-        store_scores(run.path, key, validation_probs, test_probs, num_parameters)
-    trainable = run.history["params"]["trainable"]
     record = {"name": run.name, "method": run.method, "path": display_path(run.path), "seed": run.seed,
               "primary": run.primary, "ablation": run.ablation,
               **quality_report(splits.validation.labels, validation_probs, splits.test.labels, test_probs),
-              "params": {"total": num_parameters, "trainable": trainable, "trainable_share": trainable / num_parameters},
+              "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total},
               "deterministic": run.history.get("deterministic", False),
               "test_set": {"source": splits.source, "size": len(splits.test.labels), "fingerprint": test_set}}
     return record, scorer, RunPredictions(np.asarray(splits.test.labels), test_probs, test_set,
@@ -334,62 +294,18 @@ def quality_report(validation_labels, validation_probs, test_labels, test_probs)
 
 
 def fingerprint(texts: list[str], labels: list[int]) -> str:
-    """A short hash of a split, identical for runs evaluated on the same comments and labels."""
+    """A short hash of a split: two runs compare example by example only on the same comments and labels."""
     digest = hashlib.sha256()
     for text, label in zip(texts, labels):
         digest.update(f"{label}\t{text}\n".encode())
     return digest.hexdigest()[:16]
 
 
-# A run's probabilities depend on its files, on the comments and on the code that scores them, so an
-# unchanged run is scored once: they are kept in runs/.scores/<name>.json under a key made of all three.
-SCORES_DIR = ".scores"
-NOT_SCORED = ("README.md", "model.onnx", "model.int8.onnx", "model.onnx.json")  # written after scoring, or never read
-SCORING_CODE = (load_scorer, Predictor, predict_logits, encode_texts, length_bucketed_batches, make_batch, pad_batch)
-
-
-def scores_key(run_folder: Path, load: Callable, *split_fingerprints: str) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(run_folder).iterdir() if p.is_file() and p.name not in NOT_SCORED):
-        digest.update(path.name.encode())
-        with open(path, "rb") as file:
-            for chunk in iter(lambda: file.read(1 << 20), b""):
-                digest.update(chunk)
-    for function in dict.fromkeys((load, *SCORING_CODE)):
-        digest.update(inspect.getsource(function).encode())
-    digest.update(f"torch {torch.__version__} transformers {transformers.__version__}".encode())
-    for split_fingerprint in split_fingerprints:
-        digest.update(split_fingerprint.encode())
-    return digest.hexdigest()
-
-
-def scores_file(run_folder: Path) -> Path:
-    return Path(run_folder).parent / SCORES_DIR / f"{Path(run_folder).name}.json"
-
-
-def cached_scores(run_folder: Path, key: str) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """(validation probabilities, test probabilities, parameter count) stored under ``key``, or None."""
-    try:
-        stored = json.loads(scores_file(run_folder).read_text())
-        if stored["key"] != key:
-            return None
-        return (np.asarray(stored["validation"], dtype=np.float64), np.asarray(stored["test"], dtype=np.float64),
-                int(stored["num_parameters"]))
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-
-
-def store_scores(run_folder: Path, key: str, validation: np.ndarray, test: np.ndarray, num_parameters: int) -> None:
-    write_json_atomically(scores_file(run_folder), {"key": key, "validation": validation.tolist(),
-                                                    "test": test.tolist(), "num_parameters": num_parameters})
-
-
 # -- Seeds and paired comparisons -------------------------------------------------------------------
-# Two noises blur a comparison: the training seed (a new head's initialisation, dropout, the data order;
-# not the splits, which --split-seed keeps fixed) and the finite test set. The seed spread is mean ±
-# sample std. A difference gets a paired bootstrap (Efron & Tibshirani 1993; Koehn 2004 for NLP) at two
-# levels, seeds then test comments, both methods scored on the same resample; its 95% interval is the
-# 2.5th to 97.5th percentile. When it contains 0, no difference was detected, and its width says how
+# Two noises blur a comparison: the training seed (initialisation, dropout, data order; not the splits,
+# which --split-seed fixes) and the finite test set. A difference gets a paired bootstrap (Efron &
+# Tibshirani 1993; Koehn 2004 for NLP) at two levels, seeds then test comments, both methods scored on
+# the same resample. An interval that contains 0 means no difference was detected; its width says how
 # large a difference the data still allow.
 
 def runs_by_method(records: list[dict]) -> dict[str, dict[int, dict]]:
@@ -428,11 +344,7 @@ def method_comparisons(records: list[dict], predictions: dict[str, RunPrediction
 
 def compare_methods(records: list[dict], predictions: dict[str, RunPredictions], a: str, b: str,
                     resamples: int, seed: int = 0) -> dict:
-    """Test ROC-AUC of method ``a`` minus method ``b``: per seed, and a bootstrap over seeds and test comments.
-
-    Runs are paired by seed. A method without randomness (TF-IDF: one run, recorded as
-    deterministic) is paired with every seed of the other.
-    """
+    """Test ROC-AUC of ``a`` minus ``b``, runs paired by seed; a deterministic method's one run pairs with every seed."""
     grouped = runs_by_method(records)
     missing = [method for method in (a, b) if method not in grouped]
     if missing:
@@ -461,10 +373,9 @@ def compare_methods(records: list[dict], predictions: dict[str, RunPredictions],
 def roc_auc_by_ranks(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """ROC-AUC along the last axis, so many resamples are scored in one call.
 
-    The AUC is the probability that a random toxic comment scores above a random clean one,
-    which is the Mann-Whitney U statistic divided by n_pos * n_neg (Hanley & McNeil 1982):
-    U = (sum of the ranks of the positives) - n_pos (n_pos + 1) / 2, with tied scores sharing
-    their average rank. A row with a single class has no AUC and gives NaN.
+    The AUC is the chance that a random toxic comment scores above a random clean one: the
+    Mann-Whitney U over n_pos * n_neg (Hanley & McNeil 1982), U = (sum of the positives' ranks) -
+    n_pos (n_pos + 1) / 2, ties sharing their average rank. A single-class row gives NaN.
     """
     labels = np.asarray(labels, dtype=float)
     ranks = rankdata(probs, axis=-1)
@@ -482,10 +393,9 @@ def two_level_bootstrap(n_examples: int, n_seeds: int, per_seed_statistic, resam
                         seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Resampled values of a statistic averaged over seeds: (seeds and examples resampled, examples only).
 
-    ``per_seed_statistic(indices)`` scores each seed's run on each row of test-comment indices
-    ([resamples, examples] -> [resamples, seeds]). Each resample draws the test comments with
-    replacement and, for the first value, also the seeds with replacement (Davison & Hinkley 1997,
-    section 3.8). Resamples that drew a single class, where no ROC-AUC exists, are dropped.
+    ``per_seed_statistic(indices)`` maps [resamples, examples] test-comment indices to [resamples,
+    seeds]. Each resample draws the comments and, for the first value, the seeds with replacement
+    (Davison & Hinkley 1997, section 3.8). Resamples with a single class (no ROC-AUC) are dropped.
     """
     rng = np.random.default_rng(seed)
     both, examples_only = [], []
@@ -504,13 +414,10 @@ def paired_bootstrap_auc_difference(labels, probs_a: list[np.ndarray], probs_b: 
                                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
     """Bootstrap of Δ = mean over seeds of (ROC-AUC of A's run − ROC-AUC of B's run), seeds paired.
 
-    ``probs_a[j]`` and ``probs_b[j]`` are the two methods' runs with the same training seed, all
-    scored on the same test comments. Each resample first draws the seeds, with replacement (another
-    seed would have trained other models), then the test comments, with replacement (another sample
-    of comments would score them differently), and scores every drawn run on those comments. Drawing
-    the comments once for both methods keeps the pairing, which removes the noise both share.
-    ``ci95_examples_only`` keeps the seeds fixed: it ignores seed noise. With a single seed the two
-    coincide, and only test-set noise is covered.
+    ``probs_a[j]`` and ``probs_b[j]`` are the two methods' runs of training seed j on the same test
+    comments. Each resample draws the seeds (another seed trains other models), then the comments
+    (another sample scores differently), once for both methods: the pairing removes the noise both
+    share. ``ci95_examples_only`` keeps the seeds fixed; with one seed the two coincide.
     """
     labels = np.asarray(labels)
     probs_a, probs_b = np.asarray(probs_a, dtype=float), np.asarray(probs_b, dtype=float)

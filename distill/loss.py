@@ -1,20 +1,11 @@
-"""The distillation objective: hard labels, the teacher's softened predictions, and cosine alignment.
+"""The distillation objective, three terms, each returned under its own name so that the training loop
+can log it every step (as Hugging Face's ``distiller.py`` does, though there "ce" is the soft-target term):
 
-Three terms, each returned under its own name so the training loop can log it at every step
-(the way Hugging Face's distillation example, ``distiller.py``, logs its loss terms):
-
-- "ce": cross-entropy between the student's predictions and the true labels.
-- "kd": Hinton et al. 2015 (arXiv:1503.02531), section 2: the KL divergence from the
-  teacher's to the student's distribution, both softened by a temperature T, times T².
-- "cos": Sanh et al. 2019, DistilBERT (arXiv:1910.01108), section 3: a cosine embedding loss
-  that aligns the direction of the student's vectors with the teacher's.
-
-Note the naming: in ``distiller.py`` "ce" is the soft-target term and "mlm" the hard-label
-one; here "ce" is the hard-label term and "kd" the soft-target term.
-
-A batch may mix labelled examples with unlabelled ones (comments of a transfer set,
-``data/transfer.py``): a per-example ``labelled`` mask keeps the unlabelled ones out of "ce", and
-both teacher terms, which need no label, are taken over every example.
+- "ce": cross-entropy with the true labels; a ``labelled`` mask keeps out unlabelled (transfer set) examples.
+- "kd": Hinton et al. 2015 (arXiv:1503.02531), section 2: the KL divergence from the teacher's to the
+  student's distribution, both softened by a temperature T, times T².
+- "cos": Sanh et al. 2019, DistilBERT (arXiv:1910.01108), section 3: a cosine embedding loss that aligns
+  the direction of the student's vectors with the teacher's.
 """
 import math
 from collections.abc import Sequence
@@ -29,12 +20,10 @@ from distill import DistillError
 def temperature_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     """KL(teacher_T || student_T) averaged over the batch, times T² (Hinton et al. 2015, section 2).
 
-    Dividing logits by T > 1 softens both distributions, so the teacher's small probabilities
-    for the wrong classes (its "dark knowledge") carry weight. The gradient of this KL with
-    respect to the student's logits scales as 1/T², so multiplying by T² keeps its size, and
-    hence its balance with the hard-label term, roughly unchanged when T changes. KL differs
-    from the soft-target cross-entropy only by the teacher's entropy, a constant, so the
-    gradient is the same, but KL is 0 at a perfect match, which makes the logged value readable.
+    T > 1 softens both distributions, so the teacher's small probabilities for the wrong classes (its "dark
+    knowledge") carry weight; its gradient scales as 1/T², which T² undoes, so the balance with the hard
+    labels holds when T changes. KL is the soft-target cross-entropy less a constant (the teacher's entropy):
+    the same gradient, but 0 at a perfect match, which makes the logged value readable.
     """
     student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_probs = F.softmax(teacher_logits / temperature, dim=-1)
@@ -43,10 +32,7 @@ def temperature_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: 
 
 def cosine_alignment(student_vectors: Tensor, teacher_vectors: Tensor, mask: Tensor | None = None) -> Tensor:
     """Mean of 1 - cos(student, teacher) over the vectors in the last dimension (DistilBERT's L_cos).
-
-    ``mask`` (1 = keep), broadcastable to the leading dimensions of the vectors, drops padding
-    positions, as DistilBERT does with the attention mask: padding vectors carry no meaning,
-    and averaging them in would dilute the signal from the real tokens.
+    ``mask`` (1 = keep) drops padding, as DistilBERT does: its vectors would dilute the real tokens' signal.
     """
     if mask is not None:
         keep = torch.broadcast_to(mask, student_vectors.shape[:-1]).bool()
@@ -59,15 +45,11 @@ def cosine_alignment(student_vectors: Tensor, teacher_vectors: Tensor, mask: Ten
 
 def aligned_hidden_states(student_hidden_states: Sequence[Tensor], teacher_hidden_states: Sequence[Tensor],
                           layers: Sequence[int]) -> tuple[Tensor, Tensor]:
-    """Stack each student layer's output next to the output of the teacher layer it was copied from.
+    """Stack each student layer's output next to that of the teacher layer it was copied from.
 
-    Hugging Face's ``hidden_states`` (``output_hidden_states=True``) start with the embedding
-    output at index 0, so the output of 1-based layer n is ``hidden_states[n]``: student layer
-    k+1 (copied from teacher layer ``layers[k]``) pairs ``student_hidden_states[k + 1]`` with
-    ``teacher_hidden_states[layers[k]]``. Returns two tensors of shape
-    (len(layers), batch, seq, hidden), ready for ``distillation_loss(student_hidden=...,
-    teacher_hidden=..., attention_mask=...)``. DistilBERT itself aligned only the last hidden
-    states; for that, pass ``student_hidden_states[-1]`` and ``teacher_hidden_states[-1]`` instead.
+    ``hidden_states[0]`` is the embedding output, so student layer k+1, copied from teacher layer
+    ``layers[k]``, pairs ``student_hidden_states[k + 1]`` with ``teacher_hidden_states[layers[k]]``.
+    DistilBERT aligned only the last hidden states: pass ``hidden_states[-1]`` of each for that instead.
     """
     layers = list(layers)
     if len(student_hidden_states) != len(layers) + 1:
@@ -75,91 +57,55 @@ def aligned_hidden_states(student_hidden_states: Sequence[Tensor], teacher_hidde
                            f"layers), got {len(student_hidden_states)}")
     if not layers or max(layers) >= len(teacher_hidden_states) or min(layers) < 1:
         raise DistillError(f"layers {layers} do not index the teacher's {len(teacher_hidden_states) - 1} layers")
-    student = torch.stack(list(student_hidden_states[1:]))
-    teacher = torch.stack([teacher_hidden_states[layer] for layer in layers])
-    return student, teacher
+    return torch.stack(list(student_hidden_states[1:])), torch.stack([teacher_hidden_states[n] for n in layers])
 
 
 def labelled_cross_entropy(logits: Tensor, labels: Tensor, labelled: Tensor) -> Tensor:
-    """Cross-entropy averaged over the examples where ``labelled`` is true, the others left out.
-
-    An unlabelled example carries a placeholder label; its term is multiplied by 0, so neither
-    the value nor any gradient depends on that placeholder. A batch without any labelled example
-    gives 0, with no gradient at all (not NaN, which would stop the run).
-    """
+    """Cross-entropy over the ``labelled`` examples only (the rest get weight 0); none labelled gives 0, not NaN."""
     per_example = F.cross_entropy(logits, labels, reduction="none")
     weights = labelled.to(per_example.dtype)
     return (per_example * weights).sum() / weights.sum().clamp(min=1)
 
 
-def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *,
-                      temperature: float = 2.0, alpha_ce: float = 0.5, alpha_kd: float = 0.5,
-                      alpha_cos: float = 0.1, student_hidden: Tensor | None = None,
-                      teacher_hidden: Tensor | None = None, attention_mask: Tensor | None = None,
-                      labelled: Tensor | None = None) -> dict[str, Tensor]:
+def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *, temperature: float = 2.0,
+                      alpha_ce: float = 0.5, alpha_kd: float = 0.5, alpha_cos: float = 0.1,
+                      student_hidden: Tensor | None = None, teacher_hidden: Tensor | None = None,
+                      attention_mask: Tensor | None = None, labelled: Tensor | None = None) -> dict[str, Tensor]:
     """The weighted distillation loss under "loss", and each unweighted term under "ce", "kd", "cos".
 
-    ``loss = alpha_ce * ce + alpha_kd * kd + alpha_cos * cos``. Logits are (batch, num_labels),
-    labels (batch,). The cosine term compares the logits by default: on a two-class task they
-    are the student's whole output, and cheap to cache; given ``student_hidden`` and ``teacher_hidden`` (same shape, hidden size
-    last, e.g. from ``aligned_hidden_states``) it compares those instead, as DistilBERT does,
-    skipping positions where ``attention_mask`` is 0. The teacher is a fixed target: its
-    tensors are detached, so no gradient reaches it. ``labelled`` (batch,) bool marks the examples
-    whose labels are real; "ce" is then averaged over those only (``labelled_cross_entropy``),
-    while "kd" and "cos" take every example. Without it every example is labelled.
-
-    Why the defaults:
-    - temperature=2.0: a fine-tuned two-class teacher is often near-certain, and at T=1 its
-      soft target then says little more than the hard label. For two classes T divides the
-      log-odds, so T=2 takes the square root of the odds: p=0.99 (odds 99) becomes p≈0.91.
-      Much higher T flattens every target towards 0.5 and, with the T² factor, tends to
-      matching raw logits (Hinton et al., section 2.1), noise included.
-    - alpha_ce=0.5, alpha_kd=0.5: the teacher was fine-tuned on these same training examples,
-      so its soft labels are close to the hard ones and wrong wherever it memorised noise.
-      Keeping half the weight on the true labels means the student never learns only the
-      teacher's mistakes; thanks to the T² factor both halves have gradients of comparable
-      size, so this is an even split. Hinton et al. found a lower hard-label weight best on
-      their tasks; alpha_ce=0.1, alpha_kd=0.9 is the natural ablation.
-    - alpha_cos=0.1: DistilBERT gave its cosine term 1 part in 8 (weights 5/2/1 for soft
-      targets/MLM/cosine). On two logits the cosine largely repeats what KL already asks, and
-      it also pins the mean logit, which softmax ignores, so it stays a small auxiliary nudge.
-
-    A zero-weight term is still computed, so the log shows how it evolves, but outside the
-    autograd graph: it costs a few operations on (batch, num_labels) tensors, and no backward
-    work. All three terms are therefore always returned.
+    ``loss = alpha_ce * ce + alpha_kd * kd + alpha_cos * cos``. The cosine compares the logits (on two classes,
+    the student's whole output) or, if given, ``student_hidden`` and ``teacher_hidden`` where ``attention_mask``
+    is 1. The teacher's tensors are detached: it is a fixed target. Why the defaults:
+    - temperature=2.0: a fine-tuned two-class teacher is often near-certain, and at T=1 its soft target
+      says little more than the hard label. T divides the log-odds, so T=2 takes the square root of the odds:
+      p=0.99 becomes p≈0.91. Much higher T flattens every target towards 0.5 and tends to matching raw
+      logits, noise included (Hinton et al., section 2.1).
+    - alpha_ce=0.5, alpha_kd=0.5: the teacher was fine-tuned on these same examples, so its soft labels are
+      wrong wherever it memorised noise; half the weight on the true labels keeps the student from learning
+      only its mistakes, and the T² factor makes both halves' gradients comparable. Hinton et al. preferred
+      a lower hard-label weight; alpha_ce=0.1, alpha_kd=0.9 is the natural ablation.
+    - alpha_cos=0.1: DistilBERT weighted its cosine 1 in 8 (5/2/1 for soft targets/MLM/cosine). On two
+      logits it largely repeats the KL and pins the mean logit, which softmax ignores: a small nudge only.
     """
     _check_settings(temperature, {"alpha_ce": alpha_ce, "alpha_kd": alpha_kd, "alpha_cos": alpha_cos})
-    _check_logits_and_labels(student_logits, teacher_logits, labels)
-    if labelled is not None and (labelled.shape != labels.shape or labelled.dtype != torch.bool):
-        raise DistillError(f"labelled must be a bool tensor of shape {tuple(labels.shape)}, got {labelled.dtype} "
-                           f"of shape {tuple(labelled.shape)}")
+    _check_tensors(student_logits, teacher_logits, labels, labelled, student_hidden, teacher_hidden, attention_mask)
     # Softmax, logs and sums in float32 even when the model runs in half precision.
     student_logits = student_logits.float()
     teacher_logits = teacher_logits.detach().to(device=student_logits.device, dtype=torch.float32)
-    if student_hidden is None and teacher_hidden is None:
-        if attention_mask is not None:
-            raise DistillError("attention_mask only applies to hidden states; pass student_hidden and "
-                               "teacher_hidden too, or no mask for the cosine on logits")
-        student_vectors, teacher_vectors = student_logits, teacher_logits
-    else:
-        _check_hidden(student_hidden, teacher_hidden, attention_mask)
-        student_vectors = student_hidden.float()
-        teacher_vectors = teacher_hidden.detach().to(device=student_vectors.device, dtype=torch.float32)
-
-    with _in_graph_if(alpha_ce > 0):
+    student_vectors = student_logits if student_hidden is None else student_hidden.float()
+    teacher_vectors = (teacher_logits if teacher_hidden is None
+                       else teacher_hidden.detach().to(device=student_vectors.device, dtype=torch.float32))
+    # A term enters the autograd graph only if it has weight in the loss; a zero-weight one is only logged.
+    grad_enabled = torch.is_grad_enabled()
+    with torch.set_grad_enabled(alpha_ce > 0 and grad_enabled):
         ce = (F.cross_entropy(student_logits, labels) if labelled is None
               else labelled_cross_entropy(student_logits, labels, labelled.to(student_logits.device)))
-    with _in_graph_if(alpha_kd > 0):
+    with torch.set_grad_enabled(alpha_kd > 0 and grad_enabled):
         kd = temperature_kl(student_logits, teacher_logits, temperature)
-    with _in_graph_if(alpha_cos > 0):
+    with torch.set_grad_enabled(alpha_cos > 0 and grad_enabled):
         cos = cosine_alignment(student_vectors, teacher_vectors, attention_mask)
     loss = alpha_ce * ce + alpha_kd * kd + alpha_cos * cos
     return {"loss": loss, "ce": ce, "kd": kd, "cos": cos}
-
-
-def _in_graph_if(weighted: bool) -> torch.set_grad_enabled:
-    """Record a term for backward only if it has weight in the loss (and gradients are on at all)."""
-    return torch.set_grad_enabled(weighted and torch.is_grad_enabled())
 
 
 def _check_settings(temperature: float, weights: dict[str, float]) -> None:
@@ -169,17 +115,16 @@ def _check_settings(temperature: float, weights: dict[str, float]) -> None:
         if not isinstance(weight, (int, float)) or not (0 <= weight < math.inf):
             raise DistillError(f"{name} must be a finite number >= 0, got {weight!r}")
     if not any(weights.values()):
-        raise DistillError(f"all loss weights are zero ({', '.join(weights)}): nothing would train the "
-                           f"student; set at least one of them above 0")
+        raise DistillError(f"all loss weights are zero ({', '.join(weights)}): nothing would train the student")
 
 
-def _check_logits_and_labels(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor) -> None:
+def _check_tensors(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, labelled: Tensor | None,
+                   student_hidden: Tensor | None, teacher_hidden: Tensor | None, attention_mask: Tensor | None) -> None:
     if student_logits.dim() != 2:
         raise DistillError(f"student logits must be (batch, num_labels), got shape {tuple(student_logits.shape)}")
     if teacher_logits.shape != student_logits.shape:
         raise DistillError(f"student logits have shape {tuple(student_logits.shape)} but teacher logits "
-                           f"{tuple(teacher_logits.shape)}: the teacher's logits must cover the same examples, "
-                           f"in the same order, with the same labels")
+                           f"{tuple(teacher_logits.shape)}: they must cover the same examples, in the same order")
     batch, num_labels = student_logits.shape
     if labels.shape != (batch,) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise DistillError(f"labels must be an integer tensor of shape ({batch},), got {labels.dtype} "
@@ -187,23 +132,24 @@ def _check_logits_and_labels(student_logits: Tensor, teacher_logits: Tensor, lab
     if batch and not (0 <= int(labels.min()) and int(labels.max()) < num_labels):
         raise DistillError(f"labels must lie in 0..{num_labels - 1}, got values from {int(labels.min())} "
                            f"to {int(labels.max())}")
-
-
-def _check_hidden(student_hidden: Tensor | None, teacher_hidden: Tensor | None,
-                  attention_mask: Tensor | None) -> None:
-    if student_hidden is None or teacher_hidden is None:
+    if labelled is not None and (labelled.shape != labels.shape or labelled.dtype != torch.bool):
+        raise DistillError(f"labelled must be a bool tensor of shape {tuple(labels.shape)}, got {labelled.dtype} "
+                           f"of shape {tuple(labelled.shape)}")
+    if student_hidden is None and teacher_hidden is None:
+        if attention_mask is not None:
+            raise DistillError("attention_mask only applies to hidden states; pass student_hidden and "
+                               "teacher_hidden too, or no mask for the cosine on logits")
+    elif student_hidden is None or teacher_hidden is None:
         raise DistillError("pass both student_hidden and teacher_hidden, or neither (cosine on logits)")
-    if student_hidden.shape != teacher_hidden.shape:
-        raise DistillError(f"student hidden states have shape {tuple(student_hidden.shape)} but teacher "
-                           f"hidden states {tuple(teacher_hidden.shape)}; the cosine needs aligned vectors "
-                           f"of the same size")
-    if attention_mask is None:
-        return
-    try:
-        keep = torch.broadcast_to(attention_mask, student_hidden.shape[:-1])
-    except RuntimeError as error:
-        raise DistillError(f"attention_mask of shape {tuple(attention_mask.shape)} does not fit hidden states "
-                           f"of shape {tuple(student_hidden.shape)} (it must match all but the last "
-                           f"dimension)") from error
-    if not keep.any():
-        raise DistillError("attention_mask masks out every position: there is nothing to align")
+    elif student_hidden.shape != teacher_hidden.shape:
+        raise DistillError(f"student hidden states have shape {tuple(student_hidden.shape)} but teacher hidden "
+                           f"states {tuple(teacher_hidden.shape)}; the cosine needs aligned vectors of the same size")
+    elif attention_mask is not None:
+        try:
+            keep = torch.broadcast_to(attention_mask, student_hidden.shape[:-1])
+        except RuntimeError as error:
+            raise DistillError(f"attention_mask of shape {tuple(attention_mask.shape)} does not fit hidden states "
+                               f"of shape {tuple(student_hidden.shape)} (it must match all but the last "
+                               f"dimension)") from error
+        if not keep.any():
+            raise DistillError("attention_mask masks out every position: there is nothing to align")

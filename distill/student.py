@@ -1,23 +1,13 @@
 """Build a shallow BERT student from chosen layers of a deeper BERT.
 
-DistilBERT (Sanh et al. 2019, arXiv:1910.01108, section 3) initialises its 6-layer student
-"from the teacher by taking one layer out of two". The student then starts close to the
-teacher's solution instead of from random weights, and training only has to repair what
-removing the other layers broke. We let the user choose a named layer set (``LAYER_SETS``) or
-any increasing list, so the choices can be compared.
+DistilBERT (Sanh et al. 2019, arXiv:1910.01108, section 3) initialises its 6-layer student "from the
+teacher by taking one layer out of two": the student starts close to the teacher's solution, and training
+only has to repair what removing the other layers broke. Named layer sets let such choices be compared.
 
-Layers are numbered from 1, as the assignment writes them: layer 1 reads the embeddings and
-the last layer feeds the pooler. In code, layer ``n`` lives at index ``n - 1`` of
-``model.bert.encoder.layer``.
-
-Two routes share one copying function (``_copy_encoder``):
-
-- ``build_student(teacher, layers)``: everything comes from the fine-tuned teacher, its
-  classification head included (the distillation route).
-- ``build_student_from_base(path, layers)``: embeddings and layers come from a pretrained
-  encoder that was never fine-tuned; the classifier is new, and so is the pooler when the
-  checkpoint has none. The caller is told which modules are new so it can train them
-  (the LoRA route).
+Layers are numbered from 1: layer 1 reads the embeddings, the last one feeds the pooler; layer ``n`` is at
+index ``n - 1`` of ``model.bert.encoder.layer``. ``build_student`` copies everything, the head included, from
+a fine-tuned teacher (distillation); ``build_student_from_base`` copies from a pretrained encoder never
+fine-tuned, and names the modules it had to create (LoRA).
 """
 import copy
 import os
@@ -31,63 +21,28 @@ from transformers import AutoConfig, BertConfig, BertForSequenceClassification, 
 
 from distill import DistillError
 
-
-
-def _odd(depth: int) -> list[int]:
-    return list(range(1, depth + 1, 2))
-
-
-def _even(depth: int) -> list[int]:
-    return list(range(2, depth + 1, 2))
-
-
-def _bottom(depth: int) -> list[int]:
-    return list(range(1, depth // 2 + 1))
-
-
-def _top(depth: int) -> list[int]:
-    return list(range(depth - depth // 2 + 1, depth + 1))
-
-
-def _distilbert(depth: int) -> list[int]:
-    lower, upper = _bottom(depth), _top(depth)
-    return [layer for layer in lower if layer % 2 == 1] + [layer for layer in upper if (depth - layer) % 2 == 0]
-
-
-def _symmetric(depth: int) -> list[int]:
-    kept = depth // 2
-    return list(range(1, (kept + 1) // 2 + 1)) + list(range(depth - kept // 2 + 1, depth + 1))
-
-
-# The named layer sets, each keeping half of a teacher of any depth; for 12 layers:
+# Named layer sets, each keeping half of a teacher of any depth d; the comments give them for d = 12.
+# Sajjad et al. 2020 ("On the Effect of Dropping Layers of Pre-trained Transformer Models", arXiv:2004.03844)
+# drop whole blocks of a pretrained model before fine-tuning; dropping the top layers cost the least.
 LAYER_SETS = {
-    "odd": _odd,              # 1,3,5,7,9,11: one layer out of two, from the bottom
-    "even": _even,            # 2,4,6,8,10,12: one layer out of two, up to the top
-    # Sajjad et al. 2020 ("On the Effect of Dropping Layers of Pre-trained Transformer Models",
-    # arXiv:2004.03844) drop whole blocks of a pretrained model before fine-tuning; dropping the
-    # top layers cost the least, i.e. the bottom layers mattered most.
-    "bottom": _bottom,        # 1-6: their "top-layer dropping", which cost the least
-    "top": _top,              # 7-12: its opposite, "bottom-layer dropping"
-    # What DistilBERT's extraction script copies (0-based 0,2,4,7,9,11): one of two, but keeping
-    # both the bottom layer, which reads the embeddings, and the top one, which feeds the head.
-    "distilbert": _distilbert,  # 1,3,5,8,10,12
-    # Sajjad et al.'s "symmetric dropping" (the middle layers go): both ends in full. Chosen
-    # because it tests the two reasons the README gives for odd against even at once, with no
-    # gap at either end: the layers right after the embeddings, and the layers right before the
-    # teacher's head, which it was fine-tuned to read.
-    "symmetric": _symmetric,  # 1,2,3,10,11,12
+    "odd": lambda d: list(range(1, d + 1, 2)),  # 1,3,5,7,9,11: one layer out of two, from the bottom
+    "even": lambda d: list(range(2, d + 1, 2)),  # 2,4,6,8,10,12: one layer out of two, up to the top
+    "bottom": lambda d: list(range(1, d // 2 + 1)),  # 1-6: Sajjad et al.'s "top-layer dropping"
+    "top": lambda d: list(range(d - d // 2 + 1, d + 1)),  # 7-12: its opposite, "bottom-layer dropping"
+    # 1,3,5,8,10,12: what DistilBERT's extraction script copies, one of two but keeping both the bottom
+    # layer, which reads the embeddings, and the top one, which feeds the head.
+    "distilbert": lambda d: ([layer for layer in LAYER_SETS["bottom"](d) if layer % 2 == 1]
+                             + [layer for layer in LAYER_SETS["top"](d) if (d - layer) % 2 == 0]),
+    # 1,2,3,10,11,12: Sajjad et al.'s "symmetric dropping" (the middle goes). It tests both reasons for
+    # odd against even at once: the layers right after the embeddings, and those right before the head.
+    "symmetric": lambda d: list(range(1, (d // 2 + 1) // 2 + 1)) + list(range(d - d // 2 // 2 + 1, d + 1)),
 }
-LAYER_SPEC_HELP = (f"write a named set ({', '.join(LAYER_SETS)}) or increasing layer numbers from 1, "
-                   f"like '1,4,7'")
+LAYER_SPEC_HELP = f"write a named set ({', '.join(LAYER_SETS)}) or increasing layer numbers from 1, like '1,4,7'"
 
 
 def parse_layers(spec: str, teacher_layers: int) -> list[int]:
-    """Turn a layer spec into the sorted, 1-based teacher layers the student keeps.
-
-    A name of ``LAYER_SETS`` is computed for a teacher with ``teacher_layers`` layers: "odd" is
-    layers 1, 3, 5, ... and "even" is layers 2, 4, 6, ... (for 12 layers: 1,3,5,7,9,11 and
-    2,4,6,8,10,12), "bottom" and "top" its lower and upper half, and so on; anything else is
-    read as a comma-separated list such as "1,4,7". See ``validate_layers`` for the rules.
+    """The sorted, 1-based teacher layers that ``spec`` keeps: a name of ``LAYER_SETS``, computed for a teacher
+    of ``teacher_layers`` layers, or a comma-separated list such as "1,4,7", checked by ``validate_layers``.
     """
     if not isinstance(spec, str):
         raise DistillError(f"the layer spec must be a string, got {spec!r}; {LAYER_SPEC_HELP}")
@@ -98,16 +53,13 @@ def parse_layers(spec: str, teacher_layers: int) -> list[int]:
     elif not name:
         raise DistillError(f"the layer spec is empty; {LAYER_SPEC_HELP}")
     else:
-        layers = [_parse_layer_number(piece, spec) for piece in name.split(",")]
+        pieces = [piece.strip() for piece in name.split(",")]
+        for piece in pieces:
+            if not re.fullmatch(r"-?[0-9]+", piece):
+                raise DistillError(f"{piece!r} in the layer spec {spec!r} is not a layer number; {LAYER_SPEC_HELP}")
+        layers = [int(piece) for piece in pieces]
     validate_layers(layers, teacher_layers)
     return layers
-
-
-def _parse_layer_number(piece: str, spec: str) -> int:
-    piece = piece.strip()
-    if not re.fullmatch(r"-?[0-9]+", piece):
-        raise DistillError(f"{piece!r} in the layer spec {spec!r} is not a layer number; {LAYER_SPEC_HELP}")
-    return int(piece)
 
 
 def _check_depth(teacher_layers: int) -> None:
@@ -116,15 +68,10 @@ def _check_depth(teacher_layers: int) -> None:
 
 
 def validate_layers(layers: Sequence[int], teacher_layers: int) -> None:
-    """Reject a layer list that would not make a sensible student of this teacher.
-
-    The list must be non-empty, every entry an integer from 1 to ``teacher_layers``, with no
-    repeats, in increasing order. Order matters because of the residual stream: each layer
-    adds its update to the vectors that the layers below it wrote, so teacher layer 7 was
-    trained on what layers 1-6 made of the input. Running layer 7 before layer 4 (or running a
-    layer twice, on its own output) would feed layers representations they never saw, and the
-    student would start far from the teacher instead of close to it. Keeping the teacher's
-    order keeps each copied layer's input as close as possible to what it was trained on.
+    """Reject a layer list that would not make a sensible student: integers from 1 to ``teacher_layers``,
+    at least one, increasing, no repeats. Order matters because of the residual stream: teacher layer 7 was
+    trained on what layers 1-6 made of the input; running it before layer 4, or a layer twice on its own
+    output, would feed layers what they never saw, and the student would start far from the teacher.
     """
     _check_depth(teacher_layers)
     layers = list(layers)
@@ -148,11 +95,7 @@ def validate_layers(layers: Sequence[int], teacher_layers: int) -> None:
 
 def copy_encoder_layers(source_layers: nn.ModuleList, target_layers: nn.ModuleList,
                         layers: Sequence[int]) -> None:
-    """Copy source layer ``layers[k]`` (1-based) into target slot ``k``, for every ``k`` in order.
-
-    ``load_state_dict`` copies the values into the target's own tensors, so afterwards the two
-    models share no storage: training the student never changes the teacher.
-    """
+    """Copy source layer ``layers[k]`` (1-based) into target slot ``k``, by value: the two share no storage."""
     validate_layers(layers, len(source_layers))
     if len(target_layers) != len(layers):
         raise DistillError(f"the target has {len(target_layers)} layers but {len(layers)} were chosen: {list(layers)}")
@@ -161,15 +104,13 @@ def copy_encoder_layers(source_layers: nn.ModuleList, target_layers: nn.ModuleLi
 
 
 def _student_config(source_config: BertConfig, layers: Sequence[int]) -> BertConfig:
-    """The source's architecture with only ``len(layers)`` layers (a copy: the source keeps its own)."""
-    config = copy.deepcopy(source_config)
+    config = copy.deepcopy(source_config)  # a copy: the source keeps its own
     config.num_hidden_layers = len(layers)
     return config
 
 
 def _copy_encoder(source: BertModel, student: BertForSequenceClassification, layers: Sequence[int], *,
                   copy_pooler: bool) -> None:
-    """Copy the embeddings, the chosen layers in order and, if asked, the pooler into the student."""
     student.bert.embeddings.load_state_dict(source.embeddings.state_dict())
     copy_encoder_layers(source.encoder.layer, student.bert.encoder.layer, layers)
     if copy_pooler:
@@ -177,12 +118,9 @@ def _copy_encoder(source: BertModel, student: BertForSequenceClassification, lay
 
 
 def build_student(teacher: BertForSequenceClassification, layers: Sequence[int]) -> BertForSequenceClassification:
-    """A new ``len(layers)``-layer classifier initialised from the fine-tuned ``teacher``.
-
-    The student gets a copy of the teacher's embeddings, of teacher layers ``layers`` (1-based,
-    in order), of its pooler and of its classification head, so before any training it
-    already predicts roughly like the teacher. It lives on the teacher's device in the
-    teacher's dtype (so the copy is exact) and shares no tensor with it.
+    """A ``len(layers)``-layer classifier with copies of the ``teacher``'s embeddings, layers ``layers``, pooler
+    and head, so it predicts roughly like the teacher before any training. It takes the teacher's device and
+    dtype (so the copy is exact) and shares no tensor with it.
     """
     if not isinstance(teacher, BertForSequenceClassification):
         raise DistillError(f"the teacher must be a BertForSequenceClassification, got {type(teacher).__name__}")
@@ -195,11 +133,7 @@ def build_student(teacher: BertForSequenceClassification, layers: Sequence[int])
 
 
 class StudentFromBase(NamedTuple):
-    """A student built from a pretrained base, and the modules that were freshly initialised.
-
-    ``new_head_modules`` are names for ``model.get_submodule``, e.g. ``("bert.pooler", "classifier")``:
-    they hold random weights and must be trained (never frozen) for the model to work.
-    """
+    """A student built from a pretrained base, and its random new modules, which must train (never freeze)."""
     model: BertForSequenceClassification
     new_head_modules: tuple[str, ...]
 
@@ -208,13 +142,10 @@ def build_student_from_base(base_path: str | os.PathLike, layers: Sequence[int],
                             num_labels: int = 2) -> StudentFromBase:
     """A classifier whose embeddings and layers ``layers`` come from a pretrained (not fine-tuned) encoder.
 
-    The classifier is always new. The pooler is copied when the checkpoint has pretrained
-    pooler weights, and is new otherwise (the embedded e5-small base has none): a random pooler
-    that the caller then froze would silently cripple the model, so the new modules are
-    returned by name. This takes a path, not a loaded model, because only loading reveals
-    which weights the checkpoint lacked; a loaded model cannot tell a pretrained pooler from a
-    random one. Resolve short names (e.g. with ``models.load.resolve_model``) first. The new
-    modules' random initialisation follows the global torch seed.
+    The classifier is new, and so is the pooler when the checkpoint has none (the embedded e5-small base):
+    a random pooler that the caller then froze would silently cripple the model, so the new modules are
+    returned by name. It takes a path (resolve short names with ``models.load.resolve_model`` first), not a
+    loaded model: only loading reveals which weights the checkpoint lacked. New modules follow the torch seed.
     """
     try:
         config = AutoConfig.from_pretrained(base_path)
@@ -233,7 +164,6 @@ def build_student_from_base(base_path: str | os.PathLike, layers: Sequence[int],
         raise DistillError(f"{base_path} has no pretrained weights for {missing_encoder[:3]} "
                            f"({len(missing_encoder)} tensors in all); it is not a complete BERT encoder")
     has_pretrained_pooler = not any(key.startswith("pooler.") for key in missing)
-
     student_config = _student_config(config, layers)
     student_config.num_labels = num_labels
     student = BertForSequenceClassification(student_config)

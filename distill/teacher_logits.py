@@ -1,10 +1,6 @@
-"""Teacher logits, computed once per training example and cached.
-
-The teacher is frozen and in eval mode (dropout off), so its logits for an example never change
-during distillation. Computing them once is exact and removes the teacher's forward pass from
-every step; the cache file is keyed by the teacher's weights, the token ids and the code that
-computes the logits, so odd, even and lora-kd students (and every data-parallel rank) share one
-computation, and an edit to that code never returns logits it would no longer compute.
+"""Teacher logits, computed once per training example and cached: the teacher is frozen and in eval mode
+(dropout off), so this is exact and saves a forward pass per step. The cache is keyed by the teacher's weights,
+the token ids and the scoring code: every student and rank shares one computation, and none gets stale logits.
 """
 import hashlib
 import inspect
@@ -26,10 +22,8 @@ SCORING_CODE = (predict_logits, length_bucketed_batches, make_batch, pad_batch)
 
 def cache_key(teacher_dir: Path, split: EncodedSplit) -> str:
     """Identifies (teacher weights, training token ids, scoring code): a change to any misses the cache."""
-    digest = hashlib.sha256()
-    with open(Path(teacher_dir) / "model.safetensors", "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    with open(Path(teacher_dir) / "model.safetensors", "rb") as weights:
+        digest = hashlib.file_digest(weights, "sha256")
     for ids in split.token_ids:
         digest.update(bytes(str(ids), "ascii"))
     for function in SCORING_CODE:
@@ -40,12 +34,7 @@ def cache_key(teacher_dir: Path, split: EncodedSplit) -> str:
 
 def cached_teacher_logits(teacher, teacher_dir: Path, split: EncodedSplit, cache_dir: Path,
                           pad_id: int, env: Distributed) -> torch.Tensor:
-    """Logits [examples, classes] of the teacher on ``split``, from the cache when present.
-
-    Rank 0 computes and writes the file; the other ranks wait at a barrier and read it. Two
-    runs that build the same cache at once each write their own temporary file
-    (``training.files.write_atomically``), and both end with the same complete file.
-    """
+    """The teacher's logits [examples, classes] on ``split``: rank 0 writes them (atomically), all ranks read."""
     path = Path(cache_dir) / f"teacher-logits-{cache_key(teacher_dir, split)}.safetensors"
     if env.is_main and not path.exists():
         logits = predict_logits(teacher, split, pad_id, env.device)
@@ -56,21 +45,14 @@ def cached_teacher_logits(teacher, teacher_dir: Path, split: EncodedSplit, cache
 
 
 def check_same_tokenizer(student_tokenizer, teacher_tokenizer, student_source: str, teacher_source: str) -> None:
-    """Refuse to distil through token ids that the teacher would read as other words.
-
-    The teacher's logits are computed on the student's token ids (one encoding, shared with the
-    cache), which is right only when both tokenizers map text to the same ids. ``lora-kd`` builds
-    its student from ``--model`` and its teacher comes from ``--teacher``, so nothing else
-    guarantees it: a different vocabulary would give soft targets for garbled comments.
-    """
+    """Refuse a student whose token ids the teacher, scoring those very ids, would read as other words."""
     student_vocab, teacher_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
     if student_vocab != teacher_vocab:
         differing = sum(1 for token, index in student_vocab.items() if teacher_vocab.get(token) != index)
         differing += len(set(teacher_vocab) - set(student_vocab))
         raise DistillError(f"the student's tokenizer ({student_source}) is not the teacher's ({teacher_source}): "
-                           f"{differing} of {len(teacher_vocab)} vocabulary entries differ, so the teacher would "
-                           f"read the student's token ids as other words. Build the student from the base model "
-                           f"the teacher was fine-tuned from (--model).")
+                           f"{differing} of {len(teacher_vocab)} vocabulary entries differ; build the student from "
+                           f"the base model the teacher was fine-tuned from (--model).")
     probe = "Hello World, you IDIOT! naïve café 123"
     if student_tokenizer(probe)["input_ids"] != teacher_tokenizer(probe)["input_ids"]:
         raise DistillError(f"the student's tokenizer ({student_source}) splits text differently from the "

@@ -135,10 +135,15 @@ def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failur
     return counts
 
 
+def script_of(run: PlannedRun) -> list[str]:
+    """``train.py``, or ``-m baselines.tfidf`` for the TF-IDF baseline, which has no network to train."""
+    return ["-m", "baselines.tfidf"] if train.RECIPES[planned_args(run)["method"]].start == "tfidf" else ["train.py"]
+
+
 def start_run(run: PlannedRun, label: str, python: str, threads: list[str]) -> subprocess.Popen:
     """``python train.py`` for the run (``--resume`` when it was interrupted), printing to this
     console, or to ``<run>.log`` when other runs train beside it (``threads`` given)."""
-    command = [python, "train.py", *run.argv, *threads, *(["--resume"] if can_resume(run) else [])]
+    command = [python, *script_of(run), *run.argv, *threads, *(["--resume"] if can_resume(run) else [])]
     print(f"{label}: {shlex.join(command[1:])}" + (f" > {run.out}.log" if threads else ""), flush=True)
     output = None
     if threads:
@@ -179,4 +184,4 @@ def print_plan(plan: list[PlannedRun], estimate_minutes=None) -> None:
     """One line per run: done or to do (with ``estimate_minutes(run)`` when given), its folder and its command."""
     for run in plan:
         state = "done" if is_done(run) else "to do" if estimate_minutes is None else f"to do (≈{estimate_minutes(run):.1f} min)"
-        print(f"{state}\t{run.out}\tpython train.py {shlex.join(run.argv)}")
+        print(f"{state}\t{run.out}\tpython {shlex.join([*script_of(run), *run.argv])}")

@@ -1,29 +1,19 @@
 """LoRA written out by hand (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models",
-arXiv:2106.09685): one adapted linear layer, then the same put into a whole model and merged away.
+arXiv:2106.09685): one adapted linear layer, put into a whole model, then merged away.
 
-Fine-tuning changes a pretrained weight W0 by some ΔW. LoRA's bet is that ΔW has low rank, so
-it trains ΔW = B A instead, with A of shape r×in and B of shape out×r, and leaves W0 frozen
-(eq. 3 of the paper):
+Fine-tuning changes a pretrained weight W0 by some ΔW; LoRA bets that ΔW has low rank, so it trains
+ΔW = B A (A: r×in, B: out×r) with W0 frozen: h = W0 x + B A x · scaling (eq. 3). B starts at zero, so
+training starts from exactly the pretrained model; for evaluation B A · scaling is added into W0 once
+("merged"), and the layer costs no more than the original.
 
-    h = W0 x + ΔW x = W0 x + B A x · scaling
+The paper's scaling α/r (section 4.1) spares retuning α when r changes. Kalajdzievski 2023 (arXiv:2312.03732)
+shows that it over-corrects: the update and its gradients shrink like 1/√r, so a larger rank learns more
+slowly and ends no better. Dividing by √r instead (rank-stabilised LoRA, rsLoRA) is opt-in here.
 
-B starts at zero, so a freshly wrapped layer computes exactly what the pretrained one did and
-training starts from the pretrained model. For evaluation B A · scaling is added into W0 once
-("merged"), and the adapted layer costs no more than the original.
-
-The scaling is α/r in the paper (section 4.1): dividing by r keeps the size of the update
-roughly independent of the rank, so α need not be retuned when r changes. Kalajdzievski 2023
-("A Rank Stabilization Scaling Factor for Fine-Tuning with LoRA", arXiv:2312.03732) shows that
-α/r over-corrects: as r grows, the update and its gradients shrink like 1/√r, so a larger rank
-learns more slowly and ends no better than a small one. Rank-stabilised LoRA (rsLoRA) divides
-by √r instead; it is opt-in here (``rslora=True``), α/r stays the default.
-
-Which layers: Hu et al. (section 7.1) find that adapting attention's query and value
-projections together is the best use of a small parameter budget, so those are the default
-targets. Everything else stays frozen except what has no pretrained value: the new classification
-head, and the pooler when the checkpoint has none. ``TARGET_SETS["all-linear"]`` adapts every
-linear layer of each encoder layer (QLoRA, Dettmers et al. 2023, found that adapting all of them
-is what closes the gap to full fine-tuning).
+Targets: query and value together are the best use of a small budget (Hu et al., section 7.1), so they
+are the default; "all-linear" adapts every linear layer of an encoder layer (QLoRA, Dettmers et al. 2023:
+adapting them all closes the gap to full fine-tuning). Only what has no pretrained value trains in full:
+the new classifier, and the pooler when the checkpoint has none.
 """
 import math
 import re
@@ -38,7 +28,7 @@ class LoRAError(ValueError):
 
 
 def lora_scaling(alpha: float, r: int, rslora: bool = False) -> float:
-    """The factor of B A: α/r (Hu et al. 2021), or α/√r with rsLoRA (Kalajdzievski 2023); see above."""
+    """The factor of B A: α/r (Hu et al. 2021), or α/√r with rsLoRA (Kalajdzievski 2023)."""
     return alpha / math.sqrt(r) if rslora else alpha / r
 
 
@@ -49,15 +39,11 @@ class LoRALinear(nn.Module):
         super().__init__()
         if r <= 0:
             raise LoRAError(f"the LoRA rank r must be a positive integer, got {r}")
-        self.base = base
-        self.base.requires_grad_(False)
-        self.r = r
-        self.alpha = alpha
-        self.rslora = rslora
+        self.base = base.requires_grad_(False)
+        self.r, self.alpha, self.rslora = r, alpha, rslora
         self.scaling = lora_scaling(alpha, r, rslora)
-        weight = base.weight
-        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=weight.dtype, device=weight.device))
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=weight.dtype, device=weight.device))
+        self.lora_A = nn.Parameter(base.weight.new_empty(r, base.in_features))  # base's dtype and device
+        self.lora_B = nn.Parameter(base.weight.new_zeros(base.out_features, r))
         # A gets nn.Linear's own default init (as in loralib); B = 0 makes ΔW = 0 at the start.
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.lora_dropout = nn.Dropout(dropout)
@@ -74,10 +60,7 @@ class LoRALinear(nn.Module):
 
     @torch.no_grad()
     def merge(self) -> None:
-        """Fold ΔW into the frozen weight, so evaluation runs one matmul instead of three.
-
-        While merged the LoRA path is skipped, so A and B get no gradient: merge only to evaluate.
-        """
+        """Fold ΔW into the frozen weight, for evaluation: one matmul instead of three, and no gradient for A, B."""
         if not self.merged:
             self.base.weight += self.delta_weight().to(self.base.weight.dtype)
             self.merged = True
@@ -87,10 +70,8 @@ class LoRALinear(nn.Module):
 
 
 LORA_PARAMETERS = ("lora_A", "lora_B")
-# Named target sets; each name stands for the paths it lists (see ``target_matches``).
 TARGET_SETS = {
-    # BERT's six linear layers per encoder layer: attention's query, key, value and output
-    # projections, then the feed-forward pair. Not the pooler or the classifier: the head trains in full.
+    # Every linear layer of a BERT encoder layer: attention's four projections, then the feed-forward pair.
     "all-linear": ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"),
 }
 # A module inside an encoder layer: "bert.encoder.layer.3.attention.self.query" -> "attention.self.query".
@@ -104,41 +85,26 @@ def resolve_targets(targets: Iterable[str] | str) -> tuple[str, ...]:
 
 
 def target_matches(module_name: str, target: str) -> bool:
-    """Whether ``target`` names the module at ``module_name``, a linear layer inside an encoder layer.
-
-    A target with dots is a whole path inside the encoder layer: "output.dense" names the
-    feed-forward ``...layer.3.output.dense`` and not ``...layer.3.attention.output.dense``, which
-    "attention.output.dense" names. A target without dots names the layers whose last path
-    component it is: "query" names ``...layer.3.attention.self.query`` in every layer. The pooler
-    and the classifier are never targets: they have no pretrained value to adapt, and train in full.
-    """
-    inside = _IN_ENCODER_LAYER.search(module_name)
-    if inside is None:
+    """Whether ``target`` names ``module_name``, a linear layer inside an encoder layer."""
+    if (inside := _IN_ENCODER_LAYER.search(module_name)) is None:
         return False
     path = inside.group(1)
+    # A dotted target is a whole path ("output.dense" is not "attention.output.dense"); "query" a last component.
     return path == target or ("." not in target and path.rpartition(".")[2] == target)
-
-
-def _in_module(name: str, module: str) -> bool:
-    """Whether the tensor ``name`` belongs to the module at path ``module`` (whole path components only).
-
-    "bert.pooler" holds "bert.pooler.dense.weight", but "dense" holds nothing: a substring test
-    would put every feed-forward ``...output.dense`` layer in it.
-    """
-    return name.startswith(f"{module}.")
 
 
 def is_adapter_tensor(name: str, extra_trainable_modules: tuple[str, ...]) -> bool:
     """True for the tensors LoRA trains and saves: A, B, and those of the ``extra_trainable_modules``."""
+    # Whole path components: a substring test would put every ...output.dense in a module "dense".
     return (name.rpartition(".")[2] in LORA_PARAMETERS
-            or any(_in_module(name, module) for module in extra_trainable_modules))
+            or any(name.startswith(f"{module}.") for module in extra_trainable_modules))
 
 
 def checked_module_names(model: nn.Module, modules: Iterable[str]) -> tuple[str, ...]:
     """``modules`` as a tuple, after checking that each is the full path of a module with parameters."""
     modules = (modules,) if isinstance(modules, str) else tuple(modules)
     names = [name for name, _ in model.named_parameters()]
-    unknown = [module for module in modules if not any(_in_module(name, module) for name in names)]
+    unknown = [module for module in modules if not any(name.startswith(f"{module}.") for name in names)]
     if unknown:
         top_level = sorted({name.split(".")[0] for name in names})
         raise LoRAError(f"no module with parameters at {unknown} in {type(model).__name__}: give full module "
@@ -154,14 +120,10 @@ def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 def inject_lora(model: nn.Module, targets: Iterable[str] = ("query", "value"), r: int = 8,
                 alpha: float = 16, dropout: float = 0.1, rslora: bool = False) -> int:
-    """Wrap, in place, every ``nn.Linear`` that one of ``targets`` names in a LoRALinear.
-
-    Every target must match at least one layer (``target_matches``): a misspelt (or unstripped,
-    " value") target would otherwise train silently with fewer adapters than asked for.
-    Returns how many layers were wrapped.
-    """
+    """Wrap, in place, every ``nn.Linear`` that one of ``targets`` names in a LoRALinear; return how many."""
     targets = resolve_targets(targets)
     linears = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    # Every target must match: a misspelt (or unstripped, " value") one would silently train fewer adapters.
     unmatched = [target for target in targets if not any(target_matches(name, target) for name in linears)]
     if unmatched or not targets:
         available = sorted({match.group(1) for name in linears if (match := _IN_ENCODER_LAYER.search(name))})
@@ -174,28 +136,21 @@ def inject_lora(model: nn.Module, targets: Iterable[str] = ("query", "value"), r
 
 
 def mark_only_lora_trainable(model: nn.Module, extra_trainable_modules: Iterable[str] = ("classifier",)) -> None:
-    """Freeze every parameter except LoRA's A and B and those of ``extra_trainable_modules``.
-
-    ``extra_trainable_modules`` are full module paths (``"classifier"``, ``"bert.pooler"``), each of
-    which must exist: the new head, which has no pretrained value and must train in full.
-    """
+    """Freeze all but LoRA's A and B and the ``extra_trainable_modules``: the new head, with no pretrained value."""
     modules = checked_module_names(model, extra_trainable_modules)
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(is_adapter_tensor(name, modules))
 
 
-def lora_state_dict(model: nn.Module, extra_trainable_modules: Iterable[str] = ("classifier",)) -> dict[str, torch.Tensor]:
+def lora_state_dict(model: nn.Module,
+                    extra_trainable_modules: Iterable[str] = ("classifier",)) -> dict[str, torch.Tensor]:
     """The tensors that differ from the base model: the adapters, plus those of ``extra_trainable_modules``."""
     modules = checked_module_names(model, extra_trainable_modules)
     return {name: tensor for name, tensor in model.state_dict().items() if is_adapter_tensor(name, modules)}
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
-    """Replace every LoRALinear by its own ``nn.Linear`` with ΔW folded in: an ordinary model again.
-
-    The state dict then has the usual ``...query.weight`` keys, so ``save_pretrained`` writes a
-    folder that plain transformers loads, and inference costs exactly what the base model costs.
-    """
+    """Replace every LoRALinear by its ``nn.Linear`` with ΔW folded in: a plain model, as fast as the base one."""
     for name, module in list(model.named_modules()):
         if isinstance(module, LoRALinear):
             module.merge()
@@ -205,5 +160,4 @@ def merge_lora(model: nn.Module) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) number of parameters."""
-    parameters = list(model.parameters())
-    return sum(p.numel() for p in parameters if p.requires_grad), sum(p.numel() for p in parameters)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), sum(p.numel() for p in model.parameters())

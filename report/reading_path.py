@@ -32,7 +32,6 @@ CORE_FILES: list[tuple[str, str]] = [
     ("training/files.py", "atomic writes"),
     ("training/distributed.py", "data-parallel training under torchrun"),
     ("models/load.py", "a model named by one string, loaded with clear errors"),
-    ("baselines/tfidf.py", "the TF-IDF + logistic regression baseline"),
     ("evaluate.py", "every run scored on the test split, with tables and paired intervals"),
     ("webapp/app.py", "the web app around one predict function"),
 ]

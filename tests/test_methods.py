@@ -11,12 +11,13 @@ import pytest
 import torch
 from transformers import BertModel
 
+import baselines.tfidf
 import train
-from baselines.tfidf import SETTINGS_FILE, TENSORS_FILE, TfidfClassifier
+from baselines.tfidf import SETTINGS_FILE, TENSORS_FILE, TfidfClassifier, TfidfError
 from conftest import save_teacher_and_base
 from data.splits import Split, Splits
 from lora.lora import LoRALinear
-from evaluate import load_scorer
+from report.scores import load_any_scorer
 from train import RECIPES, build_model, parse_args
 
 
@@ -127,10 +128,10 @@ def test_tfidf_makes_no_choice_with_the_test_split(tmp_path, monkeypatch):
                                                       [1 - label for label in comments(words, 40, 9).labels])}
     saved = {}
     for name, test in tests.items():
-        monkeypatch.setattr(train, "load_splits", lambda *a, test=test, **k: Splits(
+        monkeypatch.setattr(baselines.tfidf, "load_splits", lambda *a, test=test, **k: Splits(
             comments(words, 120, 0), comments(words, 40, 1), test, source="synthetic"))
         out = tmp_path / name
-        train.main(["--method", "tfidf", "--out", str(out)])
+        baselines.tfidf.main(["--out", str(out)])
         saved[name] = {file: (out / file).read_bytes() for file in (SETTINGS_FILE, TENSORS_FILE)}
         history = json.loads((out / "history.json").read_text())
         search = history["c_search"]
@@ -144,14 +145,16 @@ def test_tfidf_makes_no_choice_with_the_test_split(tmp_path, monkeypatch):
 
 def test_a_saved_tfidf_run_scores_like_the_fitted_model_and_rejects_corruption(tmp_path, monkeypatch):
     words = "thanks for the reply great point agree with your comment".split()
-    monkeypatch.setattr(train, "load_splits", lambda *a, **k: Splits(
+    monkeypatch.setattr(baselines.tfidf, "load_splits", lambda *a, **k: Splits(
         comments(words, 90, 0), comments(words, 30, 1), comments(words, 30, 2), source="synthetic"))
-    train.main(["--method", "tfidf", "--out", str(tmp_path / "tfidf")])
-    scorer = load_scorer(tmp_path / "tfidf", {})
+    baselines.tfidf.main(["--out", str(tmp_path / "tfidf")])
+    scorer = load_any_scorer(tmp_path / "tfidf", {})
     probs = scorer.predict(["you idiot thanks", "great point"], 1)
     assert probs[0] > 0.5 > probs[1]
     model = TfidfClassifier.load(tmp_path / "tfidf")
     assert scorer.num_parameters == model.coef.size + 1
     (tmp_path / "tfidf" / TENSORS_FILE).write_bytes(b"not safetensors")
-    with pytest.raises(train.TfidfError, match="does not hold a readable TF-IDF baseline"):
+    with pytest.raises(TfidfError, match="does not hold a readable TF-IDF baseline"):
         TfidfClassifier.load(tmp_path / "tfidf")
+    assert "error: tfidf is no network; python -m baselines.tfidf" in str(
+        pytest.raises(SystemExit, train.main, ["--method", "tfidf"]).value)

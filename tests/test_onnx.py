@@ -14,7 +14,7 @@ from transformers import BertForSequenceClassification
 import predict
 from conftest import ROOT, TINY_WORDS, call_concurrently, tiny_bert_config, tiny_history, tiny_tokenizer
 from embedded.pypi import sha256_of
-from evaluate import load_scorer, scores_key
+from report.scores import scores_key
 from models.load import ModelError
 from report.costs import folder_size_mb
 from serving import export_onnx
@@ -117,9 +117,9 @@ def test_the_pip_commands_in_the_errors_name_the_pinned_versions():
 
 def test_the_export_is_neither_scored_nor_counted_in_the_runs_size(tmp_path):
     folder = save_tiny_run(tmp_path / "odd")
-    key, size = scores_key(folder, load_scorer, "validation", "test"), folder_size_mb(folder)
+    key, size = scores_key(folder), folder_size_mb(folder)
     export_run(folder)
-    assert scores_key(folder, load_scorer, "validation", "test") == key
+    assert scores_key(folder) == key
     assert folder_size_mb(folder) == size
 
 

@@ -65,7 +65,8 @@ def test_ablation_runs_get_their_own_tables_compared_seed_by_seed(project, load_
     cached = [json.loads((project / "runs" / folder / ".scores" / f"{name}.json").read_text())
               for folder, name in (("", "teacher"), ("study", "teacher-seed1"))]
     labels = tiny_split(45, 2).labels  # the fake test split of load_calls
-    expected = roc_auc_score(labels, averaged_logits_probability([np.asarray(c["test"]) for c in cached]))
+    test_probs = [next(np.asarray(p) for p in c["probabilities"].values() if len(p) == len(labels)) for c in cached]
+    expected = roc_auc_score(labels, averaged_logits_probability(test_probs))
     assert results["ensemble_teacher"]["test"]["at_validation_threshold"]["roc_auc"] == pytest.approx(expected)
     assert results["ensemble_teacher"]["members"] == ["teacher", "teacher-seed1"]
     assert teacher_rows[ENSEMBLE_TEACHER]["comparison"]["seeds"] == [1, 42], "paired with every teacher seed"

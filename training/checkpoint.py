@@ -1,21 +1,4 @@
-"""Atomic run folders and resumable training state.
-
-A run folder is a plain Hugging Face ``save_pretrained`` folder plus ``history.json``, so
-``AutoModelForSequenceClassification.from_pretrained(folder)`` loads it without this project.
-Everything is first written into a hidden sibling folder and then moved into place with a
-rename, so a run killed at any moment leaves either the previous complete folder or nothing:
-never a half-written folder that looks complete.
-
-A run that finished but is not usable (a near-constant predictor) or that stopped on a NaN is
-kept for inspection in ``<name>.failed/`` beside the run folder, with ``failure.json`` saying why,
-and never replaces a good run.
-
-Between epochs the loop also writes a resume checkpoint (the trainable weights in safetensors,
-optimiser and scheduler state, the history so far with the full arguments of the run) under
-``<runs>/.checkpoints/<name>/``. ``--resume`` continues only with the same arguments. The optimiser
-state holds only tensors and numbers, so it is read back with ``torch.load(weights_only=True)``:
-nothing is ever unpickled.
-"""
+"""Run folders and resume checkpoints, each staged in a hidden folder and renamed into place: never half-written."""
 import hashlib
 import json
 import shutil
@@ -36,19 +19,11 @@ class CheckpointError(RuntimeError):
 
 
 class HistoryError(ModelError):
-    """A run folder's history.json exists but cannot be read as what train.py writes.
-
-    A ``ModelError``: the run folder cannot be used as it is, so every command that loads a run
-    (train.py's --teacher, evaluate.py, predict.py, the web app) answers it in one line.
-    """
+    """A run's history.json is malformed: a ``ModelError``, which every command that loads a run answers in one line."""
 
 
 def read_history(folder: Path) -> dict | None:
-    """The run's history.json (what train.py recorded), or None when the folder has none.
-
-    Every reader of a history.json goes through here, so a malformed one (not UTF-8, not JSON, not
-    a JSON object, or with ``args`` that is not an object) is one ``HistoryError`` that names it.
-    """
+    """The run's history.json, or None when the folder has none; one ``HistoryError`` for every malformed one."""
     path = Path(folder) / "history.json"
     if not path.is_file():
         return None
@@ -65,9 +40,7 @@ def trained_max_length(history: dict | None) -> int:
     """The ``--max-length`` the run was trained with (history.json ``args.max_length``)."""
     args = (history or {}).get("args")
     max_length = args.get("max_length") if isinstance(args, dict) else None
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
-        return MAX_LENGTH
-    return max_length
+    return max_length if type(max_length) is int and max_length >= 2 else MAX_LENGTH  # (a bool is not a length)
 
 
 def trained_text_prefix(history: dict | None) -> str:
@@ -86,113 +59,70 @@ def _build_folder(final: Path) -> Path:
 
 
 def save_run(out_dir: Path, model, tokenizer, history: dict, extra_files: dict | None = None) -> None:
-    """Write the finished run: the HF folder, its tokenizer, history.json and any extra files.
-
-    The config names the classes (``toxic`` / ``not_toxic``), so that a plain ``pipeline`` on the
-    folder answers with them. ``extra_files`` maps a file name to a function that writes that
-    file at the given path (the LoRA adapter uses it), so that it moves into place together with
-    the model. A model of None writes no weights (a run that failed before it had any worth
-    keeping). The model card (README.md) comes with the test scores, from ``evaluate.py``.
-    """
+    """A plain ``save_pretrained`` folder and history.json; the config names the classes that ``pipeline`` answers."""
     out_dir = Path(out_dir)
     build = _build_folder(out_dir)
-    if model is not None:
+    if model is not None:  # a run that failed before it had weights worth keeping has none
         model.config.id2label, model.config.label2id = dict(ID2LABEL), dict(LABEL2ID)
         model.save_pretrained(build, safe_serialization=True)
         tokenizer.save_pretrained(build)
-    for name, write in (extra_files or {}).items():
+    for name, write in (extra_files or {}).items():  # file name -> a function that writes it (LoRA's adapter)
         write(build / name)
     write_json_atomically(build / "history.json", history)
     replace_folder_atomically(build, out_dir)
 
 
-FAILED_SUFFIX = ".failed"
-
-
-def failed_run_dir(out_dir: Path) -> Path:
-    """Where a failed run of ``out_dir`` is kept: ``runs/odd`` -> ``runs/odd.failed``."""
-    out_dir = Path(out_dir)
-    return out_dir.with_name(out_dir.name + FAILED_SUFFIX)
-
-
 def is_failed_run(folder: Path) -> bool:
     """A folder written by ``save_failed_run``: never evaluated or served."""
-    return Path(folder).name.endswith(FAILED_SUFFIX)
+    return Path(folder).name.endswith(".failed")
 
 
 def save_failed_run(out_dir: Path, reason: str, history: dict, model=None, tokenizer=None,
                     extra_files: dict | None = None) -> Path:
-    """Keep a failed run in ``<out_dir>.failed/`` with ``failure.json`` (the reason); ``out_dir`` is untouched.
-
-    The previous good run, if any, stays where evaluate.py and the web app look for it.
-    """
-    folder = failed_run_dir(out_dir)
+    """Keep a failed run in ``<out_dir>.failed/`` with ``failure.json`` (the reason); the good run stays untouched."""
+    folder = Path(out_dir).with_name(Path(out_dir).name + ".failed")
     failure = {"reason": reason, "run": str(out_dir), "args": history.get("args")}
     save_run(folder, model, tokenizer, history,
              {**(extra_files or {}), "failure.json": lambda path: write_json_atomically(path, failure)})
     return folder
 
 
-def save_tfidf_run(out_dir: Path, model, history: dict) -> None:
-    """Write a TF-IDF baseline run (``baselines/tfidf.py``): its plain-data files and history.json."""
-    out_dir = Path(out_dir)
-    build = _build_folder(out_dir)
-    model.save(build)
-    write_json_atomically(build / "history.json", history)
-    replace_folder_atomically(build, out_dir)
-
-
 def checkpoint_dir(out_dir: Path) -> Path:
     """Where the resume checkpoint of the run in ``out_dir`` lives."""
-    out_dir = Path(out_dir)
-    return out_dir.parent / ".checkpoints" / out_dir.name
+    return Path(out_dir).parent / ".checkpoints" / Path(out_dir).name
 
 
 def save_checkpoint(directory: Path, model, optimizer, scheduler, state: dict,
                     last_weights: dict[str, torch.Tensor], best_weights: dict[str, torch.Tensor]) -> None:
-    """Everything needed to continue after the epoch in ``state["epoch"]``.
-
-    The weights are the trainable ones only (``training.loop.trainable_state``). The frozen ones
-    are rebuilt on resume from the same base model, and a fingerprint of them in state.json makes
-    sure they really are the same.
-    """
+    """Everything needed to continue after ``state["epoch"]``; the frozen weights are rebuilt, so only fingerprinted."""
     build = _build_folder(directory)
     save_file({k: v.contiguous() for k, v in last_weights.items()}, build / "last.safetensors")
     save_file({k: v.contiguous() for k, v in best_weights.items()}, build / "best.safetensors")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-               build / "optimizer.pt")
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, build / "optimizer.pt")
     write_json_atomically(build / "state.json", {**state, "frozen_fingerprint": frozen_fingerprint(model)})
     replace_folder_atomically(build, directory)
 
 
 def read_checkpoint_state(directory: Path) -> dict:
-    """The checkpoint's state.json (epoch, best ROC-AUC, history with the run's arguments)."""
-    directory = Path(directory)
-    if not (directory / "state.json").exists():
+    """The checkpoint's state.json: epoch, best ROC-AUC, and the history with the run's arguments."""
+    if not (Path(directory) / "state.json").exists():
         raise CheckpointError(f"--resume: no checkpoint in {directory}; run without --resume to start afresh.")
     try:
-        return json.loads((directory / "state.json").read_text())
+        return json.loads((Path(directory) / "state.json").read_text())
     except (OSError, ValueError) as error:
         raise CheckpointError(f"--resume: the checkpoint in {directory} is unreadable ({error}). "
                               f"Delete it and run without --resume.") from error
 
 
 def check_same_settings(directory: Path, settings: dict, ignored: Iterable[str] = ()) -> None:
-    """Refuse, in one line naming every difference, to resume a checkpoint made with other settings.
-
-    ``settings`` are this run's arguments (``vars(args)``); ``ignored`` are those that do not
-    change the result (the output folder, the thread count). Resuming with another learning
-    rate, method or seed would train a mixture of two runs and record it as one of them.
-    """
+    """Refuse to resume with other settings (except ``ignored``): it would record a mixture of two runs as one."""
     saved = read_checkpoint_state(directory).get("history", {}).get("args")
     if not isinstance(saved, dict):
         raise CheckpointError(f"--resume: the checkpoint in {directory} does not record the arguments it "
                               f"was made with, so it cannot be checked; run without --resume to start afresh.")
     current = json.loads(json.dumps(settings))  # the same JSON types as the saved ones (tuples as lists)
-    ignored = set(ignored)
     differences = [f"--{key.replace('_', '-')} {current.get(key)!r} (checkpoint: {saved.get(key)!r})"
-                   for key in sorted(set(saved) | set(current))
-                   if key not in ignored and saved.get(key) != current.get(key)]
+                   for key in sorted((set(saved) | set(current)) - set(ignored)) if saved.get(key) != current.get(key)]
     if differences:
         raise CheckpointError(f"--resume: the checkpoint in {directory} was made with other settings: "
                               f"{'; '.join(differences)}. Resume with the checkpoint's settings, or run "
@@ -204,23 +134,19 @@ def load_checkpoint(directory: Path, model, optimizer, scheduler) -> tuple[dict,
     directory = Path(directory)
     state = read_checkpoint_state(directory)
     try:
-        last = load_file(directory / "last.safetensors")
-        best = load_file(directory / "best.safetensors")
-        optimizer_state = torch.load(directory / "optimizer.pt", weights_only=True)
+        last, best = load_file(directory / "last.safetensors"), load_file(directory / "best.safetensors")
+        optimizer_state = torch.load(directory / "optimizer.pt", weights_only=True)  # loads data, never code
     except Exception as error:
         raise CheckpointError(f"--resume: the checkpoint in {directory} is unreadable ({error}). "
                               f"Delete it and run without --resume.") from error
     trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
     other_shapes = [f"{name} {tuple(last[name].shape)} vs {tuple(p.shape)}" for name, p in trainable.items()
                     if name in last and last[name].shape != p.shape]
-    if set(last) != set(trainable):
-        difference = "other trainable weights, e.g. " + ", ".join(sorted(set(last) ^ set(trainable))[:3])
-    elif other_shapes:
-        difference = "weights of other shapes, e.g. " + ", ".join(other_shapes[:3])
-    elif state.get("frozen_fingerprint") != frozen_fingerprint(model):
-        difference = "the same trainable weights, but other frozen ones"
-    else:
-        difference = None
+    other_names = sorted(set(last) ^ set(trainable))
+    difference = ("other trainable weights, e.g. " + ", ".join(other_names[:3]) if other_names else
+                  "weights of other shapes, e.g. " + ", ".join(other_shapes[:3]) if other_shapes else
+                  "the same trainable weights, but other frozen ones"
+                  if state.get("frozen_fingerprint") != frozen_fingerprint(model) else None)
     if difference:
         raise CheckpointError(f"--resume: the checkpoint in {directory} belongs to a different model "
                               f"({difference}). Resume with the same --method and --model.")
@@ -235,6 +161,5 @@ def frozen_fingerprint(model) -> str:
     digest = hashlib.sha256()
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
-            digest.update(name.encode())
-            digest.update(parameter.detach().float().cpu().numpy().tobytes())
+            digest.update(name.encode() + parameter.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()

@@ -1,10 +1,4 @@
-"""Data parallelism with torch.distributed, so `torchrun --nproc_per_node=N train.py ...` just works.
-
-torchrun starts N copies of the script and sets RANK, LOCAL_RANK and WORLD_SIZE. Each copy
-trains on its own shard of the batches; DistributedDataParallel all-reduces (averages) the
-gradients in backward, so every copy applies the same update and the weights stay identical.
-gloo is the CPU backend, NCCL the GPU one. Run as a plain script, all of this is a no-op.
-"""
+"""Data parallelism under ``torchrun``: each process trains on its own shard, and DDP averages their gradients."""
 import os
 from dataclasses import dataclass
 
@@ -29,7 +23,7 @@ class Distributed:
 
 
 def init_distributed(force_cpu: bool = False) -> Distributed:
-    """Join the process group when launched by torchrun; otherwise a single process on the best device."""
+    """Join the process group when launched by torchrun (gloo on CPU, NCCL on GPU); otherwise a single process."""
     use_cuda = torch.cuda.is_available() and not force_cpu
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
@@ -38,8 +32,7 @@ def init_distributed(force_cpu: bool = False) -> Distributed:
     if use_cuda:
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
-    return Distributed(dist.get_rank(), world_size, device)
+    return Distributed(dist.get_rank(), world_size, torch.device(f"cuda:{local_rank}" if use_cuda else "cpu"))
 
 
 def shutdown_distributed(env: Distributed) -> None:

@@ -1,21 +1,17 @@
 """Binary classification metrics for an imbalanced task, and the validation-chosen threshold.
 
-About a quarter of the comments are insults, so accuracy alone flatters a model that says
-"not toxic" to everything (0.74 for the constant predictor). We report threshold-free ranking
-quality (ROC-AUC, the Kaggle competition's metric, and PR-AUC, which weighs the rare class),
-plus the F1 of the toxic class and macro-F1 at a given threshold. scikit-learn computes them:
-its implementations are the reference that papers and leaderboards use.
+About a quarter of the comments are insults: accuracy flatters the constant "not toxic" predictor (0.74). We report
+ranking quality without a threshold (ROC-AUC, the Kaggle competition's metric; PR-AUC, which weighs the rare class)
+and the toxic-class F1 and macro-F1 at a threshold, computed by scikit-learn, the reference implementation.
 """
 import numpy as np
-from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix,
-                             f1_score, precision_recall_curve, precision_score, recall_score,
-                             roc_auc_score)
+from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score,
+                             precision_recall_curve, precision_score, recall_score, roc_auc_score)
 
 
 def binary_metrics(labels, toxic_probs, threshold: float = 0.5) -> dict:
     """All the quality metrics of one model on one split, at one decision threshold."""
-    labels = np.asarray(labels, dtype=int)
-    toxic_probs = np.asarray(toxic_probs, dtype=float)
+    labels, toxic_probs = np.asarray(labels, dtype=int), np.asarray(toxic_probs, dtype=float)
     predictions = (toxic_probs >= threshold).astype(int)
     both_classes = len(np.unique(labels)) == 2
     tn, fp, fn, tp = confusion_matrix(labels, predictions, labels=[0, 1]).ravel()
@@ -33,11 +29,7 @@ def binary_metrics(labels, toxic_probs, threshold: float = 0.5) -> dict:
 
 
 def best_f1_threshold(labels, toxic_probs) -> float:
-    """The threshold that maximises the toxic-class F1 on these (validation) labels.
-
-    Choose it on validation only: choosing it on the test split would leak the test labels
-    into the model and overstate every threshold-dependent metric.
-    """
+    """The threshold that maximises the toxic-class F1 on these labels: validation only, or test labels would leak."""
     precision, recall, thresholds = precision_recall_curve(labels, toxic_probs)
     f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
     return float(thresholds[int(np.argmax(f1))])
