@@ -460,5 +460,5 @@ def answer_table(evaluation: dict) -> str:
 if __name__ == "__main__":
     try:
         main()
-    except (EvaluationError, DataError, ModelError, TfidfError) as error:
+    except (EvaluationError, DataError, ModelError) as error:
         sys.exit(f"evaluate.py: {error}")

@@ -22,10 +22,12 @@ padded only to its longest member, with a progress bar. An extras command (servi
 import argparse
 import io
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from baselines.tfidf import SETTINGS_FILE as TFIDF_SETTINGS_FILE
 from data.load import FILE_FORMATS, TEXT_COLUMNS
 from models.load import ModelError
 from serving.precision import PRECISIONS, load_predictor
@@ -45,7 +47,12 @@ class ScoringError(ValueError):
 def read_comments(source: str, text_column: str | None) -> tuple[pd.DataFrame, str, str]:
     """The rows to score, the name of their text column, and the input's format (csv, json, parquet, lines)."""
     if source == "-":
-        lines = sys.stdin.read().splitlines()
+        try:  # the bytes, decoded strictly: a locale's lenient decoding would let broken bytes through
+            lines = (sys.stdin.buffer.read().decode("utf-8") if hasattr(sys.stdin, "buffer") else sys.stdin.read())
+        except UnicodeDecodeError as error:
+            raise ScoringError(f"stdin is not UTF-8 text ({error.reason} at byte {error.start}); "
+                               f"convert it, e.g. with iconv -t UTF-8") from None
+        lines = lines.splitlines()
         if not lines:
             raise ScoringError("stdin is empty: send one comment per line")
         return pd.DataFrame({STDIN_TEXT_COLUMN: lines}), STDIN_TEXT_COLUMN, "lines"
@@ -77,6 +84,18 @@ def read_comments(source: str, text_column: str | None) -> tuple[pd.DataFrame, s
     elif text_column not in columns:
         raise ScoringError(f"{path} has no column {text_column!r}; its columns are {', '.join(columns)}")
     return rows, text_column, file_format
+
+
+def check_writable(out: Path) -> None:
+    """Fail before any scoring when ``out`` cannot be written: a file is created and removed beside it."""
+    if out.is_dir():
+        raise ScoringError(f"--out {out} is a folder; name the file to write, e.g. {out / 'scored.csv'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}."):
+            pass
+    except OSError as error:
+        raise ScoringError(f"--out {out} cannot be written ({error.strerror or error})") from None
 
 
 def text_of(value) -> str | None:
@@ -154,7 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         file_format = output_format(args.out, input_format)
         if args.out is None and file_format == "parquet":
             raise ScoringError("Parquet cannot go to stdout; pass --out FILE.parquet")
-        predictor = load_predictor(resolve_model_folder(args.model, args.results), args.threshold, args.precision)
+        if args.out is not None:
+            check_writable(args.out)
+        folder = resolve_model_folder(args.model, args.results)
+        if (folder / TFIDF_SETTINGS_FILE).is_file():
+            raise ScoringError(f"{folder} is a run of the TF-IDF baseline (tfidf), not a network: predict.py scores "
+                               f"network runs; python -m report scores tfidf on the test split")
+        predictor = load_predictor(folder, args.threshold, args.precision)
     except (ScoringError, ModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ loop is ``training/loop.py``. ``torchrun --nproc_per_node=N train.py ...`` train
 import argparse
 import copy
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -33,9 +34,9 @@ from distill.teacher_logits import cached_teacher_logits, check_same_tokenizer
 from lora.adapter import save_adapter
 from lora.lora import LoRAError, LoRALinear, count_parameters, inject_lora, mark_only_lora_trainable, merge_lora
 from models.load import ModelError, load_classifier, load_config, load_tokenizer, resolve_model
-from training.batching import MAX_LENGTH, encode_texts
-from training.checkpoint import (CheckpointError, check_same_settings, checkpoint_dir, read_history, save_failed_run,
-                                 save_run, trained_text_prefix)
+from training.batching import MAX_LENGTH, MIN_LENGTH, encode_texts
+from training.checkpoint import (CheckpointError, check_same_settings, checkpoint_dir, claim_output, read_history,
+                                 save_failed_run, save_run, trained_text_prefix)
 from training.distributed import init_distributed, shutdown_distributed
 from training.loop import EncodedSplit, NonFiniteLossError, TrainingConfig, cross_entropy_loss, train
 
@@ -101,6 +102,8 @@ def main(argv=None) -> None:
         raise SystemExit("error: tfidf is no network; python -m baselines.tfidf fits it (with these same flags)")
     check_before_work(args, recipe)
     env = init_distributed(force_cpu=args.cpu)
+    if env.is_main:  # the folder is no file or link, and no other process trains into it
+        claim_output(Path(args.out))
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -199,6 +202,8 @@ def main(argv=None) -> None:
             raise DegenerateRunError(f"{problem} The run was kept for inspection in {kept}/ (see failure.json); "
                                      f"{out}/ was left as it was.")
         save_run(out, model, tokenizer, history, extra)
+        if not args.keep_checkpoint:  # the run is safe in out/; its checkpoint would only take disk space
+            shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
         best = history["epochs"][history["best_epoch"] - 1]["validation"]
         print(f"saved {out}/ (best epoch {history['best_epoch']}: validation ROC-AUC {best['roc_auc']:.4f}, "
               f"macro-F1 {best['macro_f1']:.4f}); wall time {history['total_time_s'] / 60:.1f} min")
@@ -208,7 +213,7 @@ def main(argv=None) -> None:
 # -- The details, in the order main uses them ----------------------------------------------------------
 
 # Flags that change where or how fast a run goes, not what it learns: --resume may change them.
-NOT_RESULT_CHANGING = ("out", "resume", "cache_dir", "cpu", "threads")
+NOT_RESULT_CHANGING = ("out", "resume", "keep_checkpoint", "cache_dir", "cpu", "threads")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -381,6 +386,7 @@ def number(kind, check, requirement: str):
 
 
 positive_int = number(int, lambda x: x >= 1, "a whole number of at least 1")
+length_int = number(int, lambda x: x >= MIN_LENGTH, f"a whole number of at least {MIN_LENGTH}")
 seed_int = number(int, lambda x: x >= 0, "a whole number of at least 0")
 positive_float = number(float, lambda x: 0 < x < math.inf, "a positive finite number")
 non_negative_float = number(float, lambda x: 0 <= x < math.inf, "a finite number >= 0")
@@ -403,6 +409,8 @@ def build_parser() -> OneLineErrorParser:
     p.add_argument("--method", choices=list(RECIPES), required=True)
     p.add_argument("--out", help="run folder (default runs/<method>)")
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
+    p.add_argument("--keep-checkpoint", action="store_true",
+                   help="keep the resume checkpoint (runs/.checkpoints/<name>) after a successful save")
     data = p.add_argument_group("data")
     data.add_argument("--dataset", default="insults", help="'insults' (embedded), a hub name, or a CSV/JSONL/"
                                                            "Parquet file or saved dataset folder (data/load.py)")
@@ -412,7 +420,8 @@ def build_parser() -> OneLineErrorParser:
     data.add_argument("--val-fraction", type=open_fraction, default=0.1)
     data.add_argument("--split-seed", type=seed_int, default=42,
                       help="seed of the carved splits; fixed across --seed, so all runs see the same examples")
-    data.add_argument("--max-length", type=positive_int, default=MAX_LENGTH)
+    data.add_argument("--max-length", type=length_int, default=MAX_LENGTH,
+                      help="tokens a comment is cut to, at most the model's positions")
     data.add_argument("--text-prefix", default="", help="put before every comment, e.g. 'query: ' for e5 models; "
                                                         "recorded, so scoring and serving add it too")
     data.add_argument("--limit", type=positive_int, help="train on the first N (and N transfer) comments only")

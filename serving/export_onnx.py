@@ -274,7 +274,7 @@ def load_onnx_classifier(folder: str | Path, precision: str = "onnx") -> OnnxCla
     as ``serving.server.set_serving_threads`` does).
     """
     path = check_export(folder, INT8_FILE if precision == "int8" else ONNX_FILE)
-    return OnnxClassifier(onnx_session(path, torch.get_num_threads()), AutoConfig.from_pretrained(str(folder)),
+    return OnnxClassifier(onnx_session(path, torch.get_num_threads()), AutoConfig.from_pretrained(str(folder), trust_remote_code=False),
                           precision)
 
 

@@ -26,6 +26,10 @@ from webapp.app import MAX_BODY_BYTES, make_app
 # itself, so an absurd upload never even fills a temporary file. Up to it the app answers with
 # its own 413 message.
 WAITRESS_MAX_BODY_BYTES = 4 * MAX_BODY_BYTES
+# waitress stops accepting new connections once it holds connection_limit (default 100) and drops an idle one
+# only after channel_timeout (default 120 s), so 100 silent sockets lock everyone out for two minutes. 500 stays
+# well under the usual 1,024 open files of a process; 30 s still lets a slow client send a full form.
+CONNECTION_LIMIT, CHANNEL_TIMEOUT_S = 500, 30
 
 
 def serving_app(model_folder: str | Path, *, threshold: float | None = None, runs_dir: str | Path | None = None,
@@ -123,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{batching}); compare view: {', '.join(predictors)}", flush=True)
     if args.server == "waitress":
         waitress.serve(app, host=args.host, port=args.port, threads=args.threads,
-                       max_request_body_size=WAITRESS_MAX_BODY_BYTES)
+                       max_request_body_size=WAITRESS_MAX_BODY_BYTES, connection_limit=CONNECTION_LIMIT,
+                       channel_timeout=CHANNEL_TIMEOUT_S)
     else:
         bottle.run(app, server="wsgiref", host=args.host, port=args.port)
     return 0

@@ -31,11 +31,11 @@ def with_max_length(folder, max_length: int):
 # --- max_length -------------------------------------------------------------------------------
 
 def test_the_app_truncates_at_the_runs_own_max_length(tmp_path):
-    """A run trained with --max-length 4 reads [CLS] + 2 words + [SEP]: the web app must cut there too, not at 128."""
-    folder = with_max_length(save_tiny_model(tmp_path / "short", seed=0), 4)
+    """A run trained with --max-length 8 reads [CLS] + 6 words + [SEP]: the web app must cut there too, not at 128."""
+    folder = with_max_length(save_tiny_model(tmp_path / "short", seed=0), 8)
     predictor = load_predictor(folder, precision="fp32")
-    assert predictor.max_length == 4
-    long, cut = "you are an idiot stupid moron", "you are"
+    assert predictor.max_length == 8
+    long, cut = "you are an idiot stupid moron and a fool", "you are an idiot stupid moron"
     with serve(make_app({"short": predictor}, "short")) as address:
         _, reply = post_json(address, {"texts": [long, cut]})
     served_long, served_cut = (result["toxic_probability"] for result in reply["results"])

@@ -141,7 +141,7 @@ def test_a_run_without_a_finite_validation_auc_is_refused_not_a_key_error(world,
     (["--lora-r", "4", "--max-length", "12"], "--lora-r 4 (checkpoint: 8); --max-length 12 (checkpoint: 16)"),
 ])
 def test_resume_refuses_each_changed_setting_in_one_line(world, change, named):
-    train.main(args_for("lora", "--out", "runs/lora"))
+    train.main(args_for("lora", "--out", "runs/lora", "--keep-checkpoint"))
     with pytest.raises(CheckpointError) as error:
         train.main(args_for("lora", "--out", "runs/lora", "--resume", *change))
     message = str(error.value)
@@ -150,7 +150,7 @@ def test_resume_refuses_each_changed_setting_in_one_line(world, change, named):
 
 
 def test_an_odd_checkpoint_cannot_be_resumed_as_even(world):
-    train.main(args_for("odd", "--out", "runs/student"))
+    train.main(args_for("odd", "--out", "runs/student", "--keep-checkpoint"))
     with pytest.raises(CheckpointError, match=r"--method 'even' \(checkpoint: 'odd'\)"):
         train.main(args_for("even", "--out", "runs/student", "--resume"))
 
@@ -258,7 +258,7 @@ def test_lora_kd_refuses_a_student_tokenizer_that_is_not_the_teachers(world):
                             sep_token="[SEP]").save_pretrained(world / "base")
     with pytest.raises(DistillError, match=r"is not the teacher's \(teacher\): 38 of 43 vocabulary entries differ"):
         train.main(args_for("lora-kd"))
-    assert not (world / "runs").exists()
+    assert not (world / "runs" / "lora-kd").exists() and not (world / "runs" / "lora-kd.failed").exists()
 
 
 def test_max_length_beyond_the_models_positions_is_refused(world):

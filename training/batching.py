@@ -8,6 +8,7 @@ import torch
 
 POOL_BATCHES = 50
 MAX_LENGTH = 128  # tokens a comment is cut to: the default of train.py, and of a run that records none
+MIN_LENGTH = 8  # the shortest --max-length: [CLS], [SEP] and a few words
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int, prefix: str = "") -> list[list[int]]:

@@ -1,7 +1,7 @@
 """Run folders and resume checkpoints, each staged in a hidden folder and renamed into place: never half-written."""
 import hashlib
 import json
-import shutil
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -10,8 +10,8 @@ from safetensors.torch import load_file, save_file
 
 from data.labels import ID2LABEL, LABEL2ID
 from models.load import ModelError
-from training.batching import MAX_LENGTH
-from training.files import replace_folder_atomically, write_json_atomically
+from training.batching import MAX_LENGTH, MIN_LENGTH
+from training.files import lock_file, replace_folder_atomically, staging_folder, write_json_atomically
 
 
 class CheckpointError(RuntimeError):
@@ -20,6 +20,10 @@ class CheckpointError(RuntimeError):
 
 class HistoryError(ModelError):
     """A run's history.json is malformed: a ``ModelError``, which every command that loads a run answers in one line."""
+
+
+# The values of history.json that decide how a run is read back, and their types (``type(x) is int``: no bool).
+HISTORY_ARGS = {"method": str, "seed": int, "max_length": int, "text_prefix": str}
 
 
 def read_history(folder: Path) -> dict | None:
@@ -33,14 +37,25 @@ def read_history(folder: Path) -> dict | None:
         raise HistoryError(f"{path} is unreadable ({type(error).__name__}: {error})") from None
     if not isinstance(history, dict) or not isinstance(history.get("args", {}), dict):
         raise HistoryError(f"{path} is not a history.json written by train.py (a JSON object with an 'args' object)")
+    args, threshold = history.get("args", {}), history.get("validation_threshold", 0.5)
+    wrong = [f"args.{key} {args[key]!r}" for key, kind in HISTORY_ARGS.items() if key in args and type(args[key]) is not kind]
+    if type(args.get("max_length")) is int and args["max_length"] < MIN_LENGTH:
+        wrong.append(f"args.max_length {args['max_length']} (below {MIN_LENGTH})")
+    if type(threshold) not in (int, float) or not 0 <= threshold <= 1:
+        wrong.append(f"validation_threshold {threshold!r}")
+    if wrong:
+        raise HistoryError(f"{path} holds values train.py never writes: {', '.join(wrong)}")
     return history
 
 
-def trained_max_length(history: dict | None) -> int:
-    """The ``--max-length`` the run was trained with (history.json ``args.max_length``)."""
-    args = (history or {}).get("args")
-    max_length = args.get("max_length") if isinstance(args, dict) else None
-    return max_length if type(max_length) is int and max_length >= 2 else MAX_LENGTH  # (a bool is not a length)
+def trained_max_length(history: dict | None, positions: int | None = None) -> int:
+    """The ``--max-length`` the run was trained with, capped (with a warning) at the model's ``positions``."""
+    max_length = ((history or {}).get("args") or {}).get("max_length", MAX_LENGTH)
+    if positions is not None and max_length > positions:
+        print(f"warning: history.json's max_length {max_length} is past the model's {positions} positions; "
+              f"comments are cut to {positions} tokens", file=sys.stderr)
+        return positions
+    return max_length
 
 
 def trained_text_prefix(history: dict | None) -> str:
@@ -50,18 +65,10 @@ def trained_text_prefix(history: dict | None) -> str:
     return prefix if isinstance(prefix, str) else ""
 
 
-def _build_folder(final: Path) -> Path:
-    build = final.with_name(f".{final.name}.partial")
-    if build.exists():
-        shutil.rmtree(build)
-    build.mkdir(parents=True)
-    return build
-
-
 def save_run(out_dir: Path, model, tokenizer, history: dict, extra_files: dict | None = None) -> None:
     """A plain ``save_pretrained`` folder and history.json; the config names the classes that ``pipeline`` answers."""
     out_dir = Path(out_dir)
-    build = _build_folder(out_dir)
+    build = staging_folder(out_dir)
     if model is not None:  # a run that failed before it had weights worth keeping has none
         model.config.id2label, model.config.label2id = dict(ID2LABEL), dict(LABEL2ID)
         model.save_pretrained(build, safe_serialization=True)
@@ -92,10 +99,33 @@ def checkpoint_dir(out_dir: Path) -> Path:
     return Path(out_dir).parent / ".checkpoints" / Path(out_dir).name
 
 
+_CLAIMS = {}  # run folder -> the lock this process holds on it
+
+
+def claim_output(out_dir: Path) -> None:
+    """Refuse, before any training, an --out that is a file or a symbolic link, or that another process trains into.
+
+    The claim is a lock beside the run's checkpoint, released when the process ends (a killed run leaves none);
+    a later run of this same process into the same folder takes it over.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        kind = "symbolic link" if out_dir.is_symlink() else "file"
+        raise CheckpointError(f"--out {out_dir} is a {kind}, not a run folder; it was left as it is: pass another --out")
+    key = str(out_dir.resolve())
+    if key in _CLAIMS:
+        _CLAIMS.pop(key).close()
+    try:
+        _CLAIMS[key] = lock_file(checkpoint_dir(out_dir).with_name(f"{out_dir.name}.lock"), wait=False)
+    except BlockingIOError:
+        raise CheckpointError(f"another process is writing {out_dir} (train.py with the same --out?): wait for it "
+                              f"to finish, or pass another --out") from None
+
+
 def save_checkpoint(directory: Path, model, optimizer, scheduler, state: dict,
                     last_weights: dict[str, torch.Tensor], best_weights: dict[str, torch.Tensor]) -> None:
     """Everything needed to continue after ``state["epoch"]``; the frozen weights are rebuilt, so only fingerprinted."""
-    build = _build_folder(directory)
+    build = staging_folder(directory)
     save_file({k: v.contiguous() for k, v in last_weights.items()}, build / "last.safetensors")
     save_file({k: v.contiguous() for k, v in best_weights.items()}, build / "best.safetensors")
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, build / "optimizer.pt")

@@ -3,9 +3,15 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Callable
+
+try:
+    import fcntl
+except ImportError:  # Windows has no advisory locks: concurrent writers there are the user's to avoid
+    fcntl = None
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
@@ -38,13 +44,53 @@ def write_json_atomically(path: Path, data) -> None:
     write_text_atomically(path, json.dumps(clean(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
+def lock_file(path: Path, wait: bool = True):
+    """The open file ``path``, holding an exclusive advisory lock until it is closed or the process ends.
+
+    Without ``wait``, a lock held by another process raises ``BlockingIOError`` at once.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a")
+    try:
+        if fcntl:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def staging_folder(final: Path) -> Path:
+    """A new hidden folder beside ``final``, unique to this call, where a folder is written before it moves in.
+
+    Two writers of one folder never share a staging folder. Those left by killed processes are removed.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.partial-*-*"):
+        try:
+            os.kill(int(stale.name.rsplit("-", 2)[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except (ValueError, PermissionError):
+            pass
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-{os.getpid()}-", dir=final.parent))
+
+
 def replace_folder_atomically(build: Path, final: Path) -> None:
-    """Move folder ``build`` to ``final``: ``os.replace`` cannot overwrite a full folder, so the old one moves aside."""
-    old = final.with_name(f".{final.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(build, final)
-    if old.exists():
-        shutil.rmtree(old)
+    """Move folder ``build`` to ``final``: ``os.replace`` cannot overwrite a full folder, so the old one moves aside.
+
+    A lock beside ``final`` makes concurrent swaps take turns; a ``final`` that is a file or a symbolic link is
+    never moved or followed.
+    """
+    final = Path(final)
+    with lock_file(final.with_name(f".{final.name}.lock")):
+        if final.is_symlink() or (final.exists() and not final.is_dir()):
+            shutil.rmtree(build, ignore_errors=True)
+            raise FileExistsError(f"{final} is a {'symbolic link' if final.is_symlink() else 'file'}, not a folder; "
+                                  f"it was left as it is")
+        old = final.with_name(f".{final.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        if final.exists():
+            os.replace(final, old)
+        os.replace(build, final)
+        shutil.rmtree(old, ignore_errors=True)

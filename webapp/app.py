@@ -49,7 +49,8 @@ class Predictor:
             raise ModelError(f"{folder} is no run: needs config.json and a threshold (history.json or --threshold)")
         tokenizer = load_tokenizer(str(folder))
         model = model or load_classifier(str(folder)).to("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(folder.resolve().name, model, tokenizer, threshold, trained_max_length(history),
+        return cls(folder.resolve().name, model, tokenizer, threshold,
+                   trained_max_length(history, model.config.max_position_embeddings),
                    trained_text_prefix(history))
 
     def predict(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> list[dict]:
