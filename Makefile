@@ -3,7 +3,7 @@
 #               baselines, then the full report (python -m report: evaluate.py's scores and comparisons,
 #               and everything around them)
 #   make test   the test suite
-#   make study SEEDS=3   the whole pipeline again per training seed (teacher_s, the students distilled
+#   make study SEEDS=5   the whole pipeline again per training seed (teacher_s, the students distilled
 #                        from it, LoRA, the controls, minilm): seed 42 reuses make all's runs, the others
 #                        go to runs/study/; then the report, with mean ± std and paired comparisons.
 #                        Resumable: finished runs are skipped (experiments/study.py).
@@ -11,8 +11,9 @@
 #                    transfer set of unlabelled comments, the ensemble teacher and the query: prefix; reuses
 #                    the runs of make all / make study (run those first), the others go to runs/ablations/.
 #                    Resumable. ABLATION_FLAGS="--seeds 1" and the like change the seeds. Then python -m report.
-#   make tune   the same small search for every method on validation ROC-AUC at seed 42
-#               (experiments/tune.py); writes results/tuning.md and results/tuned_defaults.json,
+#   make tune   every method's learning rate and epochs searched on validation ROC-AUC at seed 0, no
+#               seed of the study, each grid grown until its best is inside it (experiments/tune.py);
+#               writes results/tuning.md and results/tuned_defaults.json,
 #               whose choices train.py's RECIPES table must repeat (tests/test_recipes.py). Resumable.
 #   JOBS=2, the default (all, tune, study, ablations): two runs train at once, one torch thread each
 #               on 2 cores, each printing to runs/.../<run>.log; JOBS=1 trains one at a time with every
@@ -23,11 +24,10 @@
 #        REPORT_FLAGS="--out /tmp/smoke/results --no-readme --no-speed --bootstrap 200"
 #   make ablations RUNS=/tmp/smoke/runs ABLATION_FLAGS="--seeds 1" TRAIN_FLAGS="--limit 64 --epochs 1 --max-length 32"
 #   python -m report --runs-dir /tmp/smoke/runs --out /tmp/smoke/results --no-readme --no-speed --bootstrap 200
-#   make tune RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --max-length 48" \
-#        TUNE_FLAGS="--epochs 1 --lora-epochs 2 --out /tmp/smoke/tuning"
+#   make tune RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --max-length 48" TUNE_FLAGS="--out /tmp/smoke/tuning"
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
-SEEDS  ?= 3
+SEEDS  ?= 5
 RUNS   ?= runs
 TRAIN_FLAGS    ?=
 REPORT_FLAGS ?=

@@ -77,20 +77,21 @@ class Recipe:
 
 
 RECIPES = {
-    #                    start             loss  lora   layers  model       lr    epochs
+    #                  start             loss  lora   layers  model       lr    epochs
     # the comparison the project exists for
-    "teacher":   Recipe("pretrained",     "ce", False, None,   "e5-small", 5e-5, 3),
-    "odd":       Recipe("teacher-layers", "kd", False, "odd",  None,       5e-5, 3),
-    "even":      Recipe("teacher-layers", "kd", False, "even", None,       1e-4, 3),
-    "lora":      Recipe("base-layers",    "ce", True,  "even", "e5-small", 1e-3, 6),
-    "lora-kd":   Recipe("base-layers",    "kd", True,  "even", "e5-small", 1e-3, 6),
+    "teacher":     Recipe("pretrained",     "ce", False, None,   "e5-small", 5e-5, 3),
+    "odd":         Recipe("teacher-layers", "kd", False, "odd",  None,       5e-5, 3),
+    "even":        Recipe("teacher-layers", "kd", False, "even", None,       1e-4, 3),
+    "lora":        Recipe("base-layers",    "ce", True,  "even", "e5-small", 1e-3, 6),
+    "lora-kd":     Recipe("base-layers",    "kd", True,  "even", "e5-small", 1e-3, 6),
     # controls: each changes one thing of the method it takes its recipe of
-    "odd-ce":    Recipe("teacher-layers", "ce", False, "odd",  None,       5e-5, 3, recipe_of="odd"),  # no KD
-    "lora-odd":  Recipe("teacher-layers", "ce", True,  "odd",  None,       1e-3, 6, recipe_of="lora"),  # odd's start
-    "full-even": Recipe("base-layers",    "ce", False, "even", "e5-small", 5e-5, 3, recipe_of="teacher"),  # no rank limit
+    "odd-ce":      Recipe("teacher-layers", "ce", False, "odd",  None,       5e-5, 3, recipe_of="odd"),  # no KD
+    "lora-odd":    Recipe("teacher-layers", "ce", True,  "odd",  None,       1e-3, 6, recipe_of="lora"),  # odd's start
+    "full-even":   Recipe("base-layers",    "ce", False, "even", "e5-small", 5e-5, 3, recipe_of="teacher"),  # full rank
+    "lora-minilm": Recipe("pretrained",     "ce", True,  None,   "minilm",   1e-3, 6, recipe_of="lora"),  # clean base
     # baselines: what a practitioner would use instead
-    "minilm":    Recipe("pretrained",     "ce", False, None,   "minilm",   1e-4, 3),
-    "tfidf":     Recipe("tfidf",          "ce", False, None,   None,       None, None),
+    "minilm":      Recipe("pretrained",     "ce", False, None,   "minilm",   1e-4, 3),
+    "tfidf":       Recipe("tfidf",          "ce", False, None,   None,       None, None),
 }
 
 
@@ -291,7 +292,6 @@ class StartingModel(NamedTuple):
 def build_model(args, recipe: Recipe) -> StartingModel:
     """Build the model ``recipe`` starts from, with only its trainable weights trainable."""
     teacher = load_classifier(args.teacher) if recipe.needs_teacher else None
-    head_modules = ("classifier",)
     if recipe.start == "pretrained":
         source = resolve_model(args.model, args.cache_dir)
         model, layers = load_classifier(source, num_labels=2), None
@@ -299,14 +299,15 @@ def build_model(args, recipe: Recipe) -> StartingModel:
         source = args.teacher
         layers = parse_layers(args.layers, teacher.config.num_hidden_layers)
         model = build_student(teacher, layers)
-        # The head lora trains in full on e5-small (which has no pooler): with the same trainable
-        # set, lora-odd differs from lora only in where its weights start.
-        head_modules = ("bert.pooler", "classifier")
     else:
         source = resolve_model(args.model, args.cache_dir)
         layers = parse_layers(args.layers, load_config(source).num_hidden_layers)
-        model, head_modules = build_student_from_base(source, layers)
+        model = build_student_from_base(source, layers).model
+    head_modules = ()
     if recipe.lora:
+        # The pooler and classifier train in full: lora's start random on e5-small (which has no pooler),
+        # and every LoRA row trains the same set, so that it differs from lora only in where it starts.
+        head_modules = ("bert.pooler", "classifier")
         inject_lora(model, targets=tuple(args.lora_targets.split(",")), r=args.lora_r, alpha=args.lora_alpha,
                     dropout=args.lora_dropout, rslora=args.lora_rslora)
         mark_only_lora_trainable(model, extra_trainable_modules=head_modules)

@@ -1,27 +1,29 @@
-"""Fair tuning, on validation only: ``make tune`` gives every method the same small search.
+"""Fair tuning, on validation only: ``make tune`` searches every method's learning rate and epochs.
 
-Every method is tuned at seed 42, and every choice is made on the validation ROC-AUC of the run's
-best epoch (the number the training loop already uses to keep its best epoch). The test split is
-never scored: the tuning runs live in ``runs/tune/``, which ``evaluate.py`` does not read.
+Every tuning run trains at seed 0, which no evaluation run uses (the study's seeds are 42, 1, 2, ...),
+so the seed that chose a recipe never scores it. Every choice is made on the validation ROC-AUC of
+the run's best epoch (the number the training loop already uses to keep its best epoch). The test
+split is never scored: the tuning runs live in ``runs/tune/``, which ``evaluate.py`` does not read.
 
-The search, the same for every method of a family:
-- the peak learning rate, from 3 values over a 4x range around the hand-set default: full
-  fine-tuning 2.5e-5, 5e-5, 1e-4; LoRA 2.5e-4, 5e-4, 1e-3; each for 3 epochs;
-- for the LoRA methods, whose training loss is still falling after 3 epochs, also 6 epochs, at
-  the learning rate the first step chose (a coordinate search: one more run instead of three).
+The search, for each method (the controls too, each as a method of its own):
+- a starting grid of learning rates x epochs (GRIDS: full fine-tuning around 5e-5, LoRA around 1e-3;
+  the LoRA methods, whose loss still falls after 3 epochs, at 6 and 10 epochs);
+- then the grid grows until its best point is inside it. A best learning rate at the edge of those
+  tried at its epochs gets the next one beyond it (x2 or /2). A best epoch count that is the most
+  tried at its learning rate, with the run still improving in its last epoch, gets the next count of
+  EPOCH_LADDER. Fewer epochs need no run of their own: a run scores every epoch on validation and
+  keeps the best. It stops when the best point is interior, when the step beyond it scored worse
+  (which makes it interior), or after MAX_EXTENSIONS steps, which tuning.md then says.
 
-The teacher is tuned first, and the students are tuned on the chosen teacher, as ``make all``
-then trains them. The controls are not tuned themselves: each takes the recipe of the method it
-controls (``train.Recipe.recipe_of``), so that it still differs from it in one thing only. The
-TF-IDF baseline chooses its C on validation in every run.
+The teacher is tuned first, and the students are tuned on the chosen teacher, as the study then
+trains them. The TF-IDF baseline chooses its C on validation in every run.
 
-Writes ``results/tuning.md`` and ``results/tuning.json`` (every run and its score) and
-``results/tuned_defaults.json`` (the choices). ``train.py`` reads nothing at run time: its RECIPES
-table repeats the choices as literals, and tests/test_recipes.py fails while the two disagree.
-Resumable like the study: finished tuning runs are skipped.
+Writes ``results/tuning.md`` and ``results/tuning.json`` (every run, its score and whether the choice
+is interior) and ``results/tuned_defaults.json`` (the choices). ``train.py`` reads nothing at run
+time: its RECIPES table repeats the choices as literals, and tests/test_recipes.py fails while the
+two disagree. Resumable like the study: finished tuning runs are skipped.
 """
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -30,16 +32,27 @@ from pathlib import Path
 from experiments.runner import PlannedRun, add_jobs_argument, execute, is_done, planned_args
 from evaluate import TUNING_DIR
 from report.tables import markdown_table
+from training.checkpoint import read_history
 from training.files import write_json_atomically, write_text_atomically
 from train import RECIPES
 
-TUNED = ("teacher", "odd", "even", "lora", "lora-kd", "minilm")  # the teacher first: the students read it
-LR_GRID = {"full": (2.5e-5, 5e-5, 1e-4), "lora": (2.5e-4, 5e-4, 1e-3)}
-SEED = 42
-
-
-def family(method: str) -> str:
-    return "lora" if RECIPES[method].lora else "full"
+SEED = 0  # not a seed of the study (experiments/study.py): the tuning never sees an evaluation seed
+FULL_LRS, LORA_LRS = (2.5e-5, 5e-5, 1e-4), (5e-4, 1e-3, 2e-3, 4e-3)
+GRIDS = {  # method: (learning rates, epochs), the teacher first: the students read it
+    "teacher": (FULL_LRS, (3,)),
+    "odd": (FULL_LRS, (3,)),
+    "even": ((*FULL_LRS, 2e-4), (3,)),
+    "lora": (LORA_LRS, (6, 10)),
+    "lora-kd": (LORA_LRS, (6, 10)),
+    "odd-ce": (FULL_LRS, (3,)),
+    "lora-odd": (LORA_LRS, (6, 10)),
+    "full-even": ((*FULL_LRS, 2e-4), (3, 6)),
+    "lora-minilm": (LORA_LRS, (6, 10)),
+    "minilm": ((*FULL_LRS, 2e-4), (3,)),
+}
+TUNED = tuple(GRIDS)
+EPOCH_LADDER = (3, 6, 10, 15, 20)
+MAX_EXTENSIONS = 4
 
 
 def tuning_run(runs_dir: str, method: str, lr: float, epochs: int, teacher: str | None,
@@ -60,24 +73,11 @@ def validation_score(run: PlannedRun) -> dict:
         args = planned_args(run)
         return {"run": run.out, "lr": args["lr"], "epochs": args["epochs"], "best_epoch": None,
                 "validation_roc_auc": None, "total_time_s": 0.0, "failed": True}
-    history = json.loads((Path(run.out) / "history.json").read_text())
+    history = read_history(Path(run.out))
     best = history["epochs"][history["best_epoch"] - 1]
     return {"run": run.out, "lr": history["args"]["lr"], "epochs": history["args"]["epochs"],
             "best_epoch": history["best_epoch"], "validation_roc_auc": best["validation"]["roc_auc"],
             "total_time_s": history["total_time_s"]}
-
-
-def tune_method(method: str, runs_dir: str, teacher: str | None, extra_flags: tuple[str, ...],
-                epochs: int, lora_epochs: int, jobs: int = 1) -> list[dict]:
-    """The method's search, trained as needed; returns one scored row per run, in search order."""
-    plan = [tuning_run(runs_dir, method, lr, epochs, teacher, extra_flags) for lr in LR_GRID[family(method)]]
-    execute(plan, stop_on_failure=False, jobs=jobs)
-    rows = [validation_score(run) for run in plan]
-    if family(method) == "lora":
-        longer = tuning_run(runs_dir, method, choose(rows)["lr"], lora_epochs, teacher, extra_flags)
-        execute([longer], stop_on_failure=False)
-        rows.append(validation_score(longer))
-    return [{"method": method, **row} for row in rows]
 
 
 def choose(rows: list[dict]) -> dict:
@@ -86,31 +86,75 @@ def choose(rows: list[dict]) -> dict:
     if not scored:
         sys.exit(f"tune: every run of this search failed ({', '.join(row['run'] for row in rows)}); "
                  f"train.py kept each in <run>.failed/ with the reason")
-    return max(scored, key=lambda row: row["validation_roc_auc"])
+    return max(scored, key=lambda row: (row["validation_roc_auc"], -row["lr"], -row["epochs"]))
+
+
+def edges(best: dict, rows: list[dict]) -> dict[str, bool]:
+    """Where ``best`` sits at an edge of the points tried around it (a failed run counts as tried)."""
+    lrs = [row["lr"] for row in rows if row["epochs"] == best["epochs"]]
+    epochs = [row["epochs"] for row in rows if row["lr"] == best["lr"]]
+    return {"lowest lr": best["lr"] == min(lrs), "highest lr": best["lr"] == max(lrs),
+            "most epochs": best["epochs"] == max(epochs) and best["best_epoch"] == best["epochs"]}
+
+
+def steps_beyond(best: dict, rows: list[dict]) -> list[tuple[float, int]]:
+    """The (lr, epochs) points one step beyond each edge ``best`` sits at."""
+    at_edge, steps = edges(best, rows), []
+    if at_edge["lowest lr"]:
+        steps.append((best["lr"] / 2, best["epochs"]))
+    if at_edge["highest lr"]:
+        steps.append((best["lr"] * 2, best["epochs"]))
+    if at_edge["most epochs"] and best["epochs"] < EPOCH_LADDER[-1]:
+        steps.append((best["lr"], next(e for e in EPOCH_LADDER if e > best["epochs"])))
+    return steps
+
+
+def tune_method(method: str, runs_dir: str, teacher: str | None, extra_flags: tuple[str, ...],
+                jobs: int = 1) -> tuple[list[dict], dict]:
+    """The method's grid, grown until its best is interior: every scored row, in search order, and the choice."""
+    lrs, epochs = GRIDS[method]
+    points, rows = [(lr, e) for e in epochs for lr in lrs], []
+    for extension in range(MAX_EXTENSIONS + 1):
+        plan = [tuning_run(runs_dir, method, lr, e, teacher, extra_flags) for lr, e in points]
+        execute(plan, stop_on_failure=False, jobs=jobs)
+        rows += [{"method": method, "extension": extension, **validation_score(run)} for run in plan]
+        best = choose(rows)
+        tried = {(row["lr"], row["epochs"]) for row in rows}
+        points = [point for point in steps_beyond(best, rows) if point not in tried]
+        if not points:
+            break
+    at_edge = [edge for edge, yes in edges(best, rows).items() if yes]
+    return rows, {**best, "interior": not at_edge, "at_edge": at_edge}
 
 
 def tuning_markdown(rows: list[dict], chosen: dict[str, dict], command: str) -> str:
     table = markdown_table(
-        ["Method", "Learning rate", "Epochs", "Best epoch", "Validation ROC-AUC", "train.py time", "Chosen"],
-        [[row["method"], f"{row['lr']:g}", str(row["epochs"]), str(row["best_epoch"] or "–"),
+        ["Method", "Learning rate", "Epochs", "Grid", "Best epoch", "Validation ROC-AUC", "train.py time", "Chosen"],
+        [[row["method"], f"{row['lr']:g}", str(row["epochs"]),
+          "start" if row["extension"] == 0 else f"step {row['extension']}", str(row["best_epoch"] or "–"),
           "failed" if row["validation_roc_auc"] is None else f"{row['validation_roc_auc']:.4f}",
           f"{row['total_time_s'] / 60:.1f} min",
           "✓" if chosen[row["method"]]["run"] == row["run"] else ""] for row in rows])
-    controls = ", ".join(f"{name} takes {method.recipe_of}'s" for name, method in RECIPES.items() if method.recipe_of)
+    choices = markdown_table(
+        ["Method", "Learning rate", "Epochs", "Validation ROC-AUC", "Inside its grid"],
+        [[method, f"{row['lr']:g}", str(row["epochs"]), f"{row['validation_roc_auc']:.4f}",
+          "yes" if row["interior"] else f"no, at the {' and '.join(row['at_edge'])} after {MAX_EXTENSIONS} steps"]
+         for method, row in chosen.items()])
     total = sum(row["total_time_s"] for row in rows) / 60
     return (f"# Tuning on validation\n\nGenerated by `{command}` (the docstring of `experiments/tune.py` describes "
-            f"the search). Seed {SEED}; every choice by the validation ROC-AUC of the run's best epoch; the test split "
-            f"is never scored. The chosen recipes are in `tuned_defaults.json`, and `train.py`'s RECIPES table "
-            f"repeats them. Controls are not tuned: {controls}. Wall time: {len(rows)} runs, {total:.1f} minutes of "
-            f"`train.py` in all.\n\n{table}\n")
+            f"the search). Seed {SEED}, which no evaluation run uses; every choice by the validation ROC-AUC of the "
+            f"run's best epoch; the test split is never scored. A best point is inside its grid when a lower and a "
+            f"higher learning rate were tried at its epochs, and a longer schedule was tried at its learning rate "
+            f"or its run peaked before its last epoch. The chosen recipes are in `tuned_defaults.json`, and "
+            f"`train.py`'s RECIPES table repeats them. Wall time: {len(rows)} runs, {total:.1f} minutes of "
+            f"`train.py` in all.\n\n{choices}\n\nEvery run, in search order (*start*: the starting grid; *step k*: "
+            f"the k-th growth beyond an edge):\n\n{table}\n")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs-dir", default=f"runs/{TUNING_DIR}", help="evaluate.py never reads runs/tune/")
     parser.add_argument("--out", type=Path, default=Path("results"), help="where tuning.md/json and tuned_defaults.json go")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs of the learning-rate search (default 3)")
-    parser.add_argument("--lora-epochs", type=int, default=6, help="the longer schedule tried for LoRA (default 6)")
     parser.add_argument("--train-flags", default="", help="extra train.py flags for every run (smoke runs)")
     add_jobs_argument(parser)
     args = parser.parse_args(argv)
@@ -118,9 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     rows, chosen, teacher = [], {}, None
     for method in TUNED:
-        method_rows = tune_method(method, args.runs_dir, teacher if RECIPES[method].needs_teacher else None, extra,
-                                  args.epochs, args.lora_epochs, args.jobs)
-        chosen[method] = choose(method_rows)
+        method_rows, chosen[method] = tune_method(method, args.runs_dir, teacher if RECIPES[method].needs_teacher
+                                                  else None, extra, args.jobs)
         rows += method_rows
         if method == "teacher":
             teacher = chosen[method]["run"]

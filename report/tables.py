@@ -14,6 +14,7 @@ MODEL_TYPES = {
     "odd-ce": "Control: odd student's start, cross-entropy only",
     "lora-odd": "Control: LoRA from the odd student's start, merged",
     "full-even": "Control: LoRA's start, every weight trained",
+    "lora-minilm": "Control: LoRA on MiniLM-L6, a clean 6-layer base, merged",
     "minilm": "Baseline: MiniLM-L6 fine-tuned directly",
     "tfidf": "Baseline: TF-IDF n-grams + logistic regression",
 }

@@ -1,5 +1,6 @@
 """The study and tuning plans, and the runner that skips finished runs (no training: train.py is not run)."""
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,8 @@ import pytest
 from experiments import runner, tune
 from experiments.runner import PlannedRun, execute, is_done, planned_args
 from conftest import fake_train_processes
-from experiments.study import study_plan
+from experiments.study import study_plan, study_seeds
+from train import RECIPES
 
 
 def write_history(run: PlannedRun, **changes) -> None:
@@ -19,7 +21,7 @@ def write_history(run: PlannedRun, **changes) -> None:
 def test_the_study_retrains_the_whole_chain_per_seed_and_reuses_make_alls_runs():
     plan = study_plan(3)
     by_out = {run.out: run.flags for run in plan}
-    assert len(plan) == 10 + 9 + 9  # TF-IDF has no randomness: trained once
+    assert len(plan) == 11 + 10 + 10  # TF-IDF has no randomness: trained once
     for seed, teacher in ((42, "runs/teacher"), (1, "runs/study/teacher-seed1"), (2, "runs/study/teacher-seed2")):
         suffix = "" if seed == 42 else f"-seed{seed}"
         folder = "runs/" if seed == 42 else "runs/study/"
@@ -124,45 +126,89 @@ def test_with_two_jobs_a_failure_lets_the_run_under_way_finish_and_starts_nothin
     assert len(started) == 2 and all(s["process"].returncode == 1 for s in started)
 
 
-def fake_training(scores: dict[tuple[str, float, int], float]):
-    """An ``execute`` that writes the history a tuning run would have, with the given validation ROC-AUC."""
+def fake_training(score):
+    """An ``execute`` that writes the history a tuning run would have: ``score(method, lr, epochs)`` gives its
+    validation ROC-AUC and best epoch (None: the setting failed, and train.py left no finished run folder)."""
     def execute(plan, stop_on_failure=True, jobs=1):
         assert not stop_on_failure, "a failed setting is a result of the search, not the end of it"
         for run in plan:
             args = planned_args(run)
-            auc = scores[args["method"], args["lr"], args["epochs"]]
-            if auc is None:  # this setting failed: train.py left no finished run folder
+            result = score(args["method"], args["lr"], args["epochs"])
+            if result is None:
                 continue
+            auc, best_epoch = result
             Path(run.out).mkdir(parents=True, exist_ok=True)
             (Path(run.out) / "history.json").write_text(json.dumps({
-                "args": args, "best_epoch": 1, "total_time_s": 60.0,
-                "epochs": [{"validation": {"roc_auc": auc}}]}))
+                "args": args, "best_epoch": best_epoch, "total_time_s": 60.0,
+                "epochs": [{"validation": {"roc_auc": auc}}] * args["epochs"]}))
     return execute
+
+
+def peaked(best_lr: float, best_epochs: int, peaks_early: bool = True):
+    """A validation ROC-AUC that falls with the distance from (best_lr, best_epochs) on a log scale."""
+    def score(method, lr, epochs):
+        auc = 0.95 - 0.01 * abs(math.log2(lr / best_lr)) - 0.002 * abs(epochs - best_epochs)
+        return auc, (max(1, epochs - 1) if peaks_early or epochs > best_epochs else epochs)
+    return score
+
+
+def test_tuning_uses_no_seed_of_the_study():
+    assert tune.SEED not in study_seeds(10)
+
+
+def test_a_grid_grows_past_its_edge_until_the_best_is_inside_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tune, "execute", fake_training(peaked(best_lr=1.6e-2, best_epochs=15, peaks_early=False)))
+    rows, chosen = tune.tune_method("lora", "runs/tune", None, (), jobs=1)
+    tried = [(row["lr"], row["epochs"]) for row in rows]
+    assert tried[:8] == [(lr, e) for e in (6, 10) for lr in tune.GRIDS["lora"][0]]  # the starting grid first
+    assert (8e-3, 10) in tried and (4e-3, 15) in tried  # one step beyond both edges the grid's best sat at
+    assert (3.2e-2, 15) in tried and (1.6e-2, 20) in tried  # the best's neighbours, which scored worse
+    assert (chosen["lr"], chosen["epochs"], chosen["interior"]) == (1.6e-2, 15, True)
+
+
+def test_a_best_point_inside_the_starting_grid_trains_nothing_more(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tune, "execute", fake_training(peaked(best_lr=1e-3, best_epochs=6)))
+    rows, chosen = tune.tune_method("lora", "runs/tune", None, (), jobs=1)
+    assert len(rows) == 8 and (chosen["lr"], chosen["epochs"], chosen["interior"]) == (1e-3, 6, True)
+
+
+def test_the_search_stops_after_its_last_step_and_says_the_choice_is_at_an_edge(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tune, "execute", fake_training(lambda method, lr, epochs: (0.9 + lr, 1)))  # higher is better
+    rows, chosen = tune.tune_method("teacher", "runs/tune", None, (), jobs=1)
+    assert len(rows) == 3 + tune.MAX_EXTENSIONS and not chosen["interior"] and chosen["at_edge"] == ["highest lr"]
+    assert chosen["lr"] == 1e-4 * 2 ** tune.MAX_EXTENSIONS
 
 
 def test_tuning_chooses_on_validation_and_writes_its_choices(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    scores = {}
-    for method in tune.TUNED:
-        for lr in tune.LR_GRID[tune.family(method)]:
-            scores[method, lr, 3] = 0.90 + (0.01 if lr == tune.LR_GRID[tune.family(method)][1] else 0)
-            scores[method, lr, 6] = 0.95 if method == "lora" else 0.80
-    scores["teacher", 1e-4, 3] = 0.99
-    scores["minilm", 5e-5, 3] = None  # diverged
-    monkeypatch.setattr(tune, "execute", fake_training(scores))
+    interior = peaked(best_lr=5e-5, best_epochs=3)
+
+    def score(method, lr, epochs):
+        if method == "minilm" and lr == 2.5e-5:
+            return None  # diverged
+        if method == "teacher" and lr == 1e-4:
+            return 0.99, 2
+        return peaked(best_lr=1e-3, best_epochs=6)(method, lr, epochs) if RECIPES[method].lora else \
+            interior(method, lr, epochs)
+    monkeypatch.setattr(tune, "execute", fake_training(score))
     tune.main(["--out", "results"])
 
     chosen = json.loads(Path("results/tuned_defaults.json").read_text())["methods"]
+    assert set(chosen) == set(tune.TUNED)
     assert chosen["teacher"] == {"lr": 1e-4, "epochs": 3, "validation_roc_auc": 0.99}
-    assert chosen["lora"] == {"lr": 5e-4, "epochs": 6, "validation_roc_auc": 0.95}  # the longer schedule won
-    assert chosen["lora-kd"]["epochs"] == 3 and chosen["odd"] == {"lr": 5e-5, "epochs": 3, "validation_roc_auc": 0.91}
+    assert chosen["lora"] == {"lr": 1e-3, "epochs": 6, "validation_roc_auc": 0.95}
+    assert chosen["odd-ce"]["lr"] == 5e-5  # a control is searched as a method of its own
     runs = json.loads(Path("results/tuning.json").read_text())["runs"]
-    assert [r["run"] for r in runs if r["method"] == "lora"] == [
-        "runs/tune/lora-lr0.00025-ep3", "runs/tune/lora-lr0.0005-ep3", "runs/tune/lora-lr0.001-ep3",
-        "runs/tune/lora-lr0.0005-ep6"]  # 6 epochs only at the learning rate the 3-epoch search chose
     students = [r for r in runs if r["method"] == "odd"]
     assert all(json.loads((Path(r["run"]) / "history.json").read_text())["args"]["teacher"] ==
                "runs/tune/teacher-lr0.0001-ep3" for r in students)  # students read the chosen teacher
-    assert chosen["minilm"]["lr"] == 2.5e-5  # the best of the settings that trained
-    assert "| lora | 0.0005 | 6 | 1 | 0.9500 | 1.0 min | ✓ |" in Path("results/tuning.md").read_text()
-    assert "| minilm | 5e-05 | 3 | – | failed | 0.0 min |  |" in Path("results/tuning.md").read_text()
+    assert all(json.loads((Path(r["run"]) / "history.json").read_text())["args"]["seed"] == tune.SEED
+               for r in runs if not r.get("failed"))
+    markdown = Path("results/tuning.md").read_text()
+    assert "| lora | 0.001 | 6 | start | 5 | 0.9500 | 1.0 min | ✓ |" in markdown
+    assert "| minilm | 2.5e-05 | 3 | start | – | failed | 0.0 min |  |" in markdown
+    assert "| teacher | 0.0002 | 3 | step 1 |" in markdown  # 1e-4 won at the top of the grid: one step beyond
+    assert "| teacher | 0.0001 | 3 | 0.9900 | yes |" in markdown

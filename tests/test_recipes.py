@@ -33,7 +33,7 @@ def test_each_recipe_is_what_make_tune_chose_for_it_or_for_the_method_it_control
 def test_every_tuned_method_has_its_recipe_and_a_control_names_a_tuned_method():
     assert set(TUNED) <= set(train.RECIPES)
     controls = {name: recipe.recipe_of for name, recipe in train.RECIPES.items() if recipe.recipe_of}
-    assert controls == {"odd-ce": "odd", "lora-odd": "lora", "full-even": "teacher"}
+    assert controls == {"odd-ce": "odd", "lora-odd": "lora", "full-even": "teacher", "lora-minilm": "lora"}
     assert set(controls.values()) <= set(TUNED)
 
 
