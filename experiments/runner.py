@@ -81,8 +81,8 @@ def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failur
     """Train every run of ``plan`` that is not done; count what was trained, skipped and failed.
 
     With ``jobs`` 1 the runs go one after another, in order, each printing to this console. With
-    more, up to ``jobs`` runs train at once, each with ``cpu_count // jobs`` torch threads and
-    its output in ``<run>.log``; a run starts only once every planned run whose folder it reads
+    more, up to ``jobs`` runs train at once, each with ``cpu_count // jobs`` torch threads (a run
+    left to train alone at the end of a plan gets them all) and its output in ``<run>.log``; a run starts only once every planned run whose folder it reads
     (its teacher) has finished, and the runs that others read start first, so that the students
     of the last teacher are not all left to the end. Several single-threaded runs keep the cores
     busier than one run whose threads wait for each other at every operation
@@ -102,7 +102,6 @@ def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failur
     if jobs > 1:
         planned = [run for _, run in waiting]
         waiting.sort(key=lambda item: not any(reads_from(other, item[1].out) for other in planned))
-    threads = ["--threads", str(threads_per_run(jobs))] if jobs > 1 else []
     running: dict[subprocess.Popen, tuple[str, PlannedRun]] = {}
     stopping = False
     while waiting or running:
@@ -113,6 +112,9 @@ def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failur
             if any(reads_from(run, folder) for folder in unfinished):
                 continue
             waiting.remove((label, run))
+            # the cores are shared by the runs that will train together: at the end of a plan, fewer
+            beside = min(jobs, len(running) + len(waiting) + 1)
+            threads = ["--threads", str(threads_per_run(beside) or os.cpu_count() or 1)] if jobs > 1 else []
             running[start_run(run, label, python, threads if "--threads" not in run.flags else [])] = (label, run)
         if not running:
             sys.exit(f"the plan is out of order: {waiting[0][1].out} reads a run planned after it")

@@ -16,7 +16,8 @@ The search, for each method (the controls too, each as a method of its own):
   (which makes it interior), or after MAX_EXTENSIONS steps, which tuning.md then says.
 
 The teacher is tuned first, and the students are tuned on the chosen teacher, as the study then
-trains them. The TF-IDF baseline chooses its C on validation in every run.
+trains them; the other methods search side by side. The TF-IDF baseline chooses its C on validation
+in every run.
 
 Writes ``results/tuning.md`` and ``results/tuning.json`` (every run, its score and whether the choice
 is interior) and ``results/tuned_defaults.json`` (the choices). ``train.py`` reads nothing at run
@@ -109,22 +110,31 @@ def steps_beyond(best: dict, rows: list[dict]) -> list[tuple[float, int]]:
     return steps
 
 
-def tune_method(method: str, runs_dir: str, teacher: str | None, extra_flags: tuple[str, ...],
-                jobs: int = 1) -> tuple[list[dict], dict]:
-    """The method's grid, grown until its best is interior: every scored row, in search order, and the choice."""
-    lrs, epochs = GRIDS[method]
-    points, rows = [(lr, e) for e in epochs for lr in lrs], []
+def tune_methods(methods: list[str], runs_dir: str, teacher: str | None, extra_flags: tuple[str, ...],
+                 jobs: int = 1) -> dict[str, tuple[list[dict], dict]]:
+    """Each method's grid, grown until its best is interior: its scored rows, in search order, and its choice.
+
+    The methods search side by side: each round trains every method's next points as one plan, so
+    that ``jobs`` runs keep the cores busy even when a method has a single step left.
+    """
+    points = {method: [(lr, e) for e in GRIDS[method][1] for lr in GRIDS[method][0]] for method in methods}
+    rows: dict[str, list[dict]] = {method: [] for method in methods}
     for extension in range(MAX_EXTENSIONS + 1):
-        plan = [tuning_run(runs_dir, method, lr, e, teacher, extra_flags) for lr, e in points]
-        execute(plan, stop_on_failure=False, jobs=jobs)
-        rows += [{"method": method, "extension": extension, **validation_score(run)} for run in plan]
-        best = choose(rows)
-        tried = {(row["lr"], row["epochs"]) for row in rows}
-        points = [point for point in steps_beyond(best, rows) if point not in tried]
-        if not points:
+        plans = {method: [tuning_run(runs_dir, method, lr, e, teacher if RECIPES[method].needs_teacher else None,
+                                     extra_flags) for lr, e in points[method]] for method in methods if points[method]}
+        if not plans:
             break
-    at_edge = [edge for edge, yes in edges(best, rows).items() if yes]
-    return rows, {**best, "interior": not at_edge, "at_edge": at_edge}
+        execute([run for plan in plans.values() for run in plan], stop_on_failure=False, jobs=jobs)
+        for method, plan in plans.items():
+            rows[method] += [{"method": method, "extension": extension, **validation_score(run)} for run in plan]
+            tried = {(row["lr"], row["epochs"]) for row in rows[method]}
+            points[method] = [point for point in steps_beyond(choose(rows[method]), rows[method]) if point not in tried]
+    searched = {}
+    for method in methods:
+        best = choose(rows[method])
+        at_edge = [edge for edge, yes in edges(best, rows[method]).items() if yes]
+        searched[method] = rows[method], {**best, "interior": not at_edge, "at_edge": at_edge}
+    return searched
 
 
 def tuning_markdown(rows: list[dict], chosen: dict[str, dict], command: str) -> str:
@@ -160,13 +170,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     extra = tuple(shlex.split(args.train_flags))
     started = time.perf_counter()
-    rows, chosen, teacher = [], {}, None
-    for method in TUNED:
-        method_rows, chosen[method] = tune_method(method, args.runs_dir, teacher if RECIPES[method].needs_teacher
-                                                  else None, extra, args.jobs)
-        rows += method_rows
-        if method == "teacher":
-            teacher = chosen[method]["run"]
+    searched = tune_methods(["teacher"], args.runs_dir, None, extra, args.jobs)  # the students read its choice
+    searched |= tune_methods([m for m in TUNED if m != "teacher"], args.runs_dir, searched["teacher"][1]["run"],
+                             extra, args.jobs)
+    rows = [row for method in TUNED for row in searched[method][0]]
+    chosen = {method: searched[method][1] for method in TUNED}
     command = shlex.join(["python", "-m", "experiments.tune", *(sys.argv[1:] if argv is None else argv)])
     write_json_atomically(args.out / "tuning.json", {"seed": SEED, "selection": "validation ROC-AUC of the best epoch",
                                                      "runs": rows, "chosen": chosen, "generated_by": command})

@@ -159,7 +159,7 @@ def test_tuning_uses_no_seed_of_the_study():
 def test_a_grid_grows_past_its_edge_until_the_best_is_inside_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tune, "execute", fake_training(peaked(best_lr=1.6e-2, best_epochs=15, peaks_early=False)))
-    rows, chosen = tune.tune_method("lora", "runs/tune", None, (), jobs=1)
+    rows, chosen = tune.tune_methods(["lora"], "runs/tune", None, (), jobs=1)["lora"]
     tried = [(row["lr"], row["epochs"]) for row in rows]
     assert tried[:8] == [(lr, e) for e in (6, 10) for lr in tune.GRIDS["lora"][0]]  # the starting grid first
     assert (8e-3, 10) in tried and (4e-3, 15) in tried  # one step beyond both edges the grid's best sat at
@@ -170,14 +170,14 @@ def test_a_grid_grows_past_its_edge_until_the_best_is_inside_it(tmp_path, monkey
 def test_a_best_point_inside_the_starting_grid_trains_nothing_more(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tune, "execute", fake_training(peaked(best_lr=1e-3, best_epochs=6)))
-    rows, chosen = tune.tune_method("lora", "runs/tune", None, (), jobs=1)
+    rows, chosen = tune.tune_methods(["lora"], "runs/tune", None, (), jobs=1)["lora"]
     assert len(rows) == 8 and (chosen["lr"], chosen["epochs"], chosen["interior"]) == (1e-3, 6, True)
 
 
 def test_the_search_stops_after_its_last_step_and_says_the_choice_is_at_an_edge(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tune, "execute", fake_training(lambda method, lr, epochs: (0.9 + lr, 1)))  # higher is better
-    rows, chosen = tune.tune_method("teacher", "runs/tune", None, (), jobs=1)
+    rows, chosen = tune.tune_methods(["teacher"], "runs/tune", None, (), jobs=1)["teacher"]
     assert len(rows) == 3 + tune.MAX_EXTENSIONS and not chosen["interior"] and chosen["at_edge"] == ["highest lr"]
     assert chosen["lr"] == 1e-4 * 2 ** tune.MAX_EXTENSIONS
 
@@ -212,3 +212,24 @@ def test_tuning_chooses_on_validation_and_writes_its_choices(tmp_path, monkeypat
     assert "| minilm | 2.5e-05 | 3 | start | – | failed | 0.0 min |  |" in markdown
     assert "| teacher | 0.0002 | 3 | step 1 |" in markdown  # 1e-4 won at the top of the grid: one step beyond
     assert "| teacher | 0.0001 | 3 | 0.9900 | yes |" in markdown
+
+
+def test_a_run_left_to_train_alone_gets_every_core(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 4)
+    started = fake_train_processes(monkeypatch, returncode=0, polls_to_exit=1)
+    execute([PlannedRun("runs/study/teacher-seed1", ("--method", "teacher", "--seed", "1"))], jobs=2)
+    assert started[0]["command"][-2:] == ["--threads", "4"]
+
+
+def test_methods_search_side_by_side_each_round_one_plan(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plans = []
+    train_them = fake_training(peaked(best_lr=1e-3, best_epochs=6))
+
+    def execute(plan, stop_on_failure=True, jobs=1):
+        plans.append(sorted({planned_args(run)["method"] for run in plan}))
+        train_them(plan, stop_on_failure, jobs)
+    monkeypatch.setattr(tune, "execute", execute)
+    searched = tune.tune_methods(["lora", "lora-kd"], "runs/tune", None, (), jobs=2)
+    assert plans == [["lora", "lora-kd"]] and set(searched) == {"lora", "lora-kd"}
