@@ -173,7 +173,7 @@ def main(argv=None) -> None:
     history = {"method": args.method, "args": vars(args), "layers": layers, "data": split_sizes(splits),
                "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total}}
     if transfer:
-        history["transfer_set"] = {"source": transfer.source, "normalisation": "data.transfer.normalise_text",
+        history["transfer_set"] = {"source": transfer.source, "normalisation": "data.splits.normalise_text",
                                    **transfer.counts}
     out = Path(args.out)
     try:
@@ -413,12 +413,14 @@ def build_parser() -> OneLineErrorParser:
     p.add_argument("--keep-checkpoint", action="store_true",
                    help="keep the resume checkpoint (runs/.checkpoints/<name>) after a successful save")
     data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="insults", help="'insults' (embedded), a hub name, or a CSV/JSONL/"
-                                                           "Parquet file or saved dataset folder (data/load.py)")
+    data.add_argument("--dataset", default="insults",
+                      help="'insults' or 'toxic-comments' (embedded), a hub name, or a CSV/JSONL/Parquet file or "
+                           "saved dataset folder (data/load.py)")
     data.add_argument("--text-column")
     data.add_argument("--label-column")
     data.add_argument("--toxic-labels", help="comma-separated raw label values that mean toxic")
-    data.add_argument("--val-fraction", type=open_fraction, default=0.1)
+    data.add_argument("--val-fraction", type=open_fraction, default=0.1,
+                      help="share of train carved out as validation when the dataset has no validation split")
     data.add_argument("--split-seed", type=seed_int, default=42,
                       help="seed of the carved splits; fixed across --seed, so all runs see the same examples")
     data.add_argument("--max-length", type=length_int, default=MAX_LENGTH,

