@@ -50,11 +50,6 @@ def wheel(tmp_path, monkeypatch):
     return path
 
 
-def test_the_real_split_sizes_and_seed():
-    assert toxic_comments.SPLIT_SIZES == {"train": 5_000, "validation": 1_000, "test": 4_000}
-    assert toxic_comments.SEED == 0
-
-
 def test_read_labelled_csv_keeps_quoted_multi_line_texts():
     texts, labels = read_labelled_csv(io.StringIO(csv_bytes([MULTI_LINE, (1, "a, b")]).decode(), newline=""))
     assert texts == ['He said "hi",\nthen left.', "a, b"] and labels == [0, 1]
