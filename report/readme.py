@@ -150,9 +150,26 @@ def tuning_caveat(results: dict, tuning: dict | None) -> str | None:
             f"([results/tuning.md](results/tuning.md)).")
 
 
+def stale_recipes(results: dict, tuning: dict | None) -> str | None:
+    """The methods whose scored runs were trained with another recipe than the one `make tune` now chooses."""
+    chosen = (tuning or {}).get("chosen") or {}
+    stale = []
+    for record in results["runs"]:
+        recipe, now = record.get("recipe") or {}, chosen.get(record["method"])
+        if record["primary"] and now and (recipe.get("lr"), recipe.get("epochs")) != (now["lr"], now["epochs"]):
+            stale.append(f"{record['method']} {recipe.get('lr'):g} × {recipe.get('epochs')} → "
+                         f"{now['lr']:g} × {now['epochs']}")
+    if not stale:
+        return None
+    return (f"These runs were trained with other recipes than those `make tune` now chooses "
+            f"([results/tuning.md](results/tuning.md)): {', '.join(stale)} (learning rate × epochs); "
+            f"`make study` trains them again with the new ones.")
+
+
 def answer_markdown(results: dict, tuning: dict | None = None) -> str:
     """The README's answer section: the table, the verdict and its caveats."""
-    caveats = [c for c in (baseline_caveat(results), tuning_caveat(results, tuning)) if c]
+    stale = stale_recipes(results, tuning)  # then the tuning grid says nothing of these runs
+    caveats = [c for c in (baseline_caveat(results), stale or tuning_caveat(results, tuning)) if c]
     words = " ".join(part for part in (verdict(results), "**Caveats**: " + " ".join(caveats) if caveats else "")
                      if part)
     parts = [answer_table(results),

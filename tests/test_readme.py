@@ -152,6 +152,17 @@ def test_the_caveats_follow_the_numbers_not_the_words():
     assert "make tune" not in answer_markdown(TINY), "without tuning.json nothing is said about the grid"
 
 
+def test_runs_trained_with_another_recipe_than_the_tuned_one_are_named_instead_of_the_grid():
+    results = {**TINY, "runs": [{"method": "lora", "primary": True, "recipe": {"lr": 0.001, "epochs": 6}},
+                                {"method": "odd", "primary": True, "recipe": {"lr": 5e-5, "epochs": 3}}]}
+    tuning = {**TUNING, "chosen": {"lora": {"lr": 0.002, "epochs": 10}, "odd": {"lr": 5e-5, "epochs": 3}}}
+    words = answer_markdown(results, tuning).split("\n\n")[-1]
+    assert "other recipes than those `make tune` now chooses" in words and "lora 0.001 × 6 → 0.002 × 10" in words
+    assert "odd 5e-05" not in words and "upper bound" not in words
+    same = {**results, "runs": [{"method": "lora", "primary": True, "recipe": {"lr": 0.002, "epochs": 10}}]}
+    assert "now chooses" not in answer_markdown(same, tuning)
+
+
 def test_python_m_report_render_writes_the_committed_answer_from_results_json_alone(tmp_path, capsys):
     shutil.copy(README, tmp_path / "README.md")
     shutil.copytree(DOCS, tmp_path / "docs")
