@@ -79,3 +79,7 @@ def test_the_check_sees_an_import_of_the_extras():
     assert not allowed("train.py", "report.model_card") and not allowed("train.py", "embedded.e5_small")
     assert allowed("data/assets.py", "embedded.e5_small") and allowed("train.py", "lora.lora")
     assert allowed("train.py", "distill") and not allowed("train.py", "report")
+
+
+def test_the_web_apps_core_stays_small_enough_to_read_alone():
+    assert len((ROOT / "webapp" / "app.py").read_text(encoding="utf-8").splitlines()) <= 150

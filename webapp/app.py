@@ -1,8 +1,7 @@
 """The web app: ``Predictor.predict(texts)``, and a Bottle form, compare view and JSON API around it.
 
 A run is scored as evaluate.py scores it, and labelled at its F1-best ``validation_threshold``. Each request
-is checked first: a bad one gets ``abort(status, what to change)``, never a trace. Pages run no script.
-"""
+is checked first: a bad one gets ``abort(status, what to change)``, never a trace. Pages run no script."""
 import json
 import re
 import threading
