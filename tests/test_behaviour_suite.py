@@ -6,7 +6,7 @@ import pytest
 
 from report.behaviour_cases import CAPABILITIES, NOT_TOXIC, TOXIC, suite
 from data.load import load_splits
-from data.transfer import normalise_text
+from data.splits import normalise_text
 
 MIN_CASES = 200
 MIN_CASES_PER_CAPABILITY = 20

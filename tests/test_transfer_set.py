@@ -13,8 +13,8 @@ import train
 from report.model_card import model_card
 from data import DataError
 from data.load import load_splits
-from data.splits import Split, Splits
-from data.transfer import INSULTS_UNLABELLED, build_transfer_set, normalise_text, read_transfer_texts
+from data.splits import Split, Splits, normalise_text
+from data.transfer import INSULTS_UNLABELLED, build_transfer_set, read_transfer_texts
 from test_train_cli import args_for, world  # noqa: F401 - the tiny CSV, teacher and base of the CLI tests
 
 SPLITS = Splits(train=Split(["thanks for the reply", "you idiot"], [0, 1]),
