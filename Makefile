@@ -21,9 +21,9 @@
 # Each creates its own virtual environment in .venv from the pinned requirements.
 # Smoke runs of the long targets (small and fast; nothing in runs/ or results/ is touched):
 #   make study SEEDS=2 RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --epochs 1 --max-length 48" \
-#        REPORT_FLAGS="--out /tmp/smoke/results --no-readme --no-speed --bootstrap 200"
+#        REPORT_FLAGS="--out /tmp/smoke/results --no-readme --no-speed"
 #   make ablations RUNS=/tmp/smoke/runs ABLATION_FLAGS="--seeds 1" TRAIN_FLAGS="--limit 64 --epochs 1 --max-length 32"
-#   python -m report --runs-dir /tmp/smoke/runs --out /tmp/smoke/results --no-readme --no-speed --bootstrap 200
+#   python -m report --runs-dir /tmp/smoke/runs --out /tmp/smoke/results --no-readme --no-speed
 #   make tune RUNS=/tmp/smoke/runs TRAIN_FLAGS="--limit 320 --max-length 48" TUNE_FLAGS="--out /tmp/smoke/tuning"
 VENV   := .venv
 PYTHON := $(VENV)/bin/python

@@ -1,7 +1,7 @@
 """The full report: every run scored as ``evaluate.py`` scores it, then everything around the answer.
 
     python -m report                           # every run under runs/ (and runs/study/, runs/ablations/)
-    python -m report --no-speed --bootstrap 500 --no-readme
+    python -m report --no-speed --no-readme
 
 It starts from ``evaluate.py``'s functions (the runs, their scores and threshold, the seed summary
 and the paired comparisons) and adds: the TF-IDF baseline's scores, each method's speed and size,
@@ -70,18 +70,18 @@ def main(argv: list[str] | None = None) -> dict:
     if ensemble:
         everything.append(ensemble[0])
         predictions[ensemble[0]["name"]] = ensemble[1]
-    ablations = ablation_report(everything, predictions, args.bootstrap, args.bootstrap_seed)
-    points = trade_off_points(everything, predictions, ablations, args.bootstrap, args.bootstrap_seed)
+    ablations = ablation_report(everything, predictions)
+    points = trade_off_points(everything, predictions, ablations)
     results = {
         "runs": main_records,
         "ablation_runs": [record for record in records if record["ablation"]],
         "skipped": skipped,
         "seeds": seed_summary(main_records),
         "behaviour_suite": suite_summary(),
-        "comparisons": method_comparisons(main_records, predictions, args.bootstrap, args.bootstrap_seed),
+        "comparisons": method_comparisons(main_records, predictions),
         "ablations": ablations,
         "ensemble_teacher": ensemble[0] if ensemble else None,
-        "best_student": best_student_result(everything, predictions, args.bootstrap, args.bootstrap_seed),
+        "best_student": best_student_result(everything, predictions),
         "trade_off": points,
         "figures": draw_figures(main_runs, main_records, predictions, args.out, points),
         "generated_by": shlex.join(["python", "-m", "report", *argv]),

@@ -3,8 +3,9 @@
 The points are those of ``experiments/ablations.py``; a point's runs are the runs of its method in
 the report (``runs/ablations/<point>[-seed<s>]``, or the reused runs of make all and make study).
 Each row gives the test metrics over the point's seeds and its test ROC-AUC difference with the
-point it is compared with, paired by seed, with the two-level bootstrap interval of the study
-(``report/stats.py``). A family's table appears once one of its own points has been evaluated.
+point it is compared with, paired by seed, with the interval of the study's comparisons
+(``evaluate.py``), Holm-corrected over every ablation comparison: they are exploratory. A family's
+table appears once one of its own points has been evaluated.
 
 Two things here are computed, not trained:
 
@@ -19,8 +20,9 @@ import numpy as np
 
 from experiments.ablations import FAMILIES, POINTS
 from experiments.study import CONTROLS, FIRST_SEED
-from evaluate import METHOD_ORDER, RunPredictions, compare_methods, mean_std, quality_report, runs_by_method
-from report.stats import bootstrap_auc_interval
+from evaluate import (METHOD_ORDER, RunPredictions, compare_methods, correct_as_family, mean_std, quality_report,
+                      runs_by_method)
+from report.stats import auc_interval
 
 ENSEMBLE_TEACHER = "teacher-ensemble"
 ENSEMBLE_LABEL = "ensemble teacher: every seed's teacher, logits averaged (not trained)"
@@ -80,8 +82,7 @@ def method_row(by_seed: dict[int, dict]) -> dict:
             "minutes": float(np.mean(minutes)) if minutes else None}
 
 
-def ablation_report(records: list[dict], predictions: dict[str, RunPredictions], resamples: int,
-                    seed: int = 0) -> dict:
+def ablation_report(records: list[dict], predictions: dict[str, RunPredictions]) -> dict:
     """Per family: its title and rows (``method_row``, plus the comparison with the row's reference).
 
     ``records`` are every evaluated run, the ablations' and the study's, and the ensemble teacher's
@@ -94,8 +95,7 @@ def ablation_report(records: list[dict], predictions: dict[str, RunPredictions],
         for name, label, against in family_rows(family):
             if name not in grouped:
                 continue
-            comparison = None if name == against else compare_methods(records, predictions, name, against,
-                                                                      resamples, seed)
+            comparison = None if name == against else compare_methods(records, predictions, name, against)
             rows.append({"method": name, "label": label, "against": against, **method_row(grouped[name]),
                          "comparison": comparison})
             if name == ENSEMBLE_TEACHER:  # one model made of several seeds' teachers, paired with each of them
@@ -103,6 +103,8 @@ def ablation_report(records: list[dict], predictions: dict[str, RunPredictions],
                 rows[-1]["seeds_label"] = f"one ensemble of seeds {', '.join(map(str, rows[-1]['seeds']))}"
         if any(row["method"] not in METHOD_ORDER for row in rows):
             families[family] = {"title": title, "rows": rows}
+    correct_as_family([row["comparison"] for family in families.values() for row in family["rows"]
+                       if row["comparison"]], "exploratory (ablations)")
     return families
 
 
@@ -116,8 +118,7 @@ def best_student(grouped: dict[str, dict[int, dict]]) -> str | None:
                key=lambda method: method_row(students[method])["validation_roc_auc"])
 
 
-def best_student_result(records: list[dict], predictions: dict[str, RunPredictions], resamples: int,
-                        seed: int = 0) -> dict | None:
+def best_student_result(records: list[dict], predictions: dict[str, RunPredictions]) -> dict | None:
     """The best student, its test ROC-AUC over seeds, and its comparison with minilm (the goal set for the ablations)."""
     grouped = runs_by_method(records)
     method = best_student(grouped)
@@ -125,7 +126,8 @@ def best_student_result(records: list[dict], predictions: dict[str, RunPredictio
         return None
     result = {"method": method, **method_row(grouped[method]), "goal_roc_auc": GOAL_ROC_AUC}
     if "minilm" in grouped:
-        result["against_minilm"] = compare_methods(records, predictions, method, "minilm", resamples, seed)
+        result["against_minilm"] = compare_methods(records, predictions, method, "minilm")
+        correct_as_family([result["against_minilm"]], "exploratory")
     return result
 
 
@@ -143,11 +145,10 @@ def kind(method: str) -> str:
     return "method" if method in METHOD_ORDER else "ablation"
 
 
-def trade_off_points(records: list[dict], predictions: dict[str, RunPredictions], families: dict,
-                     resamples: int, seed: int = 0) -> list[dict]:
+def trade_off_points(records: list[dict], predictions: dict[str, RunPredictions], families: dict) -> list[dict]:
     """One point per method (main methods, controls, baselines) and per family (its best ablation).
 
-    Each point: the mean test ROC-AUC over seeds with its two-level bootstrap 95% interval, the
+    Each point: the mean test ROC-AUC over seeds with its 95% interval (``report/stats.py``), the
     trainable parameters and the mean wall time of ``train.py``.
     """
     grouped = runs_by_method(records)
@@ -163,7 +164,7 @@ def trade_off_points(records: list[dict], predictions: dict[str, RunPredictions]
         if len({run.test_set for run in runs}) > 1:
             continue
         row = method_row(by_seed)
-        interval = bootstrap_auc_interval(runs[0].labels, [run.probs for run in runs], resamples, seed)
+        interval = auc_interval(runs[0].labels, [run.probs for run in runs])
         points.append({"method": method, "label": label, "kind": kind(method), "roc_auc": interval["roc_auc"],
                        "ci95": interval["ci95"], "n_seeds": interval["n_seeds"], "trainable": row["trainable"],
                        "minutes": row["minutes"]})

@@ -33,15 +33,15 @@ def comparison(result: dict) -> str:
     a, b = result["a"], result["b"]
     low, high = result["ci95"]
     per_seed = ", ".join(signed(d) for d in result["per_seed_differences"].values())
-    resampled = ("seeds and test comments" if result.get("n_seeds", 1) > 1
-                 else "test comments (a single seed, so seed noise is not covered)")
-    sentence = (f"{a} − {b}, test ROC-AUC: {signed(result['difference'])} (95% CI [{signed(low)}, {signed(high)}] "
-                f"from {result['resamples']} paired bootstrap resamples of {resampled}; {a} ahead in "
-                f"{100 * result['share_a_better']:.0f}% of them; per seed: {per_seed}). ")
-    if result["verdict"] == "within noise":
+    noises = ("seeds and test comments" if result["n_seeds"] > 1
+              else "test comments only (a single seed, so seed noise is not covered)")
+    sentence = (f"{a} − {b}, test ROC-AUC: {signed(result['difference'])} (95% CI [{signed(low)}, {signed(high)}] over "
+                f"{noises}; Holm p {result['p_holm']:.3f} among {result['family_size']} {result['family']} "
+                f"comparisons; per seed: {per_seed}). ")
+    if result["verdict"] == "no difference detected":
         sentence += f"No difference detected; {interval_allows(result['ci95'])}."
     else:
-        sentence += f"The interval excludes 0: **{result['verdict']}**."
+        sentence += f"**{result['verdict']}**."
         differences = result["per_seed_differences"].values()
         if min(differences) < 0 < max(differences):
             sentence += " But the per-seed differences change sign, so the seed matters as much as the method."
@@ -59,12 +59,14 @@ def lora_gap(seeds: dict[str, dict]) -> str | None:
 
 
 def teacher_retention(seeds: dict[str, dict]) -> str | None:
-    """Student ROC-AUC / teacher ROC-AUC: how much of the teacher's ranking quality survives."""
+    """(AUC − 0.5) / (AUC_teacher − 0.5): how much of the teacher's skill above chance each method keeps."""
     if "teacher" not in seeds or len(seeds) < 2:
         return None
     teacher = seeds["teacher"]["roc_auc"]["mean"]
-    kept = ", ".join(f"{m} {100 * s['roc_auc']['mean'] / teacher:.1f}%" for m, s in seeds.items() if m != "teacher")
-    return f"Share of the teacher's test ROC-AUC ({number(teacher)}) that each method keeps: {kept}."
+    kept = ", ".join(f"{m} {100 * (s['roc_auc']['mean'] - 0.5) / (teacher - 0.5):.1f}%"
+                     for m, s in seeds.items() if m != "teacher")
+    return (f"Share of the teacher's skill above chance, (ROC-AUC − 0.5) / ({number(teacher)} − 0.5), that each "
+            f"method keeps: {kept}.")
 
 
 def costs(records: list[dict]) -> str | None:
@@ -176,7 +178,7 @@ def ensemble_teacher_line(ensemble: dict | None, comparison: dict | None) -> str
                 f"{number(ensemble['test']['at_validation_threshold']['roc_auc'])}")
     if comparison and "skipped" not in comparison:
         low, high = comparison["ci95"]
-        verdict = verdict_cell(comparison["verdict"], comparison["ci95"]).replace(ensemble["name"], "the ensemble")
+        verdict = verdict_cell(comparison).replace(ensemble["name"], "the ensemble")
         sentence += (f"; ensemble − teacher {signed(comparison['difference'])} (95% CI [{signed(low)}, {signed(high)}] "
                      f"over the teachers' seeds and the test comments): {verdict}")
     return sentence + "."
@@ -195,18 +197,18 @@ def best_student_line(best: dict | None) -> str | None:
     beats = False
     if versus and "skipped" not in versus:
         low, high = versus["ci95"]
-        beats = low > 0
+        beats = versus["verdict"] == f"{best['method']} better"
         sentence += (f"; {best['method']} − minilm {signed(versus['difference'])} "
                      f"(95% CI [{signed(low)}, {signed(high)}], seeds and test comments): "
-                     f"{verdict_cell(versus['verdict'], versus['ci95'])}")
+                     f"{verdict_cell(versus)}")
     reached = auc >= best["goal_roc_auc"]
     met = reached and beats
     sentence += (f". The goal set for the ablations, a test ROC-AUC of at least {best['goal_roc_auc']:.3f} over the "
-                 f"seeds and a win over minilm whose interval excludes 0: **{'met' if met else 'not met'}**")
+                 f"seeds and a win over minilm (Holm p below 0.05): **{'met' if met else 'not met'}**")
     if not reached:
         sentence += f" (short of {best['goal_roc_auc']:.3f} by {best['goal_roc_auc'] - auc:.3f})"
     elif not beats:
-        sentence += " (the interval against minilm does not exclude 0)" if versus and "skipped" not in versus \
+        sentence += " (no win over minilm detected)" if versus and "skipped" not in versus \
             else " (no minilm run to compare with)"
     return sentence + "."
 

@@ -50,19 +50,18 @@ def update_marked_section(path: Path, name: str, section: str) -> str:
 def difference_with(comparisons: dict[str, dict], method: str, reference: str = REFERENCE) -> dict | None:
     """``method − reference`` on test ROC-AUC, as the study stored it or with its sign flipped.
 
-    The study stores each comparison in one direction (``lora − odd``, say). Flipping it is exact:
-    every bootstrap resample's difference changes sign, so the interval is the stored one mirrored.
+    The study stores each comparison in one direction (``lora − odd``, say). Flipping it is exact: the
+    interval is symmetric about the difference, so the flipped one is the stored one mirrored.
     None when the two were not compared (or the comparison was skipped).
     """
     for result in comparisons.values():
         if "skipped" in result:
             continue
         if (result["a"], result["b"]) == (method, reference):
-            return {"difference": result["difference"], "ci95": list(result["ci95"]),
-                    "verdict": result["verdict"], "per_seed": list(result["per_seed_differences"].values())}
+            return {**result, "per_seed": list(result["per_seed_differences"].values())}
         if (result["a"], result["b"]) == (reference, method):
             low, high = result["ci95"]
-            return {"difference": -result["difference"], "ci95": [-high, -low], "verdict": result["verdict"],
+            return {**result, "difference": -result["difference"], "ci95": [-high, -low],
                     "per_seed": [-d for d in result["per_seed_differences"].values()]}
     return None
 
@@ -81,7 +80,7 @@ def answer_table(results: dict) -> str:
             versus_lora = difference_with(comparisons, method)
             versus = (["not compared", "–", "–"] if versus_lora is None else
                       [signed(versus_lora["difference"]), "[{}, {}]".format(*map(signed, versus_lora["ci95"])),
-                       verdict_cell(versus_lora["verdict"], versus_lora["ci95"])])
+                       verdict_cell(versus_lora)])
         rows.append([f"`{method}`", MODEL_TYPES.get(method, method), ", ".join(map(str, summary["seeds"])),
                      mean_std_cell(summary["roc_auc"]), *versus])
     return markdown_table(["Method", "What it is", "Seeds", "Test ROC-AUC", f"Δ = method − {REFERENCE}",
@@ -91,11 +90,11 @@ def answer_table(results: dict) -> str:
 def versus_phrase(method: str, other: str, result: dict) -> str:
     """One clause: which of two methods scores higher, or that no difference was detected."""
     low, high = result["ci95"]
-    interval = f"{signed(result['difference'])}, 95% CI [{signed(low)}, {signed(high)}]"
-    if low <= 0 <= high:
+    interval = f"{signed(result['difference'])}, 95% CI [{signed(low)}, {signed(high)}], Holm p {result['p_holm']:.3f}"
+    if result["verdict"] == "no difference detected":
         return f"no difference detected between {method} and {other} ({method} − {other} {interval}: " \
                f"{interval_allows(result['ci95'])})"
-    winner, loser = (method, other) if low > 0 else (other, method)
+    winner, loser = (method, other) if result["difference"] > 0 else (other, method)
     every_seed = all(d > 0 for d in result["per_seed"]) or all(d < 0 for d in result["per_seed"])
     return f"{winner} beats {loser} ({method} − {other} {interval}{', on every seed' if every_seed else ''})"
 
@@ -174,7 +173,8 @@ def answer_markdown(results: dict, tuning: dict | None = None) -> str:
                      if part)
     parts = [answer_table(results),
              "Mean ± std over the training seeds, on the held-out test split. Δ: the difference of the seed-averaged "
-             "test ROC-AUCs, with the 95% interval of a paired bootstrap over seeds and test comments "
+             "test ROC-AUCs, with a 95% interval that counts the seeds' noise (Student's t) and the test comments' "
+             "(DeLong), for the question's three comparisons Holm-corrected as one family "
              "([docs/study.md](docs/study.md)); where the study compared lora − method, its sign is flipped.",
              words]
     return "\n\n".join(part for part in parts if part) + "\n"

@@ -38,9 +38,12 @@ def interval_allows(ci95: list[float]) -> str:
     return f"the interval allows ±{max(abs(ci95[0]), abs(ci95[1])):.3f}"
 
 
-def verdict_cell(verdict: str, ci95: list[float]) -> str:
-    """The study's verdict in words: an interval containing 0 detects no difference, which is not "no effect"."""
-    return f"no difference detected; {interval_allows(ci95)}" if verdict == "within noise" else verdict
+def verdict_cell(comparison: dict) -> str:
+    """The verdict in words, and its family: no difference detected is not "no effect", so its width is said."""
+    said = comparison["verdict"]
+    if said == "no difference detected":
+        said += f"; {interval_allows(comparison['ci95'])}"
+    return f"{said} (Holm p {comparison['p_holm']:.3f}, {comparison['family']}, {comparison['family_size']} compared)"
 
 
 def millions(count: int) -> str:
@@ -134,17 +137,14 @@ def comparisons_table(comparisons: dict[str, dict]) -> str:
     for comparison in comparisons.values():
         label = f"{comparison['a']} − {comparison['b']}"
         if "skipped" in comparison:
-            rows.append([label, comparison["question"], "–", "–", "–", "–", "–",
-                         f"not compared: {comparison['skipped']}"])
+            rows.append([label, comparison["question"], "–", "–", "–", "–", f"not compared: {comparison['skipped']}"])
             continue
         interval = "[{}, {}]".format(*map(signed, comparison["ci95"]))
-        examples_only = "[{}, {}]".format(*map(signed, comparison["ci95_examples_only"]))
         per_seed = ", ".join(f"{signed(d)} (seed {s})" for s, d in comparison["per_seed_differences"].items())
-        rows.append([label, comparison["question"], signed(comparison["difference"]), interval, examples_only,
-                     f"{100 * comparison['share_a_better']:.0f}%", per_seed,
-                     verdict_cell(comparison["verdict"], comparison["ci95"])])
-    return markdown_table(["Test ROC-AUC difference", "Question", "Δ", "95% CI: seeds + test comments",
-                           "95% CI: test comments only", "A better in", "Per-seed Δ", "Verdict"], rows)
+        rows.append([label, comparison["question"], signed(comparison["difference"]), interval,
+                     f"{comparison['se_seed']:.4f} / {comparison['se_test']:.4f}", per_seed, verdict_cell(comparison)])
+    return markdown_table(["Test ROC-AUC difference", "Question", "Δ", "95% CI", "SE: seeds / test comments",
+                           "Per-seed Δ", "Verdict"], rows)
 
 
 def seeds_cell(seeds: list[int]) -> str:
@@ -163,8 +163,7 @@ def ablation_table(rows: list[dict]) -> str:
         else:
             versus = [f"vs {row['against']}: {signed(comparison['difference'])}",
                       "[{}, {}]".format(*map(signed, comparison["ci95"])),
-                      verdict_cell(comparison["verdict"], comparison["ci95"])
-                      + (" (single seed)" if comparison["n_seeds"] == 1 else "")]
+                      verdict_cell(comparison) + (" (single seed)" if comparison["n_seeds"] == 1 else "")]
         minutes = "–" if row["minutes"] is None else f"{row['minutes']:.1f} min"
         lines.append([f"{row['label']} (`{row['method']}`)", row.get("seeds_label") or seeds_cell(row["seeds"]),
                       mean_std_cell(row["roc_auc"]),

@@ -116,7 +116,7 @@ def pipeline(tmp_path_factory):
         "--out", str(runs / "odd"), *quick)
     run("train.py", "--method", "lora", "--limit", "1600", "--out", str(runs / "lora"), "--max-length", "64")
     run("-m", "report", "--runs-dir", str(runs), "--out", str(root / "results"), "--no-readme",
-        "--no-speed", "--bootstrap", "200")
+        "--no-speed")
     return root
 
 

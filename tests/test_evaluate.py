@@ -188,7 +188,7 @@ def load_calls(monkeypatch) -> list[dict]:
 
 
 def test_evaluate_writes_the_report_the_readme_and_docs_from_the_same_numbers(project, load_calls, capsys):
-    results = full_report.main(["--bootstrap", "200", "--no-speed", "--threads", "1"])
+    results = full_report.main(["--no-speed", "--threads", "1"])
 
     # Which runs: all non-hidden run folders one or two levels down; one split load per dataset settings.
     assert [r["name"] for r in results["runs"]] == ["teacher", "odd", "even", "lora", "odd-seed1", "even-seed1"]
@@ -199,7 +199,7 @@ def test_evaluate_writes_the_report_the_readme_and_docs_from_the_same_numbers(pr
     assert on_disk["runs"][0].keys() >= {"name", "method", "path", "seed", "validation", "test",
                                          "validation_threshold", "params", "size_mb", "adapter_size_mb",
                                          "speed", "train_wall_time_s", "train_ce", "train_objective", "flags"}
-    assert on_disk["generated_by"] == "python -m report --bootstrap 200 --no-speed --threads 1"
+    assert on_disk["generated_by"] == "python -m report --no-speed --threads 1"
     lora, odd = on_disk["runs"][3], on_disk["runs"][1]
     assert lora["adapter_size_mb"] == pytest.approx((project / "runs/lora/adapter.safetensors").stat().st_size / 1e6)
     assert odd["adapter_size_mb"] is None
@@ -267,7 +267,7 @@ def test_moving_test_labels_never_moves_the_validation_threshold(project, monkey
                 test = Split(test.texts, list(np.random.default_rng(0).permutation(test.labels)))
             return Splits(tiny_split(40, 0), tiny_split(30, 1), test, source="fake")
         monkeypatch.setattr(evaluate, "load_splits", fake_load_splits)
-        return full_report.main(["runs/odd", "runs/even", "--no-speed", "--no-readme", "--bootstrap", "20", "--threads", "1"])["runs"]
+        return full_report.main(["runs/odd", "runs/even", "--no-speed", "--no-readme", "--threads", "1"])["runs"]
 
     original, permuted = load(False), load(True)
     for before, after in zip(original, permuted):
@@ -284,7 +284,7 @@ def test_evaluate_reads_a_local_csv_through_load_splits(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
     # One thread: on a busy shared machine, two threads spin-waiting for each other slow a tiny model 10x.
-    run = full_report.main(["odd", "--no-readme", "--bootstrap", "10", "--threads", "1"])["runs"][0]
+    run = full_report.main(["odd", "--no-readme", "--threads", "1"])["runs"][0]
 
     assert run["test_set"]["size"] == 8  # data.splits carves 10% of the CSV as test
     assert run["speed"]["threads"] == 1 and run["speed"]["batch_1"]["comments"] == 8 and run["speed"]["batch_64"]["examples_per_s"] > 0
@@ -326,7 +326,7 @@ def test_each_run_is_scored_with_its_own_model(tmp_path, monkeypatch):
     flipped.save_pretrained(tmp_path / "even")
     monkeypatch.chdir(tmp_path)
 
-    runs = full_report.main(["odd", "even", "--no-speed", "--no-readme", "--bootstrap", "20", "--threads", "1"])["runs"]
+    runs = full_report.main(["odd", "even", "--no-speed", "--no-readme", "--threads", "1"])["runs"]
 
     def own_auc(folder):
         model = AutoModelForSequenceClassification.from_pretrained(tmp_path / folder).eval()
@@ -348,7 +348,7 @@ def test_a_run_without_weights_is_skipped_and_the_others_are_reported(project, l
     (project / "runs" / "study" / "odd-seed1" / "history.json").write_text("{not json")
     (project / "runs" / "odd.failed").mkdir()  # a run train.py refused: not even looked at
     (project / "runs" / "odd.failed" / "history.json").write_text("{}")
-    arguments = ["--no-speed", "--no-readme", "--bootstrap", "20", "--threads", "1"]
+    arguments = ["--no-speed", "--no-readme", "--threads", "1"]
 
     results = full_report.main(arguments)
 
@@ -378,12 +378,12 @@ def test_an_unchanged_run_is_not_scored_twice_and_a_retrained_one_is(project, lo
         return real_probabilities(predictor, texts, *args, **kwargs)
 
     monkeypatch.setattr(Predictor, "probabilities", counting_probabilities)
-    first = full_report.main(["--bootstrap", "50", "--no-speed", "--threads", "1", "--no-readme"])
+    first = full_report.main(["--no-speed", "--threads", "1", "--no-readme"])
     assert (project / "runs" / ".scores" / "odd.json").is_file()
     scored.clear()
     history = json.loads((project / "runs" / "odd" / "history.json").read_text())
     (project / "runs" / "odd" / "history.json").write_text(json.dumps({**history, "total_time_s": 1.0}))
-    second = full_report.main(["--bootstrap", "50", "--no-speed", "--threads", "1", "--no-readme"])
+    second = full_report.main(["--no-speed", "--threads", "1", "--no-readme"])
     validation_and_test = (30, 45)  # the sizes of the fake splits; the behavioural suite's calls aside
     assert {name for name, size in scored if size in validation_and_test} == {"odd"}  # the changed run only
     assert [r["test"] for r in first["runs"]] == [r["test"] for r in second["runs"]]
@@ -391,12 +391,12 @@ def test_an_unchanged_run_is_not_scored_twice_and_a_retrained_one_is(project, lo
 
 def test_evaluate_alone_scores_the_runs_and_prints_the_answer_with_its_intervals(project, load_calls, capsys):
     """python evaluate.py: the scores, the seed summary and the paired comparisons, without the report around them."""
-    evaluation = evaluate.main(["--bootstrap", "200", "--threads", "1"])
+    evaluation = evaluate.main(["--threads", "1"])
     assert [r["name"] for r in evaluation["runs"]] == ["teacher", "odd", "even", "lora", "odd-seed1", "even-seed1"]
     assert json.loads((project / "results" / "evaluation.json").read_text())["seeds"]["odd"]["seeds"] == [1, 42]
     assert not (project / "results" / "results.json").exists(), "the full report is python -m report's"
     odd_even = evaluation["comparisons"]["odd_vs_even"]
-    assert odd_even["seeds"] == [1, 42] and odd_even["resamples"] <= 200
+    assert odd_even["seeds"] == [1, 42] and odd_even["family"] == "primary" and odd_even["degrees_of_freedom"] == 1
     assert evaluation["comparisons"]["lora_vs_tfidf"] == {"a": "lora", "b": "tfidf", "question": ANY_TEXT,
                                                           "skipped": "no tfidf run was evaluated"}
     printed = capsys.readouterr().out

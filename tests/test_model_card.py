@@ -79,7 +79,7 @@ def test_the_cards_snippet_applies_the_runs_threshold(tmp_path, text_prefix):
 
 def test_the_report_adds_test_scores_and_speed_to_the_cards(project, load_calls):
     """python -m report rewrites each run's card with its test scores, at the threshold the folder applies."""
-    results = full_report.main(["--bootstrap", "50", "--threads", "1", "--no-readme"])
+    results = full_report.main(["--threads", "1", "--no-readme"])
     odd = next(record for record in results["runs"] if record["name"] == "odd")
     card = (project / "runs" / "odd" / CARD_FILE).read_text()
     assert "No test scores yet" not in card

@@ -99,17 +99,19 @@ def summary(mean, std, seeds=(1, 42)):
     return {"seeds": list(seeds), "roc_auc": {"mean": mean, "std": std, "n": len(seeds)}}
 
 
-def stored(a, b, difference, low, high, per_seed, verdict):
-    return {"a": a, "b": b, "difference": difference, "ci95": [low, high], "verdict": verdict,
-            "per_seed_differences": dict(zip(("1", "42"), per_seed))}
+def stored(a, b, difference, low, high, per_seed, verdict, p_holm):
+    return {"a": a, "b": b, "difference": difference, "ci95": [low, high], "verdict": verdict, "p_holm": p_holm,
+            "family": "primary", "family_size": 3, "per_seed_differences": dict(zip(("1", "42"), per_seed))}
 
 
 TINY = {
     "seeds": {"teacher": summary(0.95, 0.004), "odd": summary(0.94, 0.002), "even": summary(0.93, 0.006),
               "lora": summary(0.92, 0.001), "minilm": summary(0.96, 0.003)},
-    "comparisons": {"odd_vs_even": stored("odd", "even", 0.01, -0.004, 0.021, [0.02, -0.001], "within noise"),
-                    "lora_vs_odd": stored("lora", "odd", -0.02, -0.031, -0.012, [-0.015, -0.025], "odd better"),
-                    "lora_vs_even": stored("lora", "even", -0.01, -0.018, 0.003, [-0.01, -0.01], "within noise"),
+    "comparisons": {"odd_vs_even": stored("odd", "even", 0.01, -0.004, 0.021, [0.02, -0.001],
+                                          "no difference detected", 0.4),
+                    "lora_vs_odd": stored("lora", "odd", -0.02, -0.031, -0.012, [-0.015, -0.025], "odd better", 0.03),
+                    "lora_vs_even": stored("lora", "even", -0.01, -0.018, 0.003, [-0.01, -0.01],
+                                           "no difference detected", 0.2),
                     "lora-kd_vs_lora": {"skipped": "no lora-kd run"}},
     "runs": [{"method": "lora", "primary": True, "recipe": {"lr": 0.002}}],
     "best_student": None,
@@ -120,9 +122,11 @@ TUNING = {"runs": [{"method": "lora", "lr": lr} for lr in (0.0005, 0.001, 0.002)
 def test_the_answer_table_flips_a_stored_lora_minus_method_into_method_minus_lora():
     table = answer_markdown(TINY, TUNING)
     odd = next(line for line in table.splitlines() if line.startswith("| `odd` |"))
-    assert odd.endswith("| 1, 42 | 0.940 ± 0.002 | +0.020 | [+0.012, +0.031] | odd better |")
+    assert odd.endswith("| 1, 42 | 0.940 ± 0.002 | +0.020 | [+0.012, +0.031] | "
+                        "odd better (Holm p 0.030, primary, 3 compared) |")
     even = next(line for line in table.splitlines() if line.startswith("| `even` |"))
-    assert even.endswith("| +0.010 | [−0.003, +0.018] | no difference detected; the interval allows ±0.018 |")
+    assert even.endswith("| +0.010 | [−0.003, +0.018] | no difference detected; the interval allows ±0.018 "
+                         "(Holm p 0.200, primary, 3 compared) |")
     assert "| `teacher` |" in table and "| not compared |" in table
     assert "| `lora` | LoRA fine-tuning, merged | 1, 42 | 0.920 ± 0.001 | reference |" in table
     assert "`lora-kd`" not in table, "a method without seeds has no row"
@@ -131,8 +135,9 @@ def test_the_answer_table_flips_a_stored_lora_minus_method_into_method_minus_lor
 def test_the_verdict_names_the_winner_and_never_calls_an_interval_across_zero_an_effect():
     words = answer_markdown(TINY, TUNING).split("\n\n")[-1]
     assert words.startswith(f"**Verdict**, on test ROC-AUC: odd beats lora (odd − lora {signed(0.02)}, "
-                            "95% CI [+0.012, +0.031], on every seed); no difference detected between even and lora")
-    assert "no difference detected between odd and even (odd − even +0.010, 95% CI [−0.004, +0.021]: " \
+                            "95% CI [+0.012, +0.031], Holm p 0.030, on every seed); no difference detected between "
+                            "even and lora")
+    assert "no difference detected between odd and even (odd − even +0.010, 95% CI [−0.004, +0.021], Holm p 0.400: " \
            "the interval allows ±0.021)" in words
     assert "scores 0.960 ± 0.003, higher than every student trained here" in words
     assert "LoRA trained at learning rate 0.002, the highest that `make tune` tried for it (0.0005, 0.001, 0.002" in words

@@ -154,7 +154,7 @@ def test_a_second_writer_into_the_same_out_fails_in_one_line_before_training(wor
 def test_a_malformed_history_is_skipped_with_its_reason_and_the_good_runs_are_reported(
         project, load_calls, content, reason):
     (project / "runs" / "even" / "history.json").write_bytes(content)
-    evaluation = evaluate.main(["--bootstrap", "20", "--threads", "1"])
+    evaluation = evaluate.main(["--threads", "1"])
     assert "even" not in [run["name"] for run in evaluation["runs"]] and "odd" in evaluation["seeds"]
     (skip,) = [skip for skip in evaluation["skipped"] if skip["path"] == "runs/even"]
     assert reason in skip["reason"] and "\n" not in skip["reason"]

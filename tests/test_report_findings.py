@@ -49,8 +49,8 @@ def run_record(name, method, *, validation_f1, test_f1, trainable=None, adapter_
 
 
 def comparison_result(a, b, difference, low, high, per_seed, verdict):
-    return {"a": a, "b": b, "difference": difference, "ci95": [low, high], "resamples": 500,
-            "share_a_better": 0.973, "per_seed_differences": per_seed, "verdict": verdict, "n_seeds": len(per_seed)}
+    return {"a": a, "b": b, "difference": difference, "ci95": [low, high], "p_holm": 0.012, "family": "primary",
+            "family_size": 3, "per_seed_differences": per_seed, "verdict": verdict, "n_seeds": len(per_seed)}
 
 
 SEEDS = {"teacher": summary(0.95), "odd": summary(0.92, 0.93), "even": summary(0.90, 0.91), "lora": summary(0.88)}
@@ -76,27 +76,26 @@ def test_comparison_sentences_give_the_verdict_and_warn_when_seeds_disagree():
     from report.findings import comparison
     clear = comparison_result("odd", "even", 0.02, 0.011, 0.029, {"1": 0.015, "42": 0.025}, "odd better")
     assert comparison(clear) == (
-        "odd − even, test ROC-AUC: +0.020 (95% CI [+0.011, +0.029] from 500 paired bootstrap resamples of seeds "
-        "and test comments; odd ahead in 97% of them; per seed: +0.015, +0.025). The interval excludes 0: "
-        "**odd better**.")
+        "odd − even, test ROC-AUC: +0.020 (95% CI [+0.011, +0.029] over seeds and test comments; Holm p 0.012 "
+        "among 3 primary comparisons; per seed: +0.015, +0.025). **odd better**.")
     flipping = comparison_result("lora", "odd", -0.01, -0.02, -0.001, {"1": 0.004, "42": -0.024}, "odd better")
     assert comparison(flipping).endswith(
-        "The interval excludes 0: **odd better**. But the per-seed differences change sign, so the seed "
+        "**odd better**. But the per-seed differences change sign, so the seed "
         "matters as much as the method.")
     all_negative = comparison_result("lora", "odd", -0.03, -0.04, -0.02, {"1": -0.02, "42": -0.04}, "odd better")
-    assert comparison(all_negative).endswith("per seed: −0.020, −0.040). The interval excludes 0: **odd better**.")
-    noise = comparison_result("lora-kd", "lora", 0.002, -0.001, 0.005, {"42": 0.002}, "within noise")
-    assert comparison(noise).endswith("resamples of test comments (a single seed, so seed noise is not covered); "
-                                      "lora-kd ahead in 97% of them; per seed: +0.002). No difference detected; "
-                                      "the interval allows ±0.005.")
+    assert comparison(all_negative).endswith("per seed: −0.020, −0.040). **odd better**.")
+    noise = comparison_result("lora-kd", "lora", 0.002, -0.001, 0.005, {"42": 0.002}, "no difference detected")
+    assert comparison(noise).endswith("over test comments only (a single seed, so seed noise is not covered); "
+                                      "Holm p 0.012 among 3 primary comparisons; per seed: +0.002). No difference "
+                                      "detected; the interval allows ±0.005.")
 
 
 def test_lora_gap_and_teacher_retention():
     from report.findings import lora_gap, teacher_retention
     assert lora_gap(SEEDS) == "LoRA vs the best distilled student (odd): test ROC-AUC 0.880 vs 0.925, a gap of −0.045."
     assert lora_gap({"odd": SEEDS["odd"]}) is None and lora_gap({"lora": SEEDS["lora"]}) is None
-    assert teacher_retention(SEEDS) == ("Share of the teacher's test ROC-AUC (0.950) that each method keeps: "
-                                        "odd 97.4%, even 95.3%, lora 92.6%.")
+    assert teacher_retention(SEEDS) == ("Share of the teacher's skill above chance, (ROC-AUC − 0.5) / (0.950 − 0.5), "
+                                        "that each method keeps: odd 94.4%, even 90.0%, lora 84.4%.")
     assert teacher_retention({"teacher": SEEDS["teacher"]}) is None
     assert teacher_retention({"odd": SEEDS["odd"], "even": SEEDS["even"]}) is None
 
