@@ -26,7 +26,7 @@ from evaluate import (EvaluationError, RunPredictions, find_run_folders, method_
                       seed_summary)
 from models.load import ModelError
 from report.ablations import ablation_report, best_student_result, ensemble_teacher, trade_off_points
-from report.behaviour import failures_markdown, run_suite, suite_summary
+from report.behaviour import bare_insult_misses, failures_markdown, run_suite, suite_summary
 from report.costs import adapter_size_mb, folder_size_mb, measure_speed
 from report.document import results_document, results_markdown
 from report.flags import degenerate_flags
@@ -35,6 +35,7 @@ from report.plots import draw_figures
 from report.render import render_documents
 from report.runs import experiment_sessions, training_losses
 from report.scores import CachedScorer
+from report.sensitivity import without_seen_comments
 from training.files import write_json_atomically, write_text_atomically
 from training.metrics import binary_metrics
 
@@ -78,7 +79,9 @@ def main(argv: list[str] | None = None) -> dict:
         "skipped": skipped,
         "seeds": seed_summary(main_records),
         "behaviour_suite": suite_summary(),
+        "bare_insults": bare_insult_misses(main_records),
         "comparisons": method_comparisons(main_records, predictions),
+        "without_seen_comments": without_seen_comments(main_runs, main_records, predictions),
         "ablations": ablations,
         "ensemble_teacher": ensemble[0] if ensemble else None,
         "best_student": best_student_result(everything, predictions),

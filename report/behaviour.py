@@ -7,12 +7,11 @@ the dataset's definition gives it. Reported here:
 - the pass rate per capability per run (a table, and a heat map in ``report/plots.py``);
 - for each capability, a few cases that the distilled and the LoRA students fail, side by side,
   with each failing model's word contributions (``serving/explain.py``), written to results/behaviour.md;
-- a finding on the question that motivated the suite: do LoRA students let more bare
-  insults through than distilled students? Runs are paired by training seed, and the difference
-  carries a 95% t-interval over the seeds (Student's t, n − 1 degrees of freedom).
+- the question that motivated the suite: do LoRA students let more bare insults through than
+  distilled students? For each LoRA variant, at each run's threshold and at 0.5, paired by seed,
+  with a bootstrap over the seeds and the cases (``bare_insult_misses``).
 """
 import numpy as np
-from scipy.stats import t as student_t
 
 from report.behaviour_cases import CAPABILITIES, TOXIC, Case, suite
 from evaluate import Scorer
@@ -22,6 +21,7 @@ from report.tables import markdown_table, signed
 
 DISTILLED = ("odd", "even")
 LORA = ("lora", "lora-kd")
+LORA_VARIANTS = ("lora", "lora-kd", "lora-odd", "lora-minilm")
 BARE = "bare insult"
 SHOWN_PER_CAPABILITY = 4
 
@@ -63,53 +63,67 @@ def capability_table(records: list[dict]) -> str:
     return markdown_table(header, rows)
 
 
-def miss_rate(record: dict, capability: str = BARE) -> float:
-    return 1 - record["behaviour"]["pass_rates"][capability]["rate"]
+def bare_insult_misses(records: list[dict], cases: list[Case] | None = None, resamples: int = 2000,
+                       seed: int = 0) -> list[dict]:
+    """Per LoRA variant, the share of bare insults it lets through minus the distilled students' (odd, even).
 
-
-def bare_insult_finding(records: list[dict]) -> str | None:
-    """Do the LoRA students miss more bare insults than the distilled ones? Paired by seed, with an interval."""
+    Runs are paired by training seed. Each comparison is made twice: at every run's own validation
+    threshold (as served) and at 0.5 (the thresholds range widely, and move the count). Its 95%
+    interval is a percentile bootstrap that draws the seeds and the cases with replacement: the
+    bare insults come from a few templates, so the cases are a sample too.
+    """
+    cases = suite() if cases is None else cases
+    bare = np.array([case.capability == BARE for case in cases])
+    toxic = np.array([case.label == TOXIC for case in cases])[bare]
     grouped = runs_by_method(records)
-    distilled = [m for m in DISTILLED if m in grouped]
-    if "lora" not in grouped or not distilled:
+    distilled = [method for method in DISTILLED if method in grouped]
+    rows = []
+    for variant in (method for method in LORA_VARIANTS if method in grouped and distilled):
+        seeds = sorted(set(grouped[variant]).intersection(*(grouped[m] for m in distilled)))
+        for at in ("own", 0.5) if seeds else ():
+            def misses(record: dict) -> np.ndarray:
+                threshold = record["behaviour"]["threshold"] if at == "own" else at
+                return ((np.asarray(record["behaviour"]["probs"])[bare] >= threshold) != toxic).astype(float)
+            own = np.array([misses(grouped[variant][s]) for s in seeds])  # [seeds, cases]
+            theirs = np.array([np.mean([misses(grouped[m][s]) for m in distilled], axis=0) for s in seeds])
+            rng = np.random.default_rng(seed)
+            drawn_seeds = rng.integers(0, len(seeds), (resamples, len(seeds), 1))
+            drawn_cases = rng.integers(0, bare.sum(), (resamples, 1, bare.sum()))
+            resampled = (own - theirs)[drawn_seeds, drawn_cases].mean(axis=(1, 2))
+            rows.append({"variant": variant, "threshold": at, "seeds": seeds, "cases": int(bare.sum()),
+                         "variant_misses": float(own.mean()), "distilled_misses": float(theirs.mean()),
+                         "difference": float((own - theirs).mean()),
+                         "ci95": [float(x) for x in np.percentile(resampled, [2.5, 97.5])]})
+    return rows
+
+
+def bare_insult_table(rows: list[dict]) -> str:
+    """``bare_insult_misses`` as a table, in percentage points, with the verdict each interval allows."""
+    def said(row):
+        low, high = row["ci95"]
+        if low <= 0 <= high:
+            return f"no difference detected; the interval allows ±{100 * max(-low, high):.1f} points"
+        return f"{row['variant']} lets {'more' if low > 0 else 'fewer'} through"
+    return markdown_table(
+        ["LoRA variant", "Threshold", "Seeds", "Let through: variant", "Distilled (odd, even)", "Δ (points)",
+         "95% CI (seeds and cases)", "Verdict"],
+        [[f"`{row['variant']}`", "each run's own" if row["threshold"] == "own" else "0.5",
+          ", ".join(map(str, row["seeds"])), f"{100 * row['variant_misses']:.0f}%",
+          f"{100 * row['distilled_misses']:.0f}%", signed(100 * row["difference"], 1),
+          "[{}, {}]".format(*(signed(100 * x, 1) for x in row["ci95"])), said(row)] for row in rows])
+
+
+def bare_insult_finding(rows: list[dict]) -> str | None:
+    """One sentence: how many LoRA variants let more bare insults through, at which thresholds."""
+    if not rows:
         return None
-    seeds = sorted(set(grouped["lora"]).intersection(*(grouped[m] for m in distilled)))
-    if not seeds:
-        return None
-    lora = np.array([miss_rate(grouped["lora"][s]) for s in seeds])
-    students = np.array([np.mean([miss_rate(grouped[m][s]) for m in distilled]) for s in seeds])
-    differences = lora - students
-    cases = records[0]["behaviour"]["pass_rates"][BARE]["cases"]
-    sentence = (f"Bare insults ({cases} cases, each run at its validation threshold) let through: lora "
-                f"{percent_spread(lora)}, distilled students ({' and '.join(distilled)}) {percent_spread(students)}; "
-                f"lora − distilled {signed(100 * differences.mean(), 1)} points")
-    if len(seeds) == 1:
-        return (sentence + f" from a single seed ({seeds[0]}), so no interval. "
-                + verdict(differences.mean(), differences.mean(), differences.mean(), single_seed=True))
-    half_width = student_t.ppf(0.975, len(seeds) - 1) * differences.std(ddof=1) / np.sqrt(len(seeds))
-    low, high = differences.mean() - half_width, differences.mean() + half_width
-    per_seed = ", ".join(f"{signed(100 * d, 1)} (seed {s})" for s, d in zip(seeds, differences))
-    return (sentence + f" (95% t-interval over {len(seeds)} seeds [{signed(100 * low, 1)}, {signed(100 * high, 1)}]; "
-            f"per seed: {per_seed}). " + verdict(differences.mean(), low, high))
-
-
-def percent_spread(values: np.ndarray) -> str:
-    """Mean over seeds, with the range when there are several."""
-    text = f"{100 * values.mean():.0f}%"
-    return text + (f" ({100 * values.min():.0f}–{100 * values.max():.0f}% over seeds)" if len(values) > 1 else "")
-
-
-def verdict(mean: float, low: float, high: float, single_seed: bool = False) -> str:
-    if single_seed:
-        if mean == 0:
-            return "On this seed they miss the same share."
-        return f"On this seed **{'lora' if mean > 0 else 'the distilled students'} miss{'es' if mean > 0 else ''} more**; " \
-               f"more seeds (`make study`) would say whether that holds."
-    if low > 0:
-        return "**LoRA misses more bare insults than the distilled students**: the interval excludes 0."
-    if high < 0:
-        return "**LoRA misses fewer bare insults than the distilled students**: the interval excludes 0."
-    return "The seeds cannot tell them apart: the interval contains 0."
+    more = [f"`{row['variant']}` ({'its own threshold' if row['threshold'] == 'own' else 'at 0.5'})"
+            for row in rows if row["ci95"][0] > 0]
+    return (f"Bare insults ({rows[0]['cases']} cases from a few templates): of {len(rows)} comparisons of a LoRA "
+            f"variant with the distilled students, at each run's threshold and at 0.5, "
+            + (f"{len(more)} find the variant letting more through: {', '.join(more)}" if more else
+               "none finds a LoRA variant letting more through")
+            + "; the others detect no difference (docs/behaviour.md has the table).")
 
 
 def failures_markdown(records: list[dict], cases: list[Case] | None = None) -> str:

@@ -5,7 +5,7 @@ results/results.md holds every section at once. The long documents of docs/ each
 the behavioural tests and the served run. Image and file links are given relative to the document
 that holds them (``prefix``), and headings at the depth it needs (``heading``).
 """
-from report.behaviour import capability_table
+from report.behaviour import bare_insult_table, capability_table
 from report.findings import findings, served_run
 from report.tables import (TRAINING_LOSS, WARNING, ablation_table, assignment_table, comparisons_table, costs_table,
                            flag_list, quality_table, seeds_table)
@@ -62,6 +62,15 @@ def all_runs_markdown(results: dict, heading: str) -> list[str]:
     ]
 
 
+def unseen_comments_markdown(sensitivity: dict | None) -> list[str]:
+    """The sensitivity check of ``report/sensitivity.py``: the primary comparisons without the seen test comments."""
+    if not sensitivity:
+        return []
+    return [f"Sensitivity: the question's three comparisons again without the {sensitivity['dropped']} test comments "
+            f"that, normalised, repeat a training or validation comment ({sensitivity['kept']} kept; "
+            f"`report/sensitivity.py`):", comparisons_table(sensitivity["comparisons"])]
+
+
 def seeds_markdown(results: dict, heading: str) -> list[str]:
     """The seed study: each method's mean ± std, and the paired comparisons with their intervals."""
     return [
@@ -69,6 +78,7 @@ def seeds_markdown(results: dict, heading: str) -> list[str]:
         seeds_table(results["seeds"]),
         f"{heading} Paired comparisons",
         comparisons_table(results["comparisons"]),
+        *unseen_comments_markdown(results.get("without_seen_comments")),
         ("Runs are paired by training seed (a method without randomness, TF-IDF, is paired with every seed). "
          "Δ is the difference of the seed-averaged test ROC-AUCs. Its standard error adds two noises, "
          "SE² = s²_seed/n + SE²_test: the spread of the n per-seed differences (training noise) and the test "
@@ -113,6 +123,10 @@ def behaviour_markdown(results: dict, heading: str, prefix: str) -> list[str]:
          f"(toxic: an insult aimed at a participant of the conversation). The failing cases of the distilled and "
          f"LoRA students, side by side and explained word by word, are in [behaviour.md]({prefix}behaviour.md)."),
         capability_table(results["runs"]),
+        ("Do LoRA students let more bare insults through than the distilled ones? Each LoRA variant against odd "
+         "and even of the same seeds, at every run's own threshold and at 0.5, with a 95% percentile bootstrap "
+         "over the seeds and the cases (`report/behaviour.py`):"),
+        bare_insult_table(results["bare_insults"]),
     ]
 
 

@@ -253,7 +253,7 @@ def findings(results: dict) -> list[str]:
     ensemble = results.get("ensemble_teacher")
     sentences += [lora_gap(seeds), teacher_spread(seeds), best_method(seeds), served,
                   ensemble_teacher_line(ensemble, ensemble_comparison(results.get("ablations") or {})),
-                  best_student_line(results.get("best_student")), bare_insult_finding(records),
+                  best_student_line(results.get("best_student")), bare_insult_finding(results["bare_insults"]),
                   teacher_retention(seeds), costs(records), recipes(records), pipeline_time(records),
                   study_time(records, results.get("evaluate_time_s"), results.get("study_sessions", [])),
                   ablations_time(results.get("ablation_runs", []), results.get("ablation_sessions", [])),

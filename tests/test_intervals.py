@@ -210,3 +210,29 @@ def test_the_seed_bootstrap_used_before_covers_too_few(seeds):
         low, high = seed_bootstrap_interval(labels, probs_a, probs_b, 100, rng)
         covered += low <= 0 <= high
     assert covered / 150 < 0.90
+
+
+# ---- the sensitivity check without the test comments a model may have seen ----------------------------
+
+def test_the_sensitivity_check_drops_the_test_comments_that_repeat_a_training_comment(labels, monkeypatch):
+    from types import SimpleNamespace
+
+    from evaluate import Run
+    from report import sensitivity
+    texts = [f"comment {i}" for i in range(len(labels))]
+    splits = SimpleNamespace(train=SimpleNamespace(texts=["COMMENT 3!", "other"]),
+                             validation=SimpleNamespace(texts=["comment  7"]), test=SimpleNamespace(texts=texts))
+    monkeypatch.setattr(sensitivity, "load_splits", lambda **_: splits)
+    seen = sensitivity.seen_in_training(splits)
+    assert np.flatnonzero(seen).tolist() == [3, 7]  # case, spaces and punctuation folded
+    records, predictions = study(labels, {"odd": (0.4, 0.5), "even": (0.6, 0.7), "lora": (1.0, 1.1)})
+    runs = [Run(name=r["name"], method=r["method"], seed=r["seed"], path=None,
+                history={"args": {"dataset": "x", "text_column": None, "label_column": None, "toxic_labels": None,
+                                  "val_fraction": 0.1, "split_seed": 42}}) for r in records]
+    result = sensitivity.without_seen_comments(runs, records, predictions)
+    assert (result["dropped"], result["kept"]) == (2, len(labels) - 2)
+    odd_even = result["comparisons"]["odd_vs_even"]
+    keep = ~seen
+    expected = np.mean([roc_auc_score(labels[keep], predictions[f"odd-seed{s}"].probs[keep])
+                        - roc_auc_score(labels[keep], predictions[f"even-seed{s}"].probs[keep]) for s in (1, 2)])
+    assert odd_even["difference"] == pytest.approx(expected) and odd_even["family_size"] == 3

@@ -1,8 +1,11 @@
 """The behavioural report: verdicts at the run's threshold, the bare-insult finding, the failures file."""
 
+import pytest
+
 from conftest import tiny_classifier, tiny_tokenizer
 from report.behaviour_cases import CAPABILITIES, NOT_TOXIC, TOXIC, Case
-from report.behaviour import bare_insult_finding, capability_table, failures_markdown, run_suite
+from report.behaviour import (bare_insult_finding, bare_insult_misses, bare_insult_table, capability_table,
+                              failures_markdown, run_suite)
 from evaluate import Scorer
 from webapp.app import Predictor
 
@@ -32,24 +35,40 @@ def record(name, method, seed, bare_passed, primary=True, bare_cases=20):
             "behaviour": {"threshold": 0.5, "pass_rates": rates, "overall": 0.9}}
 
 
-def test_bare_insult_finding_pairs_seeds_and_gives_a_t_interval():
-    records = [record("odd", "odd", 42, 19), record("even", "even", 42, 17), record("lora", "lora", 42, 12),
-               record("odd-seed1", "odd", 1, 20, False), record("even-seed1", "even", 1, 18, False),
-               record("lora-seed1", "lora", 1, 14, False)]
-    sentence = bare_insult_finding(records)
-    # misses: seed 1: lora 30%, distilled (0% + 10%) / 2 = 5% -> +25; seed 42: lora 40%, distilled 10% -> +30
-    assert "lora 35% (30–40% over seeds)" in sentence and "distilled students (odd and even) 8%" in sentence
-    assert "lora − distilled +27.5 points" in sentence
-    # mean 27.5, sd 3.536, t(0.975, 1) = 12.706: half-width 31.8
-    assert "95% t-interval over 2 seeds [−4.3, +59.3]" in sentence
-    assert "per seed: +25.0 (seed 1), +30.0 (seed 42)" in sentence
-    assert sentence.endswith("The seeds cannot tell them apart: the interval contains 0.")
+BARE_CASES = [*(Case(f"insult {i}", TOXIC, "bare insult") for i in range(4)),
+              Case("thank you", NOT_TOXIC, "polite disagreement")]
 
 
-def test_bare_insult_finding_with_one_seed_says_so():
-    sentence = bare_insult_finding([record("odd", "odd", 42, 20), record("lora", "lora", 42, 15)])
-    assert "+25.0 points from a single seed (42), so no interval" in sentence
-    assert bare_insult_finding([record("odd", "odd", 42, 20)]) is None
+def scored(name, method, seed, probs, threshold):
+    """A run's behaviour record: its P(toxic) on BARE_CASES and its validation threshold."""
+    return {"name": name, "method": method, "seed": seed, "behaviour": {"threshold": threshold, "probs": probs}}
+
+
+def test_each_lora_variant_is_compared_at_its_own_threshold_and_at_one_half():
+    records = [scored("odd", "odd", 1, [0.9, 0.9, 0.9, 0.9, 0.1], 0.5),
+               scored("even", "even", 1, [0.9, 0.9, 0.9, 0.4, 0.1], 0.5),   # misses one of four
+               scored("lora", "lora", 1, [0.9, 0.3, 0.3, 0.3, 0.1], 0.25),  # at 0.25 it misses none, at 0.5 three
+               scored("lora-kd", "lora-kd", 2, [0.9] * 4 + [0.1], 0.5)]      # no seed shared with the students
+    rows = bare_insult_misses(records, BARE_CASES, resamples=200)
+    assert [(row["variant"], row["threshold"]) for row in rows] == [("lora", "own"), ("lora", 0.5)]
+    own, half = rows
+    assert own["variant_misses"] == 0 and own["distilled_misses"] == 0.125 and own["difference"] == -0.125
+    assert half["variant_misses"] == 0.75 and half["difference"] == 0.625 and half["cases"] == 4
+    assert half["ci95"][0] <= half["difference"] <= half["ci95"][1]
+    table = bare_insult_table(rows)
+    assert "| `lora` | each run's own | 1 | 0% | 12% | −12.5 |" in table and "| `lora` | 0.5 | 1 | 75% |" in table
+    assert bare_insult_finding(rows).startswith("Bare insults (4 cases from a few templates): of 2 comparisons")
+
+
+def test_the_bare_insult_interval_draws_seeds_and_cases():
+    same = [0.9, 0.9, 0.9, 0.9, 0.1]
+    records = [scored(f"{m}-{s}", m, s, same if m != "lora" or s != 1 else [0.1, 0.1, 0.1, 0.1, 0.1], 0.5)
+               for m in ("odd", "even", "lora") for s in (1, 2, 3)]
+    row = bare_insult_misses(records, BARE_CASES, resamples=500)[1]
+    assert row["difference"] == pytest.approx(1 / 3)  # one seed of three misses all four
+    low, high = row["ci95"]
+    assert low == 0 and high > 2 / 3, "drawing the all-missing seed twice or more is in the interval, never none of it"
+    assert bare_insult_finding([]) is None
 
 
 def test_capability_table_has_a_column_per_capability_and_a_row_per_run():
