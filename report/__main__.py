@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     torch.set_num_threads(args.threads)  # one setting for all runs, so their speeds compare
     runs, skipped = read_runs(args.paths or find_run_folders(args.runs_dir))
+    splits_by_test_set = {}
     records, predictions = evaluate.score_runs(runs, skipped, load=CachedScorer,
-                                              extend=partial(describe_run, measure=not args.no_speed))
+                                              extend=partial(describe_run, measure=not args.no_speed,
+                                                             splits_by_test_set=splits_by_test_set))
 
     # Warnings, the seed study and the paired comparisons, the ablations, then the report itself.
     flags = degenerate_flags(records, predictions)
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
         "behaviour_suite": suite_summary(),
         "bare_insults": bare_insult_misses(main_records),
         "comparisons": method_comparisons(main_records, predictions),
-        "without_seen_comments": without_seen_comments(main_runs, main_records, predictions),
+        "without_seen_comments": without_seen_comments(main_runs, main_records, predictions, splits_by_test_set),
         "ablations": ablations,
         "ensemble_teacher": ensemble[0] if ensemble else None,
         "best_student": best_student_result(everything, predictions),
@@ -107,13 +109,16 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def describe_run(run: evaluate.Run, record: dict, scores: CachedScorer, splits, predictions: RunPredictions, *,
-                 measure: bool) -> None:
+                 measure: bool, splits_by_test_set: dict) -> None:
     """Add to ``record`` what the report says of a run beyond its scores; rewrite its model card.
+
+    ``splits_by_test_set`` collects the splits of each test set, for the sensitivity check.
 
     Speed does not depend on the seed: it is measured once per method, on its primary run, and
     only when ``measure``. An ablation changes a setting of a measured method: its own tables need
     no speed or behaviour. ``scores`` loads the run only if that is needed.
     """
+    splits_by_test_set[predictions.test_set] = splits
     needs_model = not run.ablation
     scorer = scores.loaded() if needs_model else None
     record.update({
@@ -121,6 +126,7 @@ def describe_run(run: evaluate.Run, record: dict, scores: CachedScorer, splits, 
         "speed": measure_speed(scorer, splits.test.texts) if measure and run.primary and needs_model else None,
         "train_wall_time_s": run.history["wall_time_s"],
         "command_wall_time_s": run.history.get("total_time_s"),
+        "optimizer_steps": run.history["steps"][-1]["step"] if run.history.get("steps") else None,
         "threads": run.history["args"].get("threads"),  # None: torch's default (every core)
         **training_losses(run.history),
         "recipe": {"lr": run.history["args"].get("lr"), "epochs": run.history["args"].get("epochs"),

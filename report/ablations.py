@@ -74,12 +74,13 @@ def method_row(by_seed: dict[int, dict]) -> dict:
     """A method's test metrics over its seeds, its mean validation ROC-AUC, trainable parameters and time."""
     tests = [record["test"]["at_validation_threshold"] for record in by_seed.values()]
     minutes = [record["command_wall_time_s"] / 60 for record in by_seed.values() if record.get("command_wall_time_s")]
+    steps = [record["optimizer_steps"] for record in by_seed.values() if record.get("optimizer_steps")]
     first = next(iter(by_seed.values()))
     return {"seeds": sorted(by_seed), "runs": [by_seed[seed]["name"] for seed in sorted(by_seed)],
             **{metric: mean_std([test[metric] for test in tests]) for metric in ("roc_auc", "pr_auc", "macro_f1")},
             "validation_roc_auc": float(np.mean([record["validation"]["roc_auc"] for record in by_seed.values()])),
             "trainable": first["params"]["trainable"], "total": first["params"]["total"],
-            "minutes": float(np.mean(minutes)) if minutes else None}
+            "minutes": float(np.mean(minutes)) if minutes else None, "steps": float(np.mean(steps)) if steps else None}
 
 
 def ablation_report(records: list[dict], predictions: dict[str, RunPredictions]) -> dict:

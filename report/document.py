@@ -106,7 +106,9 @@ def ablations_markdown(results: dict, heading: str) -> list[str]:
              "`make all` or `make study` already trains is reused. Each row gives the mean ± std over the point's "
              "seeds (a single seed is labelled so), at the threshold chosen on validation; Δ is the test ROC-AUC "
              "difference with the row named, paired by seed over the seeds both have, with the interval of the "
-             "study's paired comparisons, Holm-corrected over every ablation comparison. train.py time: the mean wall "
+             "study's paired comparisons, Holm-corrected over every ablation comparison. Optimiser steps: the mean over "
+             "the point's seeds; a point that adds comments (the transfer set) also takes more steps than its "
+             "reference, so its difference mixes more data with more training. train.py time: the mean wall "
              "time of one run, the teacher a student learns from not counted."]
     for family in families.values():
         parts += [f"**{family['title']}**", ablation_table(family["rows"])]

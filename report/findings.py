@@ -1,6 +1,8 @@
 """The findings in words, every number inserted from the results (none is ever typed by hand)."""
 from pathlib import PurePosixPath
 
+import numpy as np
+
 from report.behaviour import DISTILLED, bare_insult_finding
 from evaluate import STUDY_DIR
 from report.runs import served_record
@@ -82,10 +84,20 @@ def costs(records: list[dict]) -> str | None:
     teacher = primary.get("teacher")
     if teacher and teacher["speed"]:
         base = teacher["speed"]["batch_1"]["examples_per_s"]
-        faster = ", ".join(f"{m} ×{r['speed']['batch_1']['examples_per_s'] / base:.2f}"
-                           for m, r in primary.items() if m != "teacher" and r["speed"])
-        if faster:
-            sentences.append(f"Speed at batch 1 relative to the teacher ({number(base, 1)} comments/s): {faster}.")
+        by_size: dict[int, list[str]] = {}  # the same parameter count here means the same graph
+        for method, r in primary.items():
+            if method != "teacher" and r["speed"]:
+                by_size.setdefault(r["params"]["total"], []).append(method)
+        groups = []
+        for size, methods in by_size.items():
+            ratios = [primary[m]["speed"]["batch_1"]["examples_per_s"] / base for m in methods]
+            spread = f", ×{min(ratios):.2f} to ×{max(ratios):.2f}" if len(ratios) > 1 else ""
+            groups.append(f"the {millions(size)}-parameter models ({', '.join(methods)}) ×{np.median(ratios):.2f}"
+                          + spread)
+        if groups:
+            sentences.append(f"Speed at batch 1 relative to the teacher ({number(base, 1)} comments/s, one "
+                             f"measurement each): {'; '.join(groups)}. Models of one size run the same graph, so "
+                             f"the spread within a group is measurement noise, not a difference between methods.")
     return " ".join(sentences) or None
 
 

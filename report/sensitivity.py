@@ -7,10 +7,8 @@ answer, the answer rests on memorised comments.
 """
 import numpy as np
 
-from data.load import load_splits
 from data.transfer import normalise_text
-from evaluate import (COMPARED_PAIRS, PRIMARY_PAIRS, Run, RunPredictions, compare_methods, correct_as_family,
-                      dataset_args)
+from evaluate import COMPARED_PAIRS, PRIMARY_PAIRS, Run, RunPredictions, compare_methods, correct_as_family
 
 
 def seen_in_training(splits) -> np.ndarray:
@@ -19,7 +17,8 @@ def seen_in_training(splits) -> np.ndarray:
     return np.array([normalise_text(text) in seen for text in splits.test.texts])
 
 
-def without_seen_comments(runs: list[Run], records: list[dict], predictions: dict[str, RunPredictions]) -> dict | None:
+def without_seen_comments(runs: list[Run], records: list[dict], predictions: dict[str, RunPredictions],
+                          splits_by_test_set: dict) -> dict | None:
     """The primary comparisons on the unseen test comments only, Holm-corrected as their own family.
 
     None when no run of the question was scored. Runs scored on another test split are left out.
@@ -27,8 +26,8 @@ def without_seen_comments(runs: list[Run], records: list[dict], predictions: dic
     question = [run for run in runs if any(run.method in pair for pair in PRIMARY_PAIRS)]
     if not question:
         return None
-    seen = seen_in_training(load_splits(**dataset_args(question[0].history)))
     test_set = predictions[question[0].name].test_set
+    seen = seen_in_training(splits_by_test_set[test_set])
     unseen = {name: RunPredictions(run.labels[~seen], run.probs[~seen], f"{test_set}-unseen")
               for name, run in predictions.items() if run.test_set == test_set}
     records = [record for record in records if record["name"] in unseen]

@@ -165,9 +165,10 @@ def ablation_table(rows: list[dict]) -> str:
                       "[{}, {}]".format(*map(signed, comparison["ci95"])),
                       verdict_cell(comparison) + (" (single seed)" if comparison["n_seeds"] == 1 else "")]
         minutes = "–" if row["minutes"] is None else f"{row['minutes']:.1f} min"
+        steps = "–" if row.get("steps") is None else f"{row['steps']:,.0f}"
         lines.append([f"{row['label']} (`{row['method']}`)", row.get("seeds_label") or seeds_cell(row["seeds"]),
                       mean_std_cell(row["roc_auc"]),
                       mean_std_cell(row["pr_auc"]), mean_std_cell(row["macro_f1"]), millions(row["trainable"]),
-                      minutes, *versus])
-    return markdown_table(["Point", "Seeds", "Test ROC-AUC", "PR-AUC", "Macro-F1", "Trainable", "train.py time",
-                           "Δ test ROC-AUC", "95% CI: seeds + test comments", "Verdict"], lines)
+                      steps, minutes, *versus])
+    return markdown_table(["Point", "Seeds", "Test ROC-AUC", "PR-AUC", "Macro-F1", "Trainable", "Optimiser steps",
+                           "train.py time", "Δ test ROC-AUC", "95% CI: seeds + test comments", "Verdict"], lines)

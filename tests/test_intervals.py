@@ -214,22 +214,19 @@ def test_the_seed_bootstrap_used_before_covers_too_few(seeds):
 
 # ---- the sensitivity check without the test comments a model may have seen ----------------------------
 
-def test_the_sensitivity_check_drops_the_test_comments_that_repeat_a_training_comment(labels, monkeypatch):
+def test_the_sensitivity_check_drops_the_test_comments_that_repeat_a_training_comment(labels):
     from types import SimpleNamespace
 
     from evaluate import Run
-    from report import sensitivity
+    from report.sensitivity import seen_in_training, without_seen_comments
     texts = [f"comment {i}" for i in range(len(labels))]
     splits = SimpleNamespace(train=SimpleNamespace(texts=["COMMENT 3!", "other"]),
                              validation=SimpleNamespace(texts=["comment  7"]), test=SimpleNamespace(texts=texts))
-    monkeypatch.setattr(sensitivity, "load_splits", lambda **_: splits)
-    seen = sensitivity.seen_in_training(splits)
+    seen = seen_in_training(splits)
     assert np.flatnonzero(seen).tolist() == [3, 7]  # case, spaces and punctuation folded
     records, predictions = study(labels, {"odd": (0.4, 0.5), "even": (0.6, 0.7), "lora": (1.0, 1.1)})
-    runs = [Run(name=r["name"], method=r["method"], seed=r["seed"], path=None,
-                history={"args": {"dataset": "x", "text_column": None, "label_column": None, "toxic_labels": None,
-                                  "val_fraction": 0.1, "split_seed": 42}}) for r in records]
-    result = sensitivity.without_seen_comments(runs, records, predictions)
+    runs = [Run(name=r["name"], method=r["method"], seed=r["seed"], path=None, history={}) for r in records]
+    result = without_seen_comments(runs, records, predictions, {"same": splits})
     assert (result["dropped"], result["kept"]) == (2, len(labels) - 2)
     odd_even = result["comparisons"]["odd_vs_even"]
     keep = ~seen
