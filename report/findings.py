@@ -5,6 +5,7 @@ import numpy as np
 
 from report.behaviour import DISTILLED, bare_insult_finding
 from evaluate import STUDY_DIR
+from experiments.tune import SEED as TUNING_SEED
 from report.runs import served_record
 from report.tables import WARNING, interval_allows, millions, number, signed, verdict_cell
 
@@ -232,10 +233,9 @@ def recipes(records: list[dict]) -> str | None:
         return None
     each = ", ".join(f"{r['method']} {r['recipe']['lr']:g} × {r['recipe']['epochs']}" for r in primary)
     sources = {r["recipe"]["defaults_from"] for r in primary}
-    if sources <= {"tuned_defaults.json", "train.py"}:
-        source = ("each chosen by `make tune` on validation ROC-AUC at seed 42 and written into train.py's "
-                  "RECIPES table (the search and its scores: results/tuning.md; the controls take the recipe "
-                  "of the method they control)")
+    if sources == {"train.py"}:
+        source = (f"each chosen by `make tune` on validation ROC-AUC at seed {TUNING_SEED}, no seed of the study, and "
+                  f"written into train.py's RECIPES table (the search and its scores: results/tuning.md)")
     elif sources == {"flags"}:
         source = "given as flags to train.py"
     else:

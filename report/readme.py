@@ -131,22 +131,16 @@ def baseline_caveat(results: dict) -> str | None:
                "for comparison with the students above."))
 
 
-def tuning_caveat(results: dict, tuning: dict | None) -> str | None:
-    """Where LoRA's learning rate sits in the grid `make tune` searched: at its top, a higher one was never tried."""
-    trained = next((r["recipe"]["lr"] for r in results["runs"]
-                    if r["method"] == REFERENCE and r["primary"] and r.get("recipe", {}).get("lr")), None)
-    if tuning is None or trained is None:
+def tuning_caveat(tuning: dict | None) -> str | None:
+    """How the recipes were chosen (`make tune`, on validation, at a seed no evaluation uses), and which sit at an edge."""
+    if tuning is None:
         return None
-    grid = sorted({run["lr"] for run in tuning["runs"] if run["method"] == REFERENCE})
-    if not grid:
-        return None
-    tried = ", ".join(f"{lr:g}" for lr in grid)
-    if trained >= grid[-1]:
-        return (f"LoRA trained at learning rate {trained:g}, the highest that `make tune` tried for it ({tried}; "
-                f"[results/tuning.md](results/tuning.md)), so a higher rate was never tried: read LoRA's gap as an "
-                f"upper bound.")
-    return (f"LoRA trained at learning rate {trained:g}, chosen by `make tune` from {tried} "
-            f"([results/tuning.md](results/tuning.md)).")
+    at_edge = [f"{method} (at its {' and '.join(row['at_edge'])})" for method, row in tuning["chosen"].items()
+               if not row["interior"]]
+    return (f"Every method's learning rate and epochs were chosen by `make tune` on validation at seed "
+            f"{tuning['seed']}, which no evaluation run uses, each grid grown until its best was inside it"
+            + (f"; still at an edge when the search stopped: {', '.join(at_edge)}, so read those gaps as bounds"
+               if at_edge else "") + " ([results/tuning.md](results/tuning.md)).")
 
 
 def stale_recipes(results: dict, tuning: dict | None) -> str | None:
@@ -167,8 +161,8 @@ def stale_recipes(results: dict, tuning: dict | None) -> str | None:
 
 def answer_markdown(results: dict, tuning: dict | None = None) -> str:
     """The README's answer section: the table, the verdict and its caveats."""
-    stale = stale_recipes(results, tuning)  # then the tuning grid says nothing of these runs
-    caveats = [c for c in (baseline_caveat(results), stale or tuning_caveat(results, tuning)) if c]
+    stale = stale_recipes(results, tuning)  # then the tuning search says nothing of these runs
+    caveats = [c for c in (baseline_caveat(results), stale or tuning_caveat(tuning)) if c]
     words = " ".join(part for part in (verdict(results), "**Caveats**: " + " ".join(caveats) if caveats else "")
                      if part)
     parts = [answer_table(results),

@@ -116,7 +116,8 @@ TINY = {
     "runs": [{"method": "lora", "primary": True, "recipe": {"lr": 0.002}}],
     "best_student": None,
 }
-TUNING = {"runs": [{"method": "lora", "lr": lr} for lr in (0.0005, 0.001, 0.002)] + [{"method": "odd", "lr": 0.01}]}
+TUNING = {"seed": 0, "chosen": {"lora": {"interior": False, "at_edge": ["highest lr"]},
+                                 "odd": {"interior": True, "at_edge": []}}}
 
 
 def test_the_answer_table_flips_a_stored_lora_minus_method_into_method_minus_lora():
@@ -140,13 +141,14 @@ def test_the_verdict_names_the_winner_and_never_calls_an_interval_across_zero_an
     assert "no difference detected between odd and even (odd − even +0.010, 95% CI [−0.004, +0.021], Holm p 0.400: " \
            "the interval allows ±0.021)" in words
     assert "scores 0.960 ± 0.003, higher than every student trained here" in words
-    assert "LoRA trained at learning rate 0.002, the highest that `make tune` tried for it (0.0005, 0.001, 0.002" in words
-    assert "upper bound" in words and "no effect" not in words
+    assert "chosen by `make tune` on validation at seed 0, which no evaluation run uses" in words
+    assert "still at an edge when the search stopped: lora (at its highest lr), so read those gaps as bounds" in words
+    assert "no effect" not in words
 
 
 def test_the_caveats_follow_the_numbers_not_the_words():
-    inside_grid = answer_markdown(TINY, {"runs": [{"method": "lora", "lr": lr} for lr in (0.001, 0.002, 0.004)]})
-    assert "chosen by `make tune` from 0.001, 0.002, 0.004" in inside_grid and "upper bound" not in inside_grid
+    inside_grid = answer_markdown(TINY, {"seed": 0, "chosen": {"lora": {"interior": True, "at_edge": []}}})
+    assert "each grid grown until its best was inside it (" in inside_grid and "bounds" not in inside_grid
     weaker_baseline = {**TINY, "seeds": {**TINY["seeds"], "minilm": summary(0.93, 0.003)}}
     assert "higher than every student" not in answer_markdown(weaker_baseline)
     ensemble_teacher = {"rows": [{"method": "teacher-ensemble", "roc_auc": {"mean": 0.99}}]}
