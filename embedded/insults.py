@@ -116,9 +116,9 @@ def load_insults_unlabelled(cache_dir: str | Path | None = None) -> list[str]:
     """The decoded comments of ``final.csv``: same source, quoting and escapes as the labelled files, no labels.
 
     Some of them also occur in the labelled splits: the archive's notes count 22 verbatim in the test
-    split and 30 in train; compared after ``data.splits.normalise_text``, 40 rows repeat a test comment,
-    10 a validation comment and 58 a training comment. ``data/transfer.py`` removes every one of them,
-    and the repeats among the rest, before any training: 2,129 comments are used.
+    split and 30 in train. Compared after ``data.splits.normalise_text``, ``data/transfer.py`` drops 49
+    rows that repeat a validation or test comment, 49 more that repeat a training comment and 8 repeats
+    among the rest, before any training: 2,129 comments are used (tests/test_transfer_set.py).
     """
     with tarfile.open(fetch_archive(cache_dir), "r:gz") as tar, \
             io.TextIOWrapper(tar.extractfile(UNLABELLED_MEMBER), encoding="utf-8", newline="") as csv_file:

@@ -58,6 +58,8 @@ def test_the_embedded_unlabelled_comments_lose_every_copy_of_a_validation_or_tes
     held_out = {normalise_text(text) for text in splits.validation.texts + splits.test.texts}
     assert not held_out & {normalise_text(text) for text in transfer.texts}
     assert len(transfer.texts) == transfer.counts["used"] > 2000
+    assert transfer.counts == {"read": 2235, "test_or_validation": 49, "train": 49, "repeats": 8, "empty": 0,
+                               "used": 2129}, "the counts embedded/insults.py states"
 
 
 def test_a_users_jsonl_file_works_and_a_bad_file_or_column_is_one_line(tmp_path):
