@@ -149,7 +149,8 @@ def stale_recipes(results: dict, tuning: dict | None) -> str | None:
     stale = []
     for record in results["runs"]:
         recipe, now = record.get("recipe") or {}, chosen.get(record["method"])
-        if record["primary"] and now and (recipe.get("lr"), recipe.get("epochs")) != (now["lr"], now["epochs"]):
+        if record["primary"] and now and "lr" in now and \
+                (recipe.get("lr"), recipe.get("epochs")) != (now["lr"], now["epochs"]):
             stale.append(f"{record['method']} {recipe.get('lr'):g} × {recipe.get('epochs')} → "
                          f"{now['lr']:g} × {now['epochs']}")
     if not stale:

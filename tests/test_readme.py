@@ -162,7 +162,8 @@ def test_the_caveats_follow_the_numbers_not_the_words():
 def test_runs_trained_with_another_recipe_than_the_tuned_one_are_named_instead_of_the_grid():
     results = {**TINY, "runs": [{"method": "lora", "primary": True, "recipe": {"lr": 0.001, "epochs": 6}},
                                 {"method": "odd", "primary": True, "recipe": {"lr": 5e-5, "epochs": 3}}]}
-    tuning = {**TUNING, "chosen": {"lora": {"lr": 0.002, "epochs": 10}, "odd": {"lr": 5e-5, "epochs": 3}}}
+    tuning = {**TUNING, "chosen": {"lora": {"lr": 0.002, "epochs": 10, "interior": True, "at_edge": []},
+                                   "odd": {"lr": 5e-5, "epochs": 3, "interior": True, "at_edge": []}}}
     words = answer_markdown(results, tuning).split("\n\n")[-1]
     assert "other recipes than those `make tune` now chooses" in words and "lora 0.001 × 6 → 0.002 × 10" in words
     assert "odd 5e-05" not in words and "upper bound" not in words
