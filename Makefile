@@ -11,6 +11,11 @@
 #                    transfer set of unlabelled comments, the ensemble teacher and the query: prefix; reuses
 #                    the runs of make all / make study (run those first), the others go to runs/ablations/.
 #                    Resumable. ABLATION_FLAGS="--seeds 1" and the like change the seeds. Then python -m report.
+#   make second-dataset   the question again on toxic-comments (Jigsaw 2018 + Davidson 2017, embedded):
+#                    teacher, odd, even, lora, minilm and TF-IDF with the recipes tuned on insults,
+#                    SECOND_SEEDS (3) seeds, in runs/toxic-comments/; then the report, which adds that
+#                    dataset's tables, the models scored across the two datasets and the behavioural suite
+#                    side by side (report/datasets.py, docs/datasets.md). Resumable.
 #   make tune   every method's learning rate and epochs searched on validation ROC-AUC at seed 0, no
 #               seed of the study, each grid grown until its best is inside it (experiments/tune.py);
 #               writes results/tuning.md and results/tuned_defaults.json,
@@ -28,6 +33,8 @@
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 SEEDS  ?= 5
+SECOND_SEEDS ?= 3
+SECOND_METHODS := teacher,odd,even,lora,minilm,tfidf
 RUNS   ?= runs
 TRAIN_FLAGS    ?=
 REPORT_FLAGS ?=
@@ -35,7 +42,7 @@ TUNE_FLAGS     ?=
 ABLATION_FLAGS ?=
 JOBS           ?= 2
 
-.PHONY: all test study tune ablations mutation
+.PHONY: all test study second-dataset tune ablations mutation
 
 $(VENV)/installed: requirements.txt requirements-test.txt
 	python3 -m venv $(VENV)
@@ -51,6 +58,11 @@ test: $(VENV)/installed
 
 study: $(VENV)/installed
 	$(PYTHON) -m experiments.study --seeds $(SEEDS) --runs-dir $(RUNS) --jobs $(JOBS) --train-flags "$(TRAIN_FLAGS)"
+	$(PYTHON) -m report --runs-dir $(RUNS) $(REPORT_FLAGS)
+
+second-dataset: $(VENV)/installed
+	$(PYTHON) -m experiments.study --dataset toxic-comments --seeds $(SECOND_SEEDS) --methods $(SECOND_METHODS) \
+		--runs-dir $(RUNS) --jobs $(JOBS) --train-flags "$(TRAIN_FLAGS)"
 	$(PYTHON) -m report --runs-dir $(RUNS) $(REPORT_FLAGS)
 
 ablations: $(VENV)/installed

@@ -2,6 +2,7 @@
 
     python evaluate.py                       # every run under runs/
     python evaluate.py runs/odd runs/lora    # only these runs
+    python evaluate.py --dataset toxic-comments --out results/toxic-comments
 
 For each run: rebuild the splits it was trained on (from its history.json), predict P(toxic) for
 the validation and test comments, choose the decision threshold on validation and score the test
@@ -66,7 +67,14 @@ class EvaluationError(ValueError):
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)
-    runs, skipped = read_runs(args.paths or find_run_folders(args.runs_dir))
+    folders = args.paths or find_run_folders(args.runs_dir)
+    per_dataset = trained_datasets(folders)
+    found = ", ".join(f"{name}: {count}" for name, count in per_dataset.items())
+    if args.dataset is None and len(per_dataset) > 1:
+        raise EvaluationError(f"the runs were trained on different datasets ({found}); --dataset chooses one")
+    runs, skipped = read_runs(folders, args.dataset)
+    if not runs and not skipped:
+        raise EvaluationError(f"no run was trained on {args.dataset} (runs per dataset: {found})")
     records, predictions = score_runs(runs, skipped)
     main_records = [record for record in records if not record["ablation"]]
     evaluation = {"runs": records, "skipped": skipped, "seeds": seed_summary(main_records),
@@ -84,6 +92,8 @@ def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -
     parser = parser or argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="*", type=Path, help="run folders to evaluate (default: all under --runs-dir)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where to look for runs (default: runs)")
+    parser.add_argument("--dataset", help="score only the runs trained on this dataset, as train.py's --dataset "
+                                           "named it (needed when the runs hold several)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="where the results go (default: results)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads for inference")
     parser.add_argument("--strict", action="store_true", help="exit with an error if any run had to be skipped")
@@ -92,7 +102,8 @@ def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -
 
 # -- The runs ---------------------------------------------------------------------------------------
 # A run is a folder with a history.json: runs/<method>/ (make all), runs/study/<method>-seed<k>/ (make
-# study), runs/ablations/<point>[-seed<k>]/ (make ablations: the point's name is its method here). Hidden
+# study), runs/ablations/<point>[-seed<k>]/ (make ablations: the point's name is its method here),
+# runs/<dataset>/<method>-seed<k>/ (make second-dataset: another dataset, scored with --dataset). Hidden
 # folders (checkpoints, half-written runs), <name>.failed/ and runs/tune/ (chosen on validation, never
 # scored on test) are never evaluated.
 STUDY_DIR, ABLATIONS_DIR, TUNING_DIR = "study", "ablations", "tune"
@@ -149,15 +160,32 @@ def read_run(folder: str | os.PathLike) -> Run:
     return Run(name=folder.name, method=method, seed=seed, path=folder, history=history, ablation=ablation)
 
 
-def read_runs(folders: list[str | os.PathLike]) -> tuple[list[Run], list[dict]]:
-    """The readable runs, arranged (``arrange_runs``), and ``{"path", "reason"}`` for each unreadable one."""
+def read_runs(folders: list[str | os.PathLike], dataset: str | None = None) -> tuple[list[Run], list[dict]]:
+    """The readable runs (those trained on ``dataset``, when given), arranged (``arrange_runs``), and
+    ``{"path", "reason"}`` for each unreadable one. Methods compare only on the same comments, so one
+    evaluation covers one dataset."""
     runs, skipped = [], []
     for folder in folders:
         try:
-            runs.append(read_run(folder))
+            run = read_run(folder)
         except EvaluationError as error:
             skipped.append({"path": display_path(folder), "reason": str(error)})
+            continue
+        if dataset in (None, run.history["args"]["dataset"]):
+            runs.append(run)
     return arrange_runs(runs), skipped
+
+
+def trained_datasets(folders: list[str | os.PathLike]) -> dict[str, int]:
+    """How many of the readable runs were trained on each dataset."""
+    counts: dict[str, int] = {}
+    for folder in folders:
+        try:
+            dataset = read_run(folder).history["args"]["dataset"]
+        except EvaluationError:
+            continue
+        counts[dataset] = counts.get(dataset, 0) + 1
+    return counts
 
 
 def arrange_runs(runs: list[Run]) -> list[Run]:

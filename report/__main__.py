@@ -14,6 +14,7 @@ import argparse
 import shlex
 import sys
 import time
+from collections import Counter
 from functools import partial
 from pathlib import Path
 
@@ -23,11 +24,12 @@ import torch
 import evaluate
 from data import DataError
 from evaluate import (EvaluationError, RunPredictions, find_run_folders, method_comparisons, read_runs,
-                      seed_summary)
-from models.load import ModelError
+                      seed_summary, trained_datasets)
+from models.load import ModelError, load_tokenizer
 from report.ablations import ablation_report, best_student_result, ensemble_teacher, trade_off_points
 from report.behaviour import bare_insult_misses, failures_markdown, run_suite, suite_summary
 from report.costs import adapter_size_mb, folder_size_mb, measure_speed
+from report.datasets import PEER_FILE, cross_dataset, read_peer, truncated_share
 from report.document import results_document, results_markdown
 from report.flags import degenerate_flags
 from report.model_card import write_model_card
@@ -56,7 +58,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     started = time.perf_counter()
     torch.set_num_threads(args.threads)  # one setting for all runs, so their speeds compare
-    runs, skipped = read_runs(args.paths or find_run_folders(args.runs_dir))
+    folders = args.paths or find_run_folders(args.runs_dir)
+    per_dataset = trained_datasets(folders)  # the main dataset: the one named, else the one with the most runs
+    dataset = args.dataset or max(per_dataset, key=per_dataset.get, default=None)
+    runs, skipped = read_runs(folders, dataset)
     splits_by_test_set = {}
     records, predictions = evaluate.score_runs(runs, skipped, load=CachedScorer,
                                               extend=partial(describe_run, measure=not args.no_speed,
@@ -75,7 +80,10 @@ def main(argv: list[str] | None = None) -> dict:
         predictions[ensemble[0]["name"]] = ensemble[1]
     ablations = ablation_report(everything, predictions)
     points = trade_off_points(everything, predictions, ablations)
+    others, cross = other_datasets(folders, [name for name in per_dataset if name != dataset], dataset, main_records,
+                                   main_runs, splits_by_test_set, args)
     results = {
+        "dataset": dataset,
         "runs": main_records,
         "ablation_runs": [record for record in records if record["ablation"]],
         "skipped": skipped,
@@ -84,6 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
         "bare_insults": bare_insult_misses(main_records),
         "comparisons": method_comparisons(main_records, predictions),
         "without_seen_comments": without_seen_comments(main_runs, main_records, predictions, splits_by_test_set),
+        "other_datasets": others,
+        "cross_dataset": cross,
         "ablations": ablations,
         "ensemble_teacher": ensemble[0] if ensemble else None,
         "best_student": best_student_result(everything, predictions),
@@ -106,6 +116,35 @@ def main(argv: list[str] | None = None) -> dict:
     if args.strict and skipped:
         raise EvaluationError(f"--strict: {len(skipped)} run(s) skipped (listed above); the report covers the others")
     return results
+
+
+def other_datasets(folders: list[Path], names: list[str], main: str, main_records: list[dict], main_runs: list,
+                   splits_by_test_set: dict, args: argparse.Namespace) -> tuple[dict, dict | None]:
+    """Each other dataset's runs evaluated on their own (``report/datasets.py``), and the cross-dataset table."""
+    describe = partial(describe_run, measure=False, splits_by_test_set=splits_by_test_set)
+    others, records_by_dataset, runs_by_dataset = {}, {main: main_records}, {main: {run.name: run for run in main_runs}}
+    for name in names:
+        runs, skipped = read_runs(folders, name)
+        try:
+            records, predictions = evaluate.score_runs(runs, skipped, load=CachedScorer, extend=describe)
+        except EvaluationError as error:
+            print(f"python -m report: no report for the runs trained on {name}: {error}", file=sys.stderr)
+            continue
+        records = [record for record in records if not record["ablation"]]
+        others[name] = {"runs": records, "skipped": skipped, "seeds": seed_summary(records),
+                        "comparisons": method_comparisons(records, predictions),
+                        "sessions": experiment_sessions(args.runs_dir, name)}
+        records_by_dataset[name], runs_by_dataset[name] = records, {run.name: run for run in runs}
+    if not others:
+        return others, None
+    tests = {name: splits_by_test_set[Counter(r["test_set"]["fingerprint"] for r in records).most_common(1)[0][0]].test
+             for name, records in records_by_dataset.items()}
+    teacher = next((run for run in main_runs if run.method == "teacher"), None)
+    max_length = teacher.history["args"]["max_length"] if teacher else None
+    truncated = {name: truncated_share(load_tokenizer(str(teacher.path)), test.texts, max_length)
+                 for name, test in tests.items()} if teacher else {}
+    return others, {"table": cross_dataset(records_by_dataset, runs_by_dataset, tests, load=CachedScorer),
+                    "peer": read_peer(args.out / PEER_FILE), "max_length": max_length, "truncated": truncated}
 
 
 def describe_run(run: evaluate.Run, record: dict, scores: CachedScorer, splits, predictions: RunPredictions, *,

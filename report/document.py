@@ -6,6 +6,7 @@ the behavioural tests and the served run. Image and file links are given relativ
 that holds them (``prefix``), and headings at the depth it needs (``heading``).
 """
 from report.behaviour import bare_insult_table, capability_table
+from report.datasets import other_dataset_markdown
 from report.findings import findings, served_run
 from report.tables import (TRAINING_LOSS, WARNING, ablation_table, assignment_table, comparisons_table, costs_table,
                            flag_list, quality_table, seeds_table)
@@ -158,6 +159,7 @@ def results_markdown(results: dict, image_dir: str = "", heading: str = "##") ->
     prefix = folder_prefix(image_dir)
     return joined([*model_comparison_markdown(results, heading), *findings_markdown(results, heading),
                    *all_runs_markdown(results, heading), *seeds_markdown(results, heading),
+                   *other_dataset_markdown(results, heading),
                    *ablations_markdown(results, heading), *behaviour_markdown(results, heading, prefix),
                    *figures_markdown(results, heading, prefix)])
 

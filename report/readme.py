@@ -99,20 +99,40 @@ def versus_phrase(method: str, other: str, result: dict) -> str:
     return f"{winner} beats {loser} ({method} − {other} {interval}{', on every seed' if every_seed else ''})"
 
 
+def verdict_clauses(comparisons: dict[str, dict]) -> list[str]:
+    """The question's comparisons in words: each student against LoRA, then odd against even."""
+    pairs = [(student, REFERENCE) for student in STUDENTS] + [STUDENTS]
+    results = [(a, b, difference_with(comparisons, a, b)) for a, b in pairs]
+    return [versus_phrase(a, b, result) for a, b, result in results if result is not None]
+
+
 def verdict(results: dict) -> str:
-    """The answer in words: each student against LoRA, then odd against even."""
-    comparisons = results["comparisons"]
-    clauses = []
-    for student in STUDENTS:
-        result = difference_with(comparisons, student)
-        if result is not None:
-            clauses.append(versus_phrase(student, REFERENCE, result))
-    odd_even = difference_with(comparisons, *STUDENTS)
-    if odd_even is not None:
-        clauses.append(versus_phrase(*STUDENTS, odd_even))
+    """The answer in words."""
+    clauses = verdict_clauses(results["comparisons"])
     if not clauses:
         return ""
     return f"**Verdict**, on test ROC-AUC: {'; '.join(clauses)}."
+
+
+def other_datasets_answer(results: dict) -> list[str]:
+    """One paragraph per other dataset: the question's verdicts there, and whether they agree with the main one's."""
+    paragraphs = []
+    for name, other in (results.get("other_datasets") or {}).items():
+        clauses = verdict_clauses(other["comparisons"])
+        if not clauses:
+            continue
+        pairs = [(a, b) for a, b in [*((s, REFERENCE) for s in STUDENTS), STUDENTS]
+                 if difference_with(other["comparisons"], a, b) and difference_with(results["comparisons"], a, b)]
+        agree = [(a, b) for a, b in pairs if difference_with(other["comparisons"], a, b)["verdict"]
+                 == difference_with(results["comparisons"], a, b)["verdict"]]
+        seeds = sorted({seed for summary in other["seeds"].values() for seed in summary["seeds"]})
+        paragraphs.append(
+            f"**On a second dataset**, {name} ({len(seeds)} seeds, the recipes tuned on {results['dataset']}; "
+            f"[docs/datasets.md](docs/datasets.md)): {'; '.join(clauses)}. The verdict is the same as on "
+            f"{results['dataset']} for {len(agree)} of these {len(pairs)} comparisons"
+            + (f" (not for {', '.join(f'{a} − {b}' for a, b in pairs if (a, b) not in agree)})"
+               if len(agree) < len(pairs) else "") + ".")
+    return paragraphs
 
 
 def baseline_caveat(results: dict) -> str | None:
@@ -166,6 +186,7 @@ def answer_markdown(results: dict, tuning: dict | None = None) -> str:
     caveats = [c for c in (baseline_caveat(results), stale or tuning_caveat(tuning)) if c]
     words = " ".join(part for part in (verdict(results), "**Caveats**: " + " ".join(caveats) if caveats else "")
                      if part)
+    words = "\n\n".join([words, *other_datasets_answer(results)])
     parts = [answer_table(results),
              "Mean ± std over the training seeds, on the held-out test split. Δ: the difference of the seed-averaged "
              "test ROC-AUCs, with a 95% interval that counts the seeds' noise (Student's t) and the test comments' "

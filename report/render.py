@@ -13,13 +13,15 @@ Each section goes between its markers (``report/readme.py``) in the file that ho
 - docs/study.md: the model comparison, findings, seed study, paired comparisons, every run, figures;
 - docs/ablations.md: one table per ablation question;
 - docs/behaviour.md: the behavioural suite's pass rates;
-- docs/serving.md: the run the web app serves.
+- docs/serving.md: the run the web app serves;
+- docs/datasets.md: the question on a second dataset, and how the models travel between the two.
 """
 import argparse
 import json
 import os
 from pathlib import Path
 
+from report.datasets import other_dataset_markdown
 from report.document import (ablations_markdown, behaviour_markdown, folder_prefix, joined, results_document,
                              served_run_markdown, study_markdown)
 from report.reading_path import update_reading_path
@@ -51,6 +53,9 @@ def docs_sections(results: dict, results_dir: Path, docs_dir: Path) -> list[tupl
         (docs_dir / "behaviour.md", "behaviour",
          joined(behaviour_markdown(results, heading="##", prefix=folder_prefix(prefix_for("behaviour.md"))))),
         (docs_dir / "serving.md", "serving", served_run_markdown(results)),
+        (docs_dir / "datasets.md", "datasets", joined(other_dataset_markdown(results, heading="##") or [
+            "No run on a second dataset has been evaluated yet: `make second-dataset` trains them, and "
+            "`python -m report` then writes their tables here."])),
     ]
 
 

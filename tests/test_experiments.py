@@ -33,6 +33,23 @@ def test_the_study_retrains_the_whole_chain_per_seed_and_reuses_make_alls_runs()
     assert "--teacher" not in by_out["runs/study/lora-seed1"] and "runs/study/tfidf-seed1" not in by_out
 
 
+def test_another_dataset_gets_a_folder_of_its_own_and_only_the_methods_asked_for(capsys):
+    from experiments import study
+    plan = study_plan(2, methods=("teacher", "odd", "lora", "tfidf"), dataset="toxic-comments")
+    assert [run.out for run in plan] == [f"runs/toxic-comments/{name}" for name in (
+        "teacher-seed42", "odd-seed42", "lora-seed42", "tfidf-seed42", "teacher-seed1", "odd-seed1", "lora-seed1")]
+    odd = planned_args(plan[5])
+    assert odd["dataset"] == "toxic-comments" and odd["teacher"] == "runs/toxic-comments/teacher-seed1"
+    assert planned_args(plan[0])["lr"] == RECIPES["teacher"].lr, "the recipes tuned on insults"
+    for methods, error in (("odd,lora", "a distilled student needs its teacher"), ("odd,bert", "unknown method(s) bert")):
+        with pytest.raises(SystemExit):
+            study.main(["--methods", methods, "--dry-run"])
+        assert error in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        study.main(["--dataset", "my.csv", "--dry-run"])
+    assert "invalid choice: 'my.csv'" in capsys.readouterr().err
+
+
 def test_make_all_trains_the_seed_42_runs_of_the_main_methods_and_baselines_only(capsys):
     from experiments import study
     study.main(["--make-all", "--dry-run"])
