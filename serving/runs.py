@@ -4,13 +4,16 @@ Without a run named on the command line, the server (and predict.py) serves the 
 results/results.json: the best 6-layer student (``best_student``, the method with the best mean
 validation ROC-AUC over its seeds), and of its runs the one with the best validation macro-F1, by
 ``report.runs.served_record``, the rule the report's Findings state. The compare view shows every
-trained classifier under runs/, in the report's method order.
+trained classifier under runs/, in the report's method order, and one run per method trained on another
+dataset.
 """
 import json
 import math
 import sys
 from pathlib import Path
 
+from data.assets import EMBEDDED_DATASETS
+from experiments.study import FIRST_SEED
 from models.load import ModelError
 from evaluate import method_rank
 from report.runs import served_record
@@ -19,19 +22,32 @@ from training.checkpoint import is_failed_run
 from webapp.app import Predictor
 
 
-def find_runs(runs_dir: str | Path) -> list[Path]:
-    """Every trained classifier under ``runs_dir`` (a folder with a history.json and a config.json), in method order.
+def find_runs(runs_dir: str | Path) -> dict[str, Path]:
+    """Every trained classifier under ``runs_dir`` by name (a folder with a history.json and a config.json).
 
-    Hidden folders (half-written runs), ``<name>.failed`` folders (runs train.py refused to save
-    as results) and runs that are not Hugging Face models (the TF-IDF baseline) are left out.
+    First the runs of ``runs_dir`` itself, in method order; then, for each other embedded dataset that
+    ``make second-dataset`` trained on (``runs/<dataset>/<method>-seed42``), its run of each method,
+    named ``<dataset>/<method>``, so the view sets a model trained on other comments beside them.
+    Hidden folders (half-written runs), ``<name>.failed`` folders (runs train.py refused to save as
+    results) and runs that are not Hugging Face models (the TF-IDF baseline) are left out.
     """
     runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
+    found = {folder.name: folder for folder in sorted(classifiers(runs_dir), key=lambda f: method_rank(f.name))}
+    for dataset in EMBEDDED_DATASETS:
+        suffix = f"-seed{FIRST_SEED}"
+        seed_runs = [folder for folder in classifiers(runs_dir / dataset) if folder.name.endswith(suffix)]
+        for folder in sorted(seed_runs, key=lambda f: method_rank(f.name.removesuffix(suffix))):
+            found[f"{dataset}/{folder.name.removesuffix(suffix)}"] = folder
+    return found
+
+
+def classifiers(folder: Path) -> list[Path]:
+    """The trained classifiers directly inside ``folder`` (none if it does not exist)."""
+    if not folder.is_dir():
         return []
-    runs = [folder for folder in runs_dir.iterdir()
-            if (folder / "history.json").is_file() and (folder / "config.json").is_file()
-            and not folder.name.startswith(".") and not is_failed_run(folder)]
-    return sorted(runs, key=lambda folder: method_rank(folder.name))
+    return [run for run in folder.iterdir()
+            if (run / "history.json").is_file() and (run / "config.json").is_file()
+            and not run.name.startswith(".") and not is_failed_run(run)]
 
 
 def best_run(results_file: str | Path) -> Path | None:
@@ -96,7 +112,7 @@ def load_predictors(model_folder: str | Path, *, threshold: float | None = None,
     (a broken served model is still an error). Every predictor runs at ``precision``.
     """
     served = load_predictor(model_folder, threshold, precision)
-    runs = {folder.name: folder for folder in find_runs(runs_dir)} if runs_dir else {}
+    runs = find_runs(runs_dir) if runs_dir else {}
     predictors = {} if served.name in runs else {served.name: served}
     for name, folder in runs.items():
         if name == served.name:

@@ -94,7 +94,7 @@ def test_a_degenerate_run_is_kept_beside_the_good_run_never_over_it(world, monke
     assert (world / "runs" / "odd.failed" / "model.safetensors").is_file()  # kept for inspection
     # Neither the report nor the web app mistakes it for a result.
     assert [folder.name for folder in find_run_folders(world / "runs")] == ["odd"]
-    assert [folder.name for folder in find_runs(world / "runs")] == ["odd"]
+    assert list(find_runs(world / "runs")) == ["odd"]
 
 
 def test_a_constant_or_chance_level_predictor_is_degenerate():

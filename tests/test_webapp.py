@@ -193,7 +193,13 @@ def test_runs_are_found_in_method_order_and_only_classifiers_are_compared(tmp_pa
         if name != "tfidf":  # the TF-IDF baseline is no Hugging Face model: no config.json
             (tmp_path / name / "config.json").write_text("{}")
     (tmp_path / "unfinished").mkdir()
-    assert [folder.name for folder in find_runs(tmp_path)] == ["teacher", "lora", "minilm", "zzz"]
+    for name in ("toxic-comments/odd-seed42", "toxic-comments/teacher-seed42", "toxic-comments/odd-seed1"):
+        (tmp_path / name).mkdir(parents=True)
+        for file in ("history.json", "config.json"):
+            (tmp_path / name / file).write_text("{}")
+    found = find_runs(tmp_path)
+    assert list(found) == ["teacher", "lora", "minilm", "zzz", "toxic-comments/teacher", "toxic-comments/odd"]
+    assert found["toxic-comments/odd"] == tmp_path / "toxic-comments" / "odd-seed42"
     assert list(load_predictors(runs_dir / "odd", runs_dir=runs_dir, precision="fp32")[0]) == ["odd", "even"]
 
 
