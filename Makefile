@@ -20,6 +20,9 @@
 #               seed of the study, each grid grown until its best is inside it (experiments/tune.py);
 #               writes results/tuning.md and results/tuned_defaults.json,
 #               whose choices train.py's RECIPES table must repeat (tests/test_recipes.py). Resumable.
+#   make peer   an off-the-shelf comparison row: alt-profanity-check scored on the insults test split
+#               (baselines/alt_profanity_check.py), into results/peer.json. The package unpickles its model,
+#               so it runs in a side environment, .venv-peer (requirements-peer.txt), built here if needed.
 #   JOBS=2, the default (all, tune, study, ablations): two runs train at once, one torch thread each
 #               on 2 cores, each printing to runs/.../<run>.log; JOBS=1 trains one at a time with every
 #               core, on the console (experiments/runner.py; python -m bench.parallel_runs measures both).
@@ -42,7 +45,7 @@ TUNE_FLAGS     ?=
 ABLATION_FLAGS ?=
 JOBS           ?= 2
 
-.PHONY: all test study second-dataset tune ablations mutation
+.PHONY: all test study second-dataset tune ablations mutation peer
 
 $(VENV)/installed: requirements.txt requirements-test.txt
 	python3 -m venv $(VENV)
@@ -107,3 +110,13 @@ mutation: $(MUTATION_VENV)/installed
 	rm -rf mutants
 	started=$$(date +%s) && OMP_NUM_THREADS=1 $(MUTATION_VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) && \
 	  $(MUTATION_VENV)/bin/python tests/mutation_report.py --wall-time $$(($$(date +%s) - started))
+
+PEER_VENV := .venv-peer
+
+$(PEER_VENV)/installed: requirements-peer.txt
+	python3 -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements-peer.txt
+	touch $@
+
+peer: $(VENV)/installed $(PEER_VENV)/installed
+	$(PYTHON) -m baselines.alt_profanity_check --python $(PEER_VENV)/bin/python
