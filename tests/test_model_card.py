@@ -119,3 +119,15 @@ def test_a_transfer_set_and_an_ensemble_of_teachers_are_named():
                                "transfer_set": {"used": 1234, "source": "x.csv"}})
     assert text.endswith("its soft labels the averaged logits of the teachers runs/t1,runs/t2, and on 1,234 "
                          "unlabelled comments of the transfer set x.csv through the soft labels alone")
+
+
+@pytest.mark.parametrize("dataset, said", [("insults", "insults a participant of the conversation"),
+                                           ("toxic-comments", "whoever the comment is aimed at"),
+                                           ("my.csv", "`my.csv`")])
+def test_the_card_says_what_the_label_of_its_dataset_means(tmp_path, dataset, said):
+    history = tiny_history("odd", dataset=dataset)
+    save_run(tmp_path / "run", tiny_classifier(layers=2), tiny_tokenizer(), history)
+    write_model_card(tmp_path / "run", history)
+    text = (tmp_path / "run" / CARD_FILE).read_text()
+    assert "- **Dataset**: " in text and said in text.split("- **Dataset**: ")[1].split("\n")[0]
+    assert yaml.safe_load(text.split("---\n")[1]).get("language") == (None if dataset == "my.csv" else ["en"])
