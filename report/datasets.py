@@ -17,7 +17,7 @@ import numpy as np
 
 from evaluate import mean_std, runs_by_method
 from report.behaviour_cases import CAPABILITIES
-from report.findings import sessions_clause
+from report.findings import runs_time
 from report.tables import comparisons_table, markdown_table, mean_std_cell, number, seeds_table
 from training.metrics import binary_metrics
 
@@ -114,17 +114,6 @@ def capabilities_side_by_side(records_by_dataset: dict[str, list[dict]]) -> str:
     rows = [[f"`{method}`", dataset, *(f"{100 * table[method][c]:.0f}%" for c in CAPABILITIES)]
             for method in methods for dataset, table in means.items() if method in table]
     return markdown_table(["Method", "Trained on", *CAPABILITIES], rows)
-
-
-def runs_time(dataset: str, records: list[dict], sessions: list[dict]) -> str:
-    """How long the dataset's runs took: train.py's wall time per method, and the runner's sessions."""
-    timed = [r for r in records if r.get("command_wall_time_s")]
-    by_method = runs_by_method(timed)
-    each = ", ".join(f"{method} {np.mean([r['command_wall_time_s'] for r in runs.values()]) / 60:.1f}"
-                     for method, runs in by_method.items())
-    sentence = (f"Wall time of the {len(timed)} runs on {dataset}: {sum(r['command_wall_time_s'] for r in timed) / 60:.1f} "
-                f"minutes of `train.py` in all; per run, the mean over seeds in minutes: {each}")
-    return sentence + (f". Measured by the runner, {sessions_clause(sessions)}." if sessions else ".")
 
 
 def other_dataset_markdown(results: dict, heading: str) -> list[str]:

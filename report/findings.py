@@ -4,7 +4,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from report.behaviour import DISTILLED, bare_insult_finding
-from evaluate import STUDY_DIR
+from evaluate import STUDY_DIR, runs_by_method
 from experiments.tune import SEED as TUNING_SEED
 from report.runs import served_record
 from report.tables import WARNING, interval_allows, millions, number, signed, verdict_cell
@@ -257,6 +257,17 @@ def ensemble_comparison(ablations: dict) -> dict | None:
     return next((row["comparison"] for row in rows if row["method"] == "teacher-ensemble"), None)
 
 
+def runs_time(dataset: str, records: list[dict], sessions: list[dict]) -> str:
+    """How long the dataset's runs took: train.py's wall time per method, and the runner's sessions."""
+    timed = [r for r in records if r.get("command_wall_time_s")]
+    by_method = runs_by_method(timed)
+    each = ", ".join(f"{method} {np.mean([r['command_wall_time_s'] for r in runs.values()]) / 60:.1f}"
+                     for method, runs in by_method.items())
+    sentence = (f"Wall time of the {len(timed)} runs on {dataset}: {sum(r['command_wall_time_s'] for r in timed) / 60:.1f} "
+                f"minutes of `train.py` in all; per run, the mean over seeds in minutes: {each}")
+    return sentence + (f". Measured by the runner, {sessions_clause(sessions)}." if sessions else ".")
+
+
 def findings(results: dict) -> list[str]:
     """One sentence (or short paragraph) per finding, in reading order: the question's comparisons first."""
     records, seeds = results["runs"], results["seeds"]
@@ -269,5 +280,7 @@ def findings(results: dict) -> list[str]:
                   teacher_retention(seeds), costs(records), recipes(records), pipeline_time(records),
                   study_time(records, results.get("evaluate_time_s"), results.get("study_sessions", [])),
                   ablations_time(results.get("ablation_runs", []), results.get("ablation_sessions", [])),
+                  *(runs_time(name, other["runs"], other.get("sessions", ()))
+                    for name, other in (results.get("other_datasets") or {}).items()),
                   degenerate(records + results.get("ablation_runs", []))]
     return [s for s in sentences if s]

@@ -69,6 +69,8 @@ def test_each_dataset_is_evaluated_apart_and_the_models_are_scored_across(two_da
     assert cross["odd"][SECOND]["tiny"]["roc_auc"]["mean"] != pytest.approx(second["seeds"]["odd"]["roc_auc"]["mean"])
     assert results["cross_dataset"]["max_length"] == 32 and set(results["cross_dataset"]["truncated"]) == {"tiny", SECOND}
 
+    assert any(line.startswith(f"- Wall time of the 4 runs on {SECOND}:") for line in
+               (two_datasets / "docs" / "study.md").read_text().splitlines()), "the time is a finding too"
     section = (two_datasets / "docs" / "datasets.md").read_text()
     assert f"## A second dataset: {SECOND}" in section and "| `odd` | tiny | 1, 42 |" in section
     assert "lora − odd" in section and "old\n" not in section
