@@ -129,10 +129,8 @@ def main(argv=None) -> None:
         wrapped = sum(isinstance(module, LoRALinear) for module in model.modules())
         print(f"LoRA: wrapped {wrapped} linear layers; trained in full besides the adapters: {', '.join(head_modules)}")
     tokenizer = load_tokenizer(tokenizer_source)
-    if recipe.loss == "kd":
-        for folder in soft_label_folders(args):
-            if folder != tokenizer_source:
-                check_same_tokenizer(tokenizer, load_tokenizer(folder), tokenizer_source, folder)
+    if args.cos_on == "hidden" and args.teacher != tokenizer_source:  # the teacher runs on the student's token ids
+        check_same_tokenizer(tokenizer, load_tokenizer(args.teacher), tokenizer_source, args.teacher)
     if args.max_length > model.config.max_position_embeddings:
         raise ModelError(f"--max-length {args.max_length} is longer than the model's "
                          f"{model.config.max_position_embeddings} positions")
@@ -152,14 +150,14 @@ def main(argv=None) -> None:
         loss_fn = cross_entropy_loss
     else:
         teacher.eval().requires_grad_(False).to(env.device)
-        sources = [(folder, teacher if folder == args.teacher else load_classifier(folder).to(env.device))
-                   for folder in soft_label_folders(args)]
+        sources = [(folder, teacher if folder == args.teacher else load_classifier(folder).to(env.device),
+                    load_tokenizer(folder)) for folder in soft_label_folders(args)]
         cache = cache_root(args.cache_dir) / "teacher-logits"
-        logits = soft_labels(sources, train_split, cache, pad_id, env)
+        logits = soft_labels(sources, splits.train.texts, cache, args, env)
         if transfer:  # the training examples first, then the transfer comments, each cached on its own
             # Unlabelled comments carry placeholder labels (0) that no loss term reads (``labelled``).
             transfer_split = encode(transfer.texts, [0] * len(transfer.texts))
-            logits = torch.cat([logits, soft_labels(sources, transfer_split, cache, pad_id, env)])
+            logits = torch.cat([logits, soft_labels(sources, transfer.texts, cache, args, env)])
             labelled = torch.tensor([True] * len(train_split.labels) + [False] * len(transfer_split.labels))
             train_split = EncodedSplit(train_split.token_ids + transfer_split.token_ids,
                                        train_split.labels + transfer_split.labels)
@@ -314,15 +312,21 @@ def build_model(args, recipe: Recipe) -> StartingModel:
     return StartingModel(model, source, teacher, layers, head_modules)
 
 
-def soft_labels(teachers: list[tuple[str, torch.nn.Module]], split: EncodedSplit, cache: Path, pad_id: int,
+def soft_labels(teachers: list[tuple[str, torch.nn.Module, object]], texts: list[str], cache: Path, args,
                 env) -> torch.Tensor:
-    """The soft labels' logits on ``split``: each teacher's (cached: distill/teacher_logits.py), averaged.
+    """The soft labels' logits on ``texts``: each teacher's (cached: distill/teacher_logits.py), averaged.
 
+    A teacher passes on what it knows through one pair of logits per comment, so it reads the comment
+    with its own tokenizer: a teacher of another architecture and vocabulary teaches as well as one the
+    student was cut from (task-specific distillation, as in DistilBERT and TinyBERT's second stage).
     Teachers of different seeds make different mistakes, so their average ranks comments better than
     one of them (Hinton et al. 2015, section 1, distil "the knowledge in an ensemble of models").
     """
-    logits = [cached_teacher_logits(model.eval().requires_grad_(False), Path(folder), split, cache, pad_id, env)
-              for folder, model in teachers]
+    logits = []
+    for folder, model, tokenizer in teachers:
+        split = EncodedSplit(encode_texts(tokenizer, texts, args.max_length, args.text_prefix), [0] * len(texts))
+        logits.append(cached_teacher_logits(model.eval().requires_grad_(False), Path(folder), split, cache,
+                                            tokenizer.pad_token_id, env))
     return logits[0] if len(logits) == 1 else torch.stack(logits).mean(dim=0)
 
 

@@ -3,6 +3,7 @@
 Its layers still come from --teacher, so against the plain student it changes the soft labels only.
 """
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,25 +15,28 @@ from distill import DistillError
 from distill.student import build_student
 from models.load import ModelError
 from test_train_cli import args_for, save_tiny_model, world  # noqa: F401 - the tiny CSV and models of the CLI tests
-from test_training import CPU, tiny_split
-from training.loop import predict_logits
+from test_training import CPU
+from training.batching import encode_texts
+from training.loop import EncodedSplit, predict_logits
 
 TEACHERS = ("teacher", "teacher-seed1", "teacher-seed2")
 
 
 def test_the_soft_labels_are_the_teachers_averaged_logits_each_cached(tmp_path):
-    split = tiny_split(20)
+    texts = [" ".join(TINY_WORDS[i % 7:i % 7 + 3 + i % 5]) for i in range(20)]
+    tokenizer, args = tiny_tokenizer(), SimpleNamespace(max_length=16, text_prefix="")
+    split = EncodedSplit(encode_texts(tokenizer, texts, 16), [0] * len(texts))
     sources = []
     for seed, name in enumerate(TEACHERS):
         model = tiny_classifier(layers=2, seed=seed)
         model.save_pretrained(tmp_path / name)
-        sources.append((str(tmp_path / name), model))
-    averaged = train.soft_labels(sources, split, tmp_path / "cache", pad_id=0, env=CPU)
-    each = [predict_logits(model, split, 0, torch.device("cpu")) for _, model in sources]
+        sources.append((str(tmp_path / name), model, tokenizer))
+    averaged = train.soft_labels(sources, texts, tmp_path / "cache", args, env=CPU)
+    each = [predict_logits(model, split, 0, torch.device("cpu")) for _, model, _ in sources]
     torch.testing.assert_close(averaged, torch.stack(each).mean(dim=0))
     assert not torch.allclose(averaged, each[0])
     assert len(list((tmp_path / "cache").iterdir())) == 3, "one cache file per teacher, reused by every student"
-    assert torch.equal(train.soft_labels(sources[:1], split, tmp_path / "cache", pad_id=0, env=CPU), each[0]), \
+    assert torch.equal(train.soft_labels(sources[:1], texts, tmp_path / "cache", args, env=CPU), each[0]), \
         "one teacher's logits are used as they are"
 
 
@@ -87,8 +91,24 @@ def test_every_ensemble_teacher_is_checked_before_any_work(world):
     assert not (world / "runs").exists()
 
 
-def test_an_ensemble_teacher_with_another_vocabulary_is_refused(world):
+def test_a_teacher_with_another_vocabulary_teaches_on_its_own_tokens(world, monkeypatch):
+    """A teacher passes on one pair of logits per comment, so it reads each comment with its own tokenizer."""
     save_tiny_model(world / "other", layers=4, seed=3)
-    tiny_tokenizer(list(reversed(TINY_WORDS))).save_pretrained(world / "other")
-    with pytest.raises(DistillError, match=r"is not the teacher's \(other\)"):
-        train.main(args_for("odd", "--soft-labels-from", "teacher,other"))
+    other_tokenizer = tiny_tokenizer(list(reversed(TINY_WORDS)))
+    other_tokenizer.save_pretrained(world / "other")
+    targets = []
+    real_loss = train.distillation_loss
+    monkeypatch.setattr(train, "distillation_loss",
+                        lambda student, teacher_logits, *args, **kwargs: targets.append(teacher_logits)
+                        or real_loss(student, teacher_logits, *args, **kwargs))
+    train.main(args_for("odd", "--soft-labels-from", "teacher,other", "--batch-size", "400"))
+    texts = train.load_splits("comments.csv").train.texts
+    expected = torch.stack([
+        predict_logits(train.load_classifier(name), EncodedSplit(encode_texts(tokenizer, texts, 16), [0] * len(texts)),
+                       0, torch.device("cpu"))
+        for name, tokenizer in (("teacher", train.load_tokenizer("teacher")), ("other", other_tokenizer))]).mean(dim=0)
+    torch.testing.assert_close(torch.cat(targets).sort(dim=0).values, expected.sort(dim=0).values)
+    with pytest.raises(DistillError, match=r"is not the teacher's \(other\)"):  # its hidden states need our ids
+        train.main(args_for("lora-kd", "--teacher", "other", "--cos-on", "hidden"))
+
+

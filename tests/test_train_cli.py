@@ -19,14 +19,16 @@ import train
 from conftest import ROOT, TINY_WORDS, tiny_classifier, tiny_tokenizer
 from data.load import load_splits
 from distill import DistillError
+from distill.teacher_logits import cache_key
 from lora.lora import LoRAError, inject_lora
-from models.load import ModelError
+from models.load import ModelError, load_tokenizer
 from evaluate import dataset_args, find_run_folders, quality_report
 from test_training import killed_in_epoch_two
 from training import loop
 from training.checkpoint import CheckpointError
 from serving.runs import find_runs
-from training.loop import NonFiniteLossError
+from training.batching import encode_texts
+from training.loop import EncodedSplit, NonFiniteLossError
 from webapp.app import Predictor
 
 TOXIC = ["idiot", "stupid", "moron", "loser", "dumb", "hate"]
@@ -247,7 +249,7 @@ def test_the_served_threshold_equals_the_reports_after_bf16_training(world):
     assert served.threshold == pytest.approx(report["validation_threshold"], abs=1e-6)
 
 
-def test_lora_kd_refuses_a_student_tokenizer_that_is_not_the_teachers(world):
+def test_lora_kd_with_another_tokenizer_than_the_teachers_learns_from_logits_on_the_teachers_tokens(world):
     # The same words, numbered in another order: every id means another word to the teacher.
     reordered = {word: index for index, word in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *reversed(TINY_WORDS)])}
     backend = Tokenizer(models.WordLevel(reordered, unk_token="[UNK]"))
@@ -257,8 +259,13 @@ def test_lora_kd_refuses_a_student_tokenizer_that_is_not_the_teachers(world):
     PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
                             sep_token="[SEP]").save_pretrained(world / "base")
     with pytest.raises(DistillError, match=r"is not the teacher's \(teacher\): 38 of 43 vocabulary entries differ"):
-        train.main(args_for("lora-kd"))
+        train.main(args_for("lora-kd", "--cos-on", "hidden"))  # the teacher would run on the student's ids
     assert not (world / "runs" / "lora-kd").exists() and not (world / "runs" / "lora-kd.failed").exists()
+    train.main(args_for("lora-kd"))
+    [cached] = (world / "cache" / "teacher-logits").iterdir()
+    texts = load_splits("comments.csv").train.texts
+    teacher_ids = EncodedSplit(encode_texts(load_tokenizer("teacher"), texts, 16), [0] * len(texts))
+    assert cached.name == f"teacher-logits-{cache_key(Path('teacher'), teacher_ids)}.safetensors"
 
 
 def test_max_length_beyond_the_models_positions_is_refused(world):
