@@ -7,7 +7,7 @@ answer, the answer rests on memorised comments.
 """
 import numpy as np
 
-from data.transfer import normalise_text
+from data.splits import normalise_text
 from evaluate import COMPARED_PAIRS, PRIMARY_PAIRS, Run, RunPredictions, compare_methods, correct_as_family
 
 
