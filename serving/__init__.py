@@ -6,6 +6,7 @@
 - ``export_onnx`` the run's ONNX exports (``python -m serving.export_onnx runs/odd``, or on first serve)
 - ``batching``    concurrent requests sharing one forward pass
 - ``explain``     each word's contribution to P(toxic), for the page and the API
+- ``adapter``     a LoRA run's adapter file read back onto a fresh base model
 
 They import the core; the core never imports them (serving/README.md).
 """

@@ -9,7 +9,8 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
-from lora.adapter import apply_adapter, load_adapter, load_lora_state_dict, save_adapter
+from lora.adapter import save_adapter
+from serving.adapter import apply_adapter, load_adapter, load_lora_state_dict
 from lora.lora import (LoRAError, LoRALinear, count_parameters, inject_lora, lora_state_dict, mark_only_lora_trainable,
                        merge_lora)
 from report.model_card import method_lines

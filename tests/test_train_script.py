@@ -14,7 +14,7 @@ from transformers import AutoModelForSequenceClassification
 import train
 from conftest import tiny_classifier, tiny_tokenizer
 from distill.student import build_student_from_base
-from lora.adapter import apply_adapter, load_adapter
+from serving.adapter import apply_adapter, load_adapter
 from test_evaluate import tiny_split
 
 TEACHER_LAYERS = 4
