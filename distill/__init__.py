@@ -8,4 +8,4 @@ term; ``teacher_logits.py`` caches the teacher's predictions so it runs once, no
 
 
 class DistillError(ValueError):
-    """A bad distillation input: an invalid layer selection, mismatched tensors or loss settings."""
+    """A bad distillation input: an invalid layer selection, or a teacher or tokenizer the student cannot use."""

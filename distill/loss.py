@@ -7,7 +7,6 @@ can log it every step (as Hugging Face's ``distiller.py`` does, though there "ce
 - "cos": Sanh et al. 2019, DistilBERT (arXiv:1910.01108), section 3: a cosine embedding loss that aligns
   the direction of the student's vectors with the teacher's.
 """
-import math
 from collections.abc import Sequence
 
 import torch
@@ -87,8 +86,6 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
     - alpha_cos=0.1: DistilBERT weighted its cosine 1 in 8 (5/2/1 for soft targets/MLM/cosine). On two
       logits it largely repeats the KL and pins the mean logit, which softmax ignores: a small nudge only.
     """
-    _check_settings(temperature, {"alpha_ce": alpha_ce, "alpha_kd": alpha_kd, "alpha_cos": alpha_cos})
-    _check_tensors(student_logits, teacher_logits, labels, labelled, student_hidden, teacher_hidden, attention_mask)
     # Softmax, logs and sums in float32 even when the model runs in half precision.
     student_logits = student_logits.float()
     teacher_logits = teacher_logits.detach().to(device=student_logits.device, dtype=torch.float32)
@@ -107,49 +104,3 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
     loss = alpha_ce * ce + alpha_kd * kd + alpha_cos * cos
     return {"loss": loss, "ce": ce, "kd": kd, "cos": cos}
 
-
-def _check_settings(temperature: float, weights: dict[str, float]) -> None:
-    if not isinstance(temperature, (int, float)) or not (0 < temperature < math.inf):
-        raise DistillError(f"temperature must be a positive finite number, got {temperature!r}")
-    for name, weight in weights.items():
-        if not isinstance(weight, (int, float)) or not (0 <= weight < math.inf):
-            raise DistillError(f"{name} must be a finite number >= 0, got {weight!r}")
-    if not any(weights.values()):
-        raise DistillError(f"all loss weights are zero ({', '.join(weights)}): nothing would train the student")
-
-
-def _check_tensors(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, labelled: Tensor | None,
-                   student_hidden: Tensor | None, teacher_hidden: Tensor | None, attention_mask: Tensor | None) -> None:
-    if student_logits.dim() != 2:
-        raise DistillError(f"student logits must be (batch, num_labels), got shape {tuple(student_logits.shape)}")
-    if teacher_logits.shape != student_logits.shape:
-        raise DistillError(f"student logits have shape {tuple(student_logits.shape)} but teacher logits "
-                           f"{tuple(teacher_logits.shape)}: they must cover the same examples, in the same order")
-    batch, num_labels = student_logits.shape
-    if labels.shape != (batch,) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise DistillError(f"labels must be an integer tensor of shape ({batch},), got {labels.dtype} "
-                           f"of shape {tuple(labels.shape)}")
-    if batch and not (0 <= int(labels.min()) and int(labels.max()) < num_labels):
-        raise DistillError(f"labels must lie in 0..{num_labels - 1}, got values from {int(labels.min())} "
-                           f"to {int(labels.max())}")
-    if labelled is not None and (labelled.shape != labels.shape or labelled.dtype != torch.bool):
-        raise DistillError(f"labelled must be a bool tensor of shape {tuple(labels.shape)}, got {labelled.dtype} "
-                           f"of shape {tuple(labelled.shape)}")
-    if student_hidden is None and teacher_hidden is None:
-        if attention_mask is not None:
-            raise DistillError("attention_mask only applies to hidden states; pass student_hidden and "
-                               "teacher_hidden too, or no mask for the cosine on logits")
-    elif student_hidden is None or teacher_hidden is None:
-        raise DistillError("pass both student_hidden and teacher_hidden, or neither (cosine on logits)")
-    elif student_hidden.shape != teacher_hidden.shape:
-        raise DistillError(f"student hidden states have shape {tuple(student_hidden.shape)} but teacher hidden "
-                           f"states {tuple(teacher_hidden.shape)}; the cosine needs aligned vectors of the same size")
-    elif attention_mask is not None:
-        try:
-            keep = torch.broadcast_to(attention_mask, student_hidden.shape[:-1])
-        except RuntimeError as error:
-            raise DistillError(f"attention_mask of shape {tuple(attention_mask.shape)} does not fit hidden states "
-                               f"of shape {tuple(student_hidden.shape)} (it must match all but the last "
-                               f"dimension)") from error
-        if not keep.any():
-            raise DistillError("attention_mask masks out every position: there is nothing to align")
