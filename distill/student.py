@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from torch import nn
 from transformers import AutoConfig, BertConfig, BertForSequenceClassification, BertModel
 
 from distill import DistillError

@@ -12,8 +12,7 @@ slowly and ends no better. Dividing by √r instead (rank-stabilised LoRA, rsLoR
 
 Targets: query and value together are the best use of a small budget (Hu et al., section 7.1), so they
 are the default; "all-linear" adapts every linear layer of an encoder layer (QLoRA, Dettmers et al. 2023:
-adapting them all closes the gap to full fine-tuning). Only what has no pretrained value trains in full:
-the new classifier, and the pooler when the checkpoint has none.
+adapting them all closes the gap to full fine-tuning).
 """
 import math
 import re
@@ -37,8 +36,6 @@ class LoRALinear(nn.Module):
 
     def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False):
         super().__init__()
-        if r <= 0:
-            raise LoRAError(f"the LoRA rank r must be a positive integer, got {r}")
         self.base = base.requires_grad_(False)
         self.r, self.alpha, self.rslora = r, alpha, rslora
         self.scaling = lora_scaling(alpha, r, rslora)
