@@ -4,14 +4,11 @@
     python evaluate.py runs/odd runs/lora    # only these runs
     python evaluate.py --dataset toxic-comments --out results/toxic-comments
 
-For each run: rebuild the splits it was trained on (from its history.json), predict P(toxic) for
-the validation and test comments, choose the decision threshold on validation and score the test
-split at 0.5 and at that threshold. Then each method's mean ± std over its training seeds, and each
-comparison the question asks (odd − even, lora − odd, lora − even) as a paired difference whose interval
-counts the seeds' noise and the test comments'. A run that cannot be read or scored is skipped and listed
-with the reason.
-Writes results/evaluation.json and prints the answer table. ``python -m report`` builds the full
-report (baselines, figures, ablations, speed, model cards) on these same functions.
+Each run's splits are rebuilt from its history.json, its decision threshold chosen on validation, and its
+test split scored at 0.5 and at that threshold. Then each method's mean ± std over seeds, and each comparison
+the question asks (odd − even, lora − odd, lora − even) as a paired difference whose interval counts the
+seeds' noise and the test comments'. A run that cannot be scored is skipped with its reason. Writes
+results/evaluation.json and prints the answer table; ``python -m report`` builds the full report on these.
 """
 import argparse
 import hashlib
@@ -36,9 +33,8 @@ from training.files import write_json_atomically
 from training.metrics import best_f1_threshold, binary_metrics
 from webapp.app import Predictor
 
-# The methods in the order of every table, and the comparisons: (a, b, the question a − b answers). The
-# first three are the question's, the primary family; the rest are exploratory (see "Seeds and paired
-# comparisons" below).
+# The methods in the order of every table, and the comparisons: (a, b, the question a − b answers). The first
+# three are the question's, the primary family; the rest are exploratory ("Seeds and paired comparisons").
 METHOD_ORDER = ("teacher", "odd", "even", "lora", "lora-kd", "odd-ce", "lora-odd", "full-even", "lora-minilm",
                 "minilm", "tfidf")
 PRIMARY_PAIRS = (("odd", "even"), ("lora", "odd"), ("lora", "even"))
@@ -89,7 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
     """The flags; ``parser`` is a caller's own, with flags of its own, to which these are added."""
-    parser = parser or argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = parser or argparse.ArgumentParser(description=__doc__,
+                                               formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="*", type=Path, help="run folders to evaluate (default: all under --runs-dir)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where to look for runs (default: runs)")
     parser.add_argument("--dataset", help="score only the runs trained on this dataset, as train.py's --dataset "
@@ -161,9 +158,8 @@ def read_run(folder: str | os.PathLike) -> Run:
 
 
 def read_runs(folders: list[str | os.PathLike], dataset: str | None = None) -> tuple[list[Run], list[dict]]:
-    """The readable runs (those trained on ``dataset``, when given), arranged (``arrange_runs``), and
-    ``{"path", "reason"}`` for each unreadable one. Methods compare only on the same comments, so one
-    evaluation covers one dataset."""
+    """The readable runs trained on ``dataset`` (any, if None), arranged, and ``{"path", "reason"}`` for each
+    unreadable one. Methods compare only on the same comments, so one evaluation covers one dataset."""
     runs, skipped = [], []
     for folder in folders:
         try:
@@ -255,10 +251,8 @@ class RunPredictions:
 
 def score_runs(runs: list[Run], skipped: list[dict], load=load_scorer, extend=None) -> tuple[list[dict], dict]:
     """Score every run (those that fail join ``skipped``): their records, and their predictions by run name.
-
-    ``load(folder, history) -> Scorer`` loads a run; ``extend(run, record, scorer, splits, predictions)``
-    adds fields to each record (the full report's). Runs trained on the same data share one load of it.
-    """
+    ``load(folder, history) -> Scorer`` loads a run; ``extend(run, record, scorer, splits, predictions)`` adds
+    the full report's fields to each record. Runs trained on the same data share one load of it."""
     splits_by_dataset, records, predictions = {}, [], {}
     progress = tqdm(runs, desc="evaluating", unit="run", dynamic_ncols=True)
     for run in progress:
@@ -304,11 +298,8 @@ def score_run(run: Run, splits, load=load_scorer) -> tuple[dict, Scorer, RunPred
 
 
 def quality_report(validation_labels, validation_probs, test_labels, test_probs) -> dict:
-    """The threshold chosen on validation, validation metrics at it, and test metrics at 0.5 and at it.
-
-    0.5 is arbitrary on an imbalanced task, so the F1-best threshold is chosen too, on the run's own
-    validation predictions. The test labels only score: choosing anything on them would leak them
-    into the model and overstate the result.
+    """The F1-best threshold chosen on validation (0.5 is arbitrary on an imbalanced task), validation metrics at
+    it, and test metrics at 0.5 and at it. Test labels only score: choosing on them would overstate the result.
     """
     if len(np.unique(validation_labels)) != 2:
         raise EvaluationError("the validation split holds a single class, so no decision threshold can be "
@@ -331,20 +322,16 @@ def fingerprint(texts: list[str], labels: list[int]) -> str:
 
 
 # -- Seeds and paired comparisons -------------------------------------------------------------------
-# Two noises blur a comparison: the training seed (initialisation, dropout, data order; not the splits,
-# which --split-seed fixes) and the finite test set. A difference Δ, the mean over n seeds of a − b's test
-# ROC-AUC with the runs paired by seed, gets a standard error with one term for each:
-#     SE² = s²_seed / n + SE²_test
-# s²_seed is the variance of the n per-seed differences; SE_test is the standard error the test comments
-# alone give Δ, with every model fixed: DeLong's variance of a contrast of AUCs measured on the same
-# comments (DeLong, DeLong & Clarke-Pearson 1988). The interval is Δ ± t · SE with Student's t at n − 1
-# degrees of freedom, since s_seed is estimated from n values (at 3 seeds t is 4.30, not 1.96); one seed
-# has only the test term and the normal quantile. tests/test_intervals.py checks that it covers a true
-# zero in at least 93% of simulated studies at 3 and 5 seeds, and that resampling the seeds does not.
-# The question's three comparisons are one family, declared here before any run, with Holm's correction
-# (Holm 1979); every other comparison is exploratory, corrected within its own family. "a better" needs
-# a Holm-adjusted p below 0.05; otherwise no difference was detected, and the interval's width says how
-# large a difference the data still allow.
+# Two noises blur a comparison: the training seed (initialisation, dropout, data order; --split-seed fixes the
+# splits) and the finite test set. A difference Δ, the mean over n seeds of a − b's test ROC-AUC with runs
+# paired by seed, gets one standard-error term for each: SE² = s²_seed / n + SE²_test, where s²_seed is the
+# variance of the per-seed differences and SE_test DeLong's standard error of the contrast of AUCs measured on
+# the same comments, every model fixed (DeLong, DeLong & Clarke-Pearson 1988). The interval is Δ ± t · SE with
+# Student's t at n − 1 degrees of freedom, as s_seed is estimated (at 3 seeds t is 4.30, not 1.96); one seed
+# has only the test term and the normal quantile. tests/test_intervals.py checks its coverage of a true zero.
+# The question's three comparisons are one family, declared before any run, with Holm's correction (Holm
+# 1979); the others are exploratory, corrected within their own family. "a better" needs a Holm-adjusted p
+# below 0.05; otherwise no difference was detected, and the interval's width says how large one may still be.
 
 def runs_by_method(records: list[dict]) -> dict[str, dict[int, dict]]:
     """Method -> seed -> record, one record per seed (the first, i.e. the primary run, wins)."""
@@ -374,10 +361,8 @@ def seed_summary(records: list[dict]) -> dict[str, dict]:
 
 
 def method_comparisons(records: list[dict], predictions: dict[str, RunPredictions]) -> dict[str, dict]:
-    """Every pair of COMPARED_PAIRS, keyed "<a>_vs_<b>", with Holm's correction within its family.
-
-    Pairs with a missing method say why they were skipped and take no part in the correction.
-    """
+    """Every pair of COMPARED_PAIRS, keyed "<a>_vs_<b>", with Holm's correction within its family (a pair with
+    a missing method says why it was skipped and takes no part)."""
     comparisons = {f"{a}_vs_{b}": {**compare_methods(records, predictions, a, b), "question": question}
                    for a, b, question in COMPARED_PAIRS}
     correct_as_family([c for (a, b, _), c in zip(COMPARED_PAIRS, comparisons.values()) if (a, b) in PRIMARY_PAIRS],
@@ -425,11 +410,9 @@ def compare_methods(records: list[dict], predictions: dict[str, RunPredictions],
 
 
 def auc_structural_components(labels, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each run's ROC-AUC and its DeLong components: one value per toxic comment (V10) and per clean one (V01).
-
-    ``probs`` is [runs, comments]. V10 of a toxic comment is the share of clean comments it outscores
-    (ties count half), V01 of a clean comment the share of toxic comments that outscore it; the AUC is
-    the mean of either. Midranks compute them in O(n log n) (Sun & Xu 2014).
+    """Each run's ROC-AUC and its DeLong components, ``probs`` being [runs, comments]: V10 of a toxic comment is
+    the share of clean comments it outscores (ties count half), V01 of a clean comment the share of toxic ones
+    that outscore it; the AUC is the mean of either. Midranks compute them in O(n log n) (Sun & Xu 2014).
     """
     labels = np.asarray(labels).astype(bool)
     probs = np.atleast_2d(np.asarray(probs, dtype=float))
@@ -444,11 +427,9 @@ def auc_structural_components(labels, probs: np.ndarray) -> tuple[np.ndarray, np
 
 
 def comment_noise_se(labels, probs: np.ndarray, contrast: np.ndarray) -> float:
-    """The standard error of ``contrast · AUCs`` over the test comments, the models fixed (DeLong et al. 1988).
-
-    Var = cᵀ S10 c / n_pos + cᵀ S01 c / n_neg, with S10 and S01 the covariances between runs of
-    their V10 and V01 components: runs scored on the same comments share errors, and pairing by
-    comment removes what they share.
+    """The standard error of ``contrast · AUCs`` over the test comments, the models fixed (DeLong et al. 1988):
+    Var = cᵀ S10 c / n_pos + cᵀ S01 c / n_neg, S10 and S01 the covariances between runs of their V10 and V01
+    components. Runs scored on the same comments share errors; pairing by comment removes what they share.
     """
     _, v10, v01 = auc_structural_components(labels, probs)
     contrast = np.asarray(contrast, dtype=float)
@@ -458,10 +439,8 @@ def comment_noise_se(labels, probs: np.ndarray, contrast: np.ndarray) -> float:
 
 
 def seeds_and_comments_interval(per_seed: np.ndarray, se_test: float) -> dict:
-    """The mean of ``per_seed`` with its 95% interval and two-sided p against 0: SE² = s²_seed/n + SE²_test.
-
-    Student's t at n − 1 degrees of freedom (the normal quantile for one seed, which has only SE_test).
-    """
+    """The mean of ``per_seed``, its 95% interval and two-sided p against 0: SE² = s²_seed/n + SE²_test, with
+    Student's t at n − 1 degrees of freedom (the normal quantile for one seed, which has only SE_test)."""
     per_seed = np.asarray(per_seed, dtype=float)
     n, mean = len(per_seed), float(per_seed.mean())
     se_seed = float(per_seed.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
@@ -474,10 +453,8 @@ def seeds_and_comments_interval(per_seed: np.ndarray, se_test: float) -> dict:
 
 
 def paired_auc_difference(labels, probs_a: list[np.ndarray], probs_b: list[np.ndarray]) -> dict:
-    """Δ = mean over seeds of (ROC-AUC of A's run − ROC-AUC of B's run), runs j of both from training seed j.
-
-    Both methods are scored on the same test comments, so the test term is that of the paired contrast.
-    """
+    """Δ = mean over seeds of (ROC-AUC of A's run − B's), runs j of both from training seed j; both are scored
+    on the same test comments, so the test term is that of the paired contrast."""
     probs = np.concatenate([np.asarray(probs_a, dtype=float), np.asarray(probs_b, dtype=float)])
     n = len(probs_a)
     aucs = auc_structural_components(labels, probs)[0]

@@ -55,13 +55,10 @@ BATCH_SIZE = 32
 
 @dataclass(frozen=True)
 class Recipe:
-    """What one ``--method`` trains: where its weights start, which train, on which loss, how long.
-
-    ``start``: "pretrained" (all of ``model``, new head), "teacher-layers" (the fine-tuned teacher's
-    embeddings, ``layers`` and head), "base-layers" (``model``'s embeddings and ``layers``, new head),
-    or "tfidf" (no network: ``python -m baselines.tfidf`` fits it with these same flags).
-    ``loss``: "ce" (the labels) or "kd" (``distillation_loss`` against the teacher). ``lora``: train
-    low-rank adapters and the head only.
+    """What one ``--method`` trains. ``start``: "pretrained" (all of ``model``, new head), "teacher-layers" (the
+    fine-tuned teacher's embeddings, ``layers`` and head), "base-layers" (``model``'s embeddings and ``layers``,
+    new head) or "tfidf" (no network: ``python -m baselines.tfidf`` fits it with these flags). ``loss``: "ce"
+    (the labels) or "kd" (``distillation_loss`` against the teacher). ``lora``: train adapters and the head only.
     """
     start: str
     loss: str
@@ -316,11 +313,10 @@ def soft_labels(teachers: list[tuple[str, torch.nn.Module, object]], texts: list
                 env) -> torch.Tensor:
     """The soft labels' logits on ``texts``: each teacher's (cached: distill/teacher_logits.py), averaged.
 
-    A teacher passes on what it knows through one pair of logits per comment, so it reads the comment
-    with its own tokenizer: a teacher of another architecture and vocabulary teaches as well as one the
-    student was cut from (task-specific distillation, as in DistilBERT and TinyBERT's second stage).
-    Teachers of different seeds make different mistakes, so their average ranks comments better than
-    one of them (Hinton et al. 2015, section 1, distil "the knowledge in an ensemble of models").
+    A teacher passes on what it knows through one pair of logits per comment, read with its own tokenizer,
+    so a teacher of another architecture teaches as well as one the student was cut from (task-specific
+    distillation, as in DistilBERT). Teachers of different seeds make different mistakes, so their average
+    ranks comments better than one (Hinton et al. 2015, section 1: "the knowledge in an ensemble of models").
     """
     logits = []
     for folder, model, tokenizer in teachers:
@@ -331,12 +327,9 @@ def soft_labels(teachers: list[tuple[str, torch.nn.Module, object]], texts: list
 
 
 def distillation_step_loss(model, batch, *, teacher_logits, args, teacher=None, layers=None, labelled=None):
-    """The distillation loss, with the teacher's logits looked up per example in the cache.
-
-    With ``--cos-on hidden`` the teacher runs on every step (hidden states are not cached), each student
-    layer aligned with the layer it was copied from. ``labelled`` marks the examples with a real label:
-    a transfer set's comments have none and get no cross-entropy.
-    """
+    """The distillation loss, the teacher's logits looked up per example in the cache. With ``--cos-on hidden``
+    the teacher runs every step (hidden states are not cached). ``labelled`` marks the examples with a label:
+    a transfer set's comments have none and get no cross-entropy."""
     hidden = args.cos_on == "hidden"
     student_out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                         output_hidden_states=hidden)
