@@ -37,10 +37,8 @@ def embedded_model_folder(name: str, cache_dir: str | Path | None = None) -> Pat
 
 @functools.cache
 def hub_reachable() -> bool:
-    """Whether the hub answers one quick request (asked once per process), so that a hub name fails at once.
-
-    The hub client alone retries for up to a minute. The probe uses its HTTP session, so proxies and
-    ``HF_ENDPOINT`` mirrors apply. Any HTTP answer, even an error status, means reachable.
+    """Whether the hub answers one quick request (asked once per process), so that a hub name fails at once: the
+    hub client retries for a minute. Its HTTP session applies proxies and ``HF_ENDPOINT``; any answer means yes.
     """
     if is_offline_mode():
         return False

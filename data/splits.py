@@ -12,8 +12,6 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from data import DataError
-
 TEST_FRACTION = 0.1  # share of the training data held out as test when a source has no test split
 
 
@@ -49,12 +47,9 @@ class Splits:
 
 
 def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Split the indices of ``labels`` into sorted (kept, held_out) lists, holding out ``fraction`` of each class.
-
-    A class of two or more holds out at least one and never all; ``random.Random`` is the same on every platform.
+    """Split the indices of ``labels`` into sorted (kept, held_out) lists, holding out ``fraction`` of each class:
+    a class of two or more holds out at least one and never all. ``random.Random`` is the same on every platform.
     """
-    if not 0 < fraction < 1:
-        raise DataError(f"a split fraction must be between 0 and 1 (exclusive), got {fraction}")
     rng, held_out = random.Random(seed), []
     for label in sorted(set(labels)):
         members = [i for i, y in enumerate(labels) if y == label]

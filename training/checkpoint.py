@@ -59,10 +59,8 @@ def trained_max_length(history: dict | None, positions: int | None = None) -> in
 
 
 def trained_text_prefix(history: dict | None) -> str:
-    """The ``--text-prefix`` the run was trained with (history.json ``args.text_prefix``; none if not recorded)."""
-    args = (history or {}).get("args")
-    prefix = args.get("text_prefix") if isinstance(args, dict) else None
-    return prefix if isinstance(prefix, str) else ""
+    """The ``--text-prefix`` the run was trained with (none if its history.json records none)."""
+    return ((history or {}).get("args") or {}).get("text_prefix", "")
 
 
 def save_run(out_dir: Path, model, tokenizer, history: dict, extra_files: dict | None = None) -> None:
@@ -103,10 +101,8 @@ _CLAIMS = {}  # run folder -> the lock this process holds on it
 
 
 def claim_output(out_dir: Path) -> None:
-    """Refuse, before any training, an --out that is a file or a symbolic link, or that another process trains into.
-
-    The claim is a lock beside the run's checkpoint, released when the process ends (a killed run leaves none);
-    a later run of this same process into the same folder takes it over.
+    """Refuse, before any training, an --out that is a file or a symbolic link, or that another process trains into:
+    a lock beside the run's checkpoint, released when the process ends; a later run of this process takes it over.
     """
     out_dir = Path(out_dir)
     if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):

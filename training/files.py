@@ -15,10 +15,8 @@ except ImportError:  # Windows has no advisory locks: concurrent writers there a
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(temporary_path)``, then move the finished file to ``path``.
-
-    The temporary name is unique to the call: two processes writing one file at once never share one; the last wins.
-    """
+    """Call ``write(temporary_path)``, then move the finished file to ``path``; the temporary name is unique to
+    the call, so two processes writing one file at once never share one (the last wins)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
@@ -45,10 +43,8 @@ def write_json_atomically(path: Path, data) -> None:
 
 
 def lock_file(path: Path, wait: bool = True):
-    """The open file ``path``, holding an exclusive advisory lock until it is closed or the process ends.
-
-    Without ``wait``, a lock held by another process raises ``BlockingIOError`` at once.
-    """
+    """The open file ``path``, holding an exclusive advisory lock until it is closed or the process ends; without
+    ``wait``, a lock held by another process raises ``BlockingIOError`` at once."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a")
     try:
@@ -61,10 +57,8 @@ def lock_file(path: Path, wait: bool = True):
 
 
 def staging_folder(final: Path) -> Path:
-    """A new hidden folder beside ``final``, unique to this call, where a folder is written before it moves in.
-
-    Two writers of one folder never share a staging folder. Those left by killed processes are removed.
-    """
+    """A new hidden folder beside ``final``, unique to this call, where a folder is written before it moves in;
+    those left by killed processes are removed."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     for stale in final.parent.glob(f".{final.name}.partial-*-*"):
@@ -79,10 +73,7 @@ def staging_folder(final: Path) -> Path:
 
 def replace_folder_atomically(build: Path, final: Path) -> None:
     """Move folder ``build`` to ``final``: ``os.replace`` cannot overwrite a full folder, so the old one moves aside.
-
-    A lock beside ``final`` makes concurrent swaps take turns; a ``final`` that is a file or a symbolic link is
-    never moved or followed.
-    """
+    A lock makes concurrent swaps take turns; a ``final`` that is a file or a symbolic link is left as it is."""
     final = Path(final)
     with lock_file(final.with_name(f".{final.name}.lock")):
         if final.is_symlink() or (final.exists() and not final.is_dir()):

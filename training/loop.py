@@ -89,10 +89,8 @@ def validate(model, split: EncodedSplit, pad_id: int, device, config: TrainingCo
 
 
 def build_optimizer(model, config: TrainingConfig, total_steps: int):
-    """AdamW over the trainable parameters, without weight decay on biases and LayerNorm weights.
-
-    ``fused=True`` updates all parameters in one kernel: the teacher's step drops from 0.19 s to 0.02 s on CPU.
-    """
+    """AdamW over the trainable parameters, without weight decay on biases and LayerNorm weights; ``fused=True``
+    updates all parameters in one kernel (the teacher's step drops from 0.19 s to 0.02 s on CPU)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay, no_decay = [p for p in trainable if p.ndim >= 2], [p for p in trainable if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -101,10 +99,8 @@ def build_optimizer(model, config: TrainingConfig, total_steps: int):
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    """The torch seed of one epoch, reset every epoch so that a resumed run replays the same dropout masks.
-
-    A hash of the pair (NumPy's SeedSequence): with ``seed + epoch``, seed 1 epoch 1 would replay seed 2 epoch 0.
-    """
+    """The torch seed of one epoch, reset every epoch so that a resumed run replays the same dropout masks: a
+    hash of the pair (NumPy's SeedSequence), as with ``seed + epoch`` seed 1 epoch 1 would replay seed 2 epoch 0."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0])
 
 
