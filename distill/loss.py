@@ -19,10 +19,9 @@ from distill import DistillError
 def temperature_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     """KL(teacher_T || student_T) averaged over the batch, times T² (Hinton et al. 2015, section 2).
 
-    T > 1 softens both distributions, so the teacher's small probabilities for the wrong classes (its "dark
-    knowledge") carry weight; its gradient scales as 1/T², which T² undoes, so the balance with the hard
-    labels holds when T changes. KL is the soft-target cross-entropy less a constant (the teacher's entropy):
-    the same gradient, but 0 at a perfect match, which makes the logged value readable.
+    T > 1 softens both distributions, so the teacher's small probabilities for the wrong classes ("dark
+    knowledge") carry weight; the gradient scales as 1/T², which T² undoes. KL is the soft-target cross-entropy
+    less the teacher's entropy: the same gradient, but 0 at a perfect match, so the logged value reads well.
     """
     student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_probs = F.softmax(teacher_logits / temperature, dim=-1)
@@ -44,11 +43,9 @@ def cosine_alignment(student_vectors: Tensor, teacher_vectors: Tensor, mask: Ten
 
 def aligned_hidden_states(student_hidden_states: Sequence[Tensor], teacher_hidden_states: Sequence[Tensor],
                           layers: Sequence[int]) -> tuple[Tensor, Tensor]:
-    """Stack each student layer's output next to that of the teacher layer it was copied from.
-
-    ``hidden_states[0]`` is the embedding output, so student layer k+1, copied from teacher layer
-    ``layers[k]``, pairs ``student_hidden_states[k + 1]`` with ``teacher_hidden_states[layers[k]]``.
-    DistilBERT aligned only the last hidden states: pass ``hidden_states[-1]`` of each for that instead.
+    """Stack each student layer's output next to that of the teacher layer it was copied from: ``hidden_states[0]``
+    is the embedding output, so ``student_hidden_states[k + 1]`` pairs with ``teacher_hidden_states[layers[k]]``.
+    DistilBERT aligned only the last hidden states (``hidden_states[-1]`` of each).
     """
     layers = list(layers)
     if len(student_hidden_states) != len(layers) + 1:

@@ -40,9 +40,8 @@ LAYER_SPEC_HELP = f"write a named set ({', '.join(LAYER_SETS)}) or increasing la
 
 
 def parse_layers(spec: str, teacher_layers: int) -> list[int]:
-    """The sorted, 1-based teacher layers that ``spec`` keeps: a name of ``LAYER_SETS``, computed for a teacher
-    of ``teacher_layers`` layers, or a comma-separated list such as "1,4,7", checked by ``validate_layers``.
-    """
+    """The 1-based teacher layers that ``spec`` keeps: a name of ``LAYER_SETS`` (for a teacher of
+    ``teacher_layers`` layers) or a list such as "1,4,7", checked by ``validate_layers``."""
     name = spec.strip().lower()
     if name in LAYER_SETS:
         layers = LAYER_SETS[name](teacher_layers)
@@ -98,10 +97,8 @@ def _copy_encoder(source: BertModel, student: BertForSequenceClassification, lay
 
 
 def build_student(teacher: BertForSequenceClassification, layers: Sequence[int]) -> BertForSequenceClassification:
-    """A ``len(layers)``-layer classifier with copies of the ``teacher``'s embeddings, layers ``layers``, pooler
-    and head, so it predicts roughly like the teacher before any training. It takes the teacher's device and
-    dtype (so the copy is exact) and shares no tensor with it.
-    """
+    """A classifier with copies of the ``teacher``'s embeddings, layers ``layers``, pooler and head, so it predicts
+    roughly like the teacher before any training; on the teacher's device and dtype, sharing no tensor with it."""
     if not isinstance(teacher, BertForSequenceClassification):
         raise DistillError(f"the teacher must be a BertForSequenceClassification, got {type(teacher).__name__}")
     validate_layers(layers, teacher.config.num_hidden_layers)
@@ -122,10 +119,9 @@ def build_student_from_base(base_path: str | os.PathLike, layers: Sequence[int],
                             num_labels: int = 2) -> StudentFromBase:
     """A classifier whose embeddings and layers ``layers`` come from a pretrained (not fine-tuned) encoder.
 
-    The classifier is new, and so is the pooler when the checkpoint has none (the embedded e5-small base):
-    a random pooler that the caller then froze would silently cripple the model, so the new modules are
-    returned by name. It takes a path (resolve short names with ``models.load.resolve_model`` first), not a
-    loaded model: only loading reveals which weights the checkpoint lacked. New modules follow the torch seed.
+    The classifier is new, and so is the pooler when the checkpoint has none (e5-small): a random pooler that
+    the caller then froze would cripple the model, so the new modules are named. It takes a path, not a model:
+    only loading reveals which weights the checkpoint lacked. New modules follow the torch seed.
     """
     try:
         config = AutoConfig.from_pretrained(base_path, trust_remote_code=False)
