@@ -179,11 +179,11 @@ def test_python_m_report_render_writes_the_committed_answer_from_results_json_al
         shutil.copy(RESULTS / name, tmp_path / "results" / name)
     messages = render.main(["--results", str(tmp_path / "results" / "results.json"),
                             "--readme", str(tmp_path / "README.md")])
-    assert len(messages) == 7 and all(message.startswith("updated the ") for message in messages[:6]), messages
-    assert messages[6] == f"rewrote {tmp_path / 'results' / 'results.md'}"
+    assert len(messages) == 8 and all(message.startswith("updated the ") for message in messages[:7]), messages
+    assert messages[7] == f"rewrote {tmp_path / 'results' / 'results.md'}"
     assert (tmp_path / "results" / "results.md").read_text() == (RESULTS / "results.md").read_text()
     assert marked_section((tmp_path / "README.md").read_text(), ANSWER) == marked_section(README.read_text(), ANSWER)
-    for page in ("study.md", "ablations.md", "behaviour.md", "serving.md"):
+    for page in ("study.md", "ablations.md", "behaviour.md", "serving.md", "datasets.md"):
         assert (tmp_path / "docs" / page).read_text() == (DOCS / page).read_text()
     with pytest.raises(SystemExit):
         render.main(["--results", str(tmp_path / "missing.json")])
