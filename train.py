@@ -38,7 +38,7 @@ from training.batching import MAX_LENGTH, MIN_LENGTH, encode_texts
 from training.checkpoint import (CheckpointError, check_same_settings, checkpoint_dir, claim_output, read_history,
                                  save_failed_run, save_run, trained_text_prefix)
 from training.distributed import init_distributed, shutdown_distributed
-from training.loop import EncodedSplit, NonFiniteLossError, TrainingConfig, cross_entropy_loss, train
+from training.loop import EncodedSplit, NonFiniteLossError, TrainingConfig, bf16_is_native, cross_entropy_loss, train
 
 # -- The recipes ----------------------------------------------------------------------------------
 # Every method, written out. lr and epochs are make tune's choices on validation ROC-AUC at seed 0, a
@@ -213,7 +213,7 @@ NOT_RESULT_CHANGING = ("out", "resume", "keep_checkpoint", "cache_dir", "cpu", "
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """The flags, with every unset recipe value (lr, epochs, layers, model) taken from RECIPES."""
+    """The flags, with every unset recipe value (lr, epochs, layers, model) taken from RECIPES, and bf16 from the device."""
     parser = build_parser()
     args = parser.parse_args(argv)
     recipe = RECIPES[args.method]
@@ -236,6 +236,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.layers = args.layers or recipe.layers
     args.lr = recipe.lr if args.lr is None else args.lr
     args.epochs = recipe.epochs if args.epochs is None else args.epochs
+    if args.bf16 is None:  # the device init_distributed will choose
+        args.bf16 = bf16_is_native(torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu"))
     return args
 
 
@@ -445,9 +447,10 @@ def build_parser() -> OneLineErrorParser:
     optim.add_argument("--weight-decay", type=non_negative_float, default=0.01)
     optim.add_argument("--max-grad-norm", type=positive_float, default=1.0)
     optim.add_argument("--seed", type=seed_int, default=42)
-    optim.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
-                       help="bf16 autocast for the matrix multiplications (about 1.9x faster here, "
-                            "bench/RESULTS.md); --no-bf16 for fp32")
+    optim.add_argument("--bf16", action=argparse.BooleanOptionalAction,
+                       help="bf16 autocast for the matrix multiplications (default: where the hardware has it, "
+                            "about 1.9x faster than fp32 on an AVX512-BF16 CPU, bench/RESULTS.md; emulated "
+                            "elsewhere and far slower); --no-bf16 for fp32")
     optim.add_argument("--cpu", action="store_true", help="train on the CPU even when CUDA is available")
     optim.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
     kd = p.add_argument_group("distillation (the methods with loss kd)")

@@ -24,6 +24,7 @@ import torch
 
 from models.load import ModelError
 from serving.export_onnx import INT8_FILE, ONNX_FILE, OnnxClassifier, int8_keeps_quality, load_onnx_classifier
+from training.loop import bf16_is_native
 from webapp.app import Predictor
 
 PRECISIONS = ("auto", "fp32", "bf16", "onnx", "int8")
@@ -59,17 +60,6 @@ def onnx_model(folder: str | Path, precision: str, device: torch.device) -> Onnx
         except ModelError as error:
             print(f"warning: precision auto does not use the ONNX export: {error}", file=sys.stderr)
     return None
-
-
-def bf16_is_native(device: torch.device) -> bool:
-    """Whether ``device`` multiplies bfloat16 matrices in hardware (CUDA capability, CPU flags)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    # torch's own CPUID checks (Linux, Windows and macOS alike); missing in a torch without them.
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
 
 
 def resolve_precision(requested: str, model: torch.nn.Module) -> str:

@@ -61,14 +61,14 @@ def test_precision_falls_back_to_fp32_where_bf16_is_not_native(monkeypatch):
         resolve_precision("int4", model)
 
 
-@pytest.mark.skipif(not precision.bf16_is_native(CPU), reason="this CPU has no native bf16 (AVX512-BF16 or AMX)")
-def test_bf16_runs_in_bf16_and_stays_within_the_stated_tolerance(run_folder):
+def test_bf16_runs_in_bf16_and_stays_within_the_stated_tolerance(run_folder, monkeypatch):
     """bf16 changes the probabilities (so it really ran in bf16), by less than BF16_TOLERANCE.
 
     The tiny model's random weights (initializer range 0.5) make logits far larger than a trained
     model's, so this bound is loose; bench/serving.py reports the largest difference on the real
-    odd student's test comments.
+    odd student's test comments. Where bf16 is emulated it is slow but exact, so the test runs on any CPU.
     """
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: True)
     texts = [" ".join(TINY_WORDS[i:i + 3 + i % 9]) for i in range(20)]
     fp32 = [v["toxic_probability"] for v in load_predictor(run_folder, precision="fp32").predict(texts)]
     bf16_predictor = load_predictor(run_folder, precision="bf16")
