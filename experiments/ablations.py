@@ -17,7 +17,7 @@ study`` (odd, even, lora, each seed's teacher) reuses it, through ``experiments/
 skips a run whose recorded arguments equal the planned ones; the others go to
 ``runs/ablations/<point>`` (seed 42) and ``runs/ablations/<point>-seed<s>``. A student of seed s
 reads the teacher of seed s, so every point pairs seed by seed with the study's runs. It needs
-``make study SEEDS=3`` first (the ensemble reads its three teachers); a missing prerequisite is
+``make study`` first (the ensemble reads the teachers of seeds 42, 1 and 2); a missing prerequisite is
 trained first, with the study's arguments. Resumable, like the study.
 
 Seeds: a point has 3 seeds where the budget of ``make ablations`` (``BUDGET_MINUTES`` on 2 CPU
