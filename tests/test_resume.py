@@ -158,11 +158,7 @@ def test_a_nan_after_resuming_names_the_checkpoint_resumed_from(tmp_path, monkey
 # ---- python -m experiments.resume: train.py's run, resumable --------------------------------------
 
 def test_a_nan_run_names_the_steps_logged_and_what_it_can_resume_from(world, monkeypatch):
-    def exploding_loss(model, batch):
-        terms = loop.cross_entropy_loss(model, batch)
-        return {**terms, "loss": terms["loss"] * float("nan")}
-
-    monkeypatch.setattr(train, "cross_entropy_loss", exploding_loss)
+    monkeypatch.setattr(train, "cross_entropy_loss", nan_after(0))
     with pytest.raises(NonFiniteLossError) as error:
         resume.main(args_for("teacher"))
     assert str(error.value).endswith("runs/teacher/ was left as it was. No checkpoint of this run was saved "
