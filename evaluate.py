@@ -28,7 +28,7 @@ from tqdm import tqdm
 from data import DataError
 from data.load import load_splits
 from models.load import ModelError
-from training.checkpoint import HistoryError, is_failed_run, read_history
+from training.run_folder import HistoryError, is_failed_run, read_history
 from training.files import write_json_atomically
 from training.metrics import best_f1_threshold, binary_metrics
 from webapp.app import Predictor

@@ -13,7 +13,6 @@ loop is ``training/loop.py``. ``torchrun --nproc_per_node=N train.py ...`` train
 import argparse
 import copy
 import math
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -35,8 +34,8 @@ from lora.adapter import save_adapter
 from lora.lora import LoRAError, LoRALinear, count_parameters, inject_lora, mark_only_lora_trainable, merge_lora
 from models.load import ModelError, load_classifier, load_config, load_tokenizer, resolve_model
 from training.batching import MAX_LENGTH, MIN_LENGTH, encode_texts
-from training.checkpoint import (CheckpointError, check_same_settings, checkpoint_dir, claim_output, read_history,
-                                 save_failed_run, save_run, trained_text_prefix)
+from training.run_folder import (RunFolderError, claim_output, read_history, save_failed_run, save_run,
+                                 trained_text_prefix)
 from training.distributed import init_distributed, shutdown_distributed
 from training.loop import EncodedSplit, NonFiniteLossError, TrainingConfig, bf16_is_native, cross_entropy_loss, train
 
@@ -92,7 +91,8 @@ RECIPES = {
 }
 
 
-def main(argv=None) -> None:
+def main(argv=None, checkpoints=None) -> None:
+    """One run. ``checkpoints`` makes it resumable: ``train`` in training/loop.py, and experiments/resume.py."""
     # -- arguments: the method's recipe, changed by flags; checked before any work ------------------
     args = parse_args(argv)
     recipe = RECIPES[args.method]
@@ -173,7 +173,7 @@ def main(argv=None) -> None:
     out = Path(args.out)
     try:
         history = train(model, loss_fn, train_split, val_split, config=config, env=env, pad_id=pad_id,
-                        history=history, checkpoint=checkpoint_dir(out), resume=args.resume)
+                        history=history, checkpoints=checkpoints)
     except NonFiniteLossError as error:
         if env.is_main:  # the steps logged up to the explosion are what one needs to understand it
             kept = save_failed_run(out, str(error), history)
@@ -198,8 +198,6 @@ def main(argv=None) -> None:
             raise DegenerateRunError(f"{problem} The run was kept for inspection in {kept}/ (see failure.json); "
                                      f"{out}/ was left as it was.")
         save_run(out, model, tokenizer, history, extra)
-        if not args.keep_checkpoint:  # the run is safe in out/; its checkpoint would only take disk space
-            shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
         best = history["epochs"][history["best_epoch"] - 1]["validation"]
         print(f"saved {out}/ (best epoch {history['best_epoch']}: validation ROC-AUC {best['roc_auc']:.4f}, "
               f"macro-F1 {best['macro_f1']:.4f}); wall time {history['total_time_s'] / 60:.1f} min")
@@ -207,10 +205,6 @@ def main(argv=None) -> None:
 
 
 # -- The details, in the order main uses them ----------------------------------------------------------
-
-# Flags that change where or how fast a run goes, not what it learns: --resume may change them.
-NOT_RESULT_CHANGING = ("out", "resume", "keep_checkpoint", "cache_dir", "cpu", "threads")
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     """The flags, with every unset recipe value (lr, epochs, layers, model) taken from RECIPES, and bf16 from the device."""
@@ -242,14 +236,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def check_before_work(args, recipe: Recipe) -> None:
-    """Every check that needs no training (model names, teachers, --resume), so a bad flag costs seconds."""
+    """Every check that needs no training (model names, teachers), so a bad flag costs seconds."""
     if recipe.needs_teacher:
         for folder in dict.fromkeys([args.teacher, *soft_label_folders(args)]):
             check_teacher(folder, args.text_prefix)
     if recipe.start in ("pretrained", "base-layers"):
         load_config(args.model, args.cache_dir)
-    if args.resume:
-        check_same_settings(checkpoint_dir(Path(args.out)), vars(args), ignored=NOT_RESULT_CHANGING)
 
 
 def soft_label_folders(args) -> list[str]:
@@ -408,9 +400,6 @@ def build_parser() -> OneLineErrorParser:
     p = OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", choices=list(RECIPES), required=True)
     p.add_argument("--out", help="run folder (default runs/<method>)")
-    p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
-    p.add_argument("--keep-checkpoint", action="store_true",
-                   help="keep the resume checkpoint (runs/.checkpoints/<name>) after a successful save")
     data = p.add_argument_group("data")
     data.add_argument("--dataset", default="insults",
                       help="'insults' or 'toxic-comments' (embedded), a hub name, or a CSV/JSONL/Parquet file or "
@@ -474,10 +463,13 @@ def build_parser() -> OneLineErrorParser:
     return p
 
 
+# The errors a run ends with in one line, no traceback: each says what to change.
+RUN_ERRORS = (DataError, AssetError, ModelError, DistillError, LoRAError, RunFolderError, NonFiniteLossError,
+              DegenerateRunError)
+
 if __name__ == "__main__":
     try:
         main()
-    except (DataError, AssetError, ModelError, DistillError, LoRAError, CheckpointError,
-            NonFiniteLossError, DegenerateRunError) as error:
+    except RUN_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -38,7 +38,7 @@ from sklearn.metrics import log_loss
 import train
 from data import DataError
 from data.load import load_splits
-from training.checkpoint import save_run
+from training.run_folder import save_run
 from training.metrics import best_f1_threshold, binary_metrics
 
 WORD_SETTINGS = {"analyzer": "word", "ngram_range": (1, 2), "sublinear_tf": True, "min_df": 2}

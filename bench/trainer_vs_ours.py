@@ -19,7 +19,8 @@ What Trainer is given is what a practitioner would write: ``DataCollatorWithPadd
 padding to the longest example of each batch), ``bf16=True, use_cpu=True`` (the same bf16
 autocast as ours), its default optimiser (fused AdamW), and per-epoch evaluation with
 ``load_best_model_at_end`` on validation ROC-AUC, which mirrors our loop's per-epoch validation,
-resume checkpoint and best-epoch restore. Trainer's default sampler draws random batches;
+resume checkpoint (``experiments.resume``'s, with which the runner trains every run) and best-epoch
+restore. Trainer's default sampler draws random batches;
 ``train_sampling_strategy="group_by_length"`` is its opt-in equivalent of our length bucketing.
 Both are run (``--trainer-sampling``), so the table separates what grouping by length buys from
 what the rest of the loop does. (The optimisers differ too: ours is PyTorch's default
@@ -32,7 +33,7 @@ Two figures per run:
 - steps: the optimisation steps only (forward, backward, clip, optimiser, data collation);
   the between-epoch work (validation, checkpoint writing, restoring the best epoch) is cut out
   with timestamps: for Trainer from its ``on_epoch_end`` to its ``on_save`` callback, for ours
-  from the call of ``validate`` to the return of ``save_checkpoint`` (both wrapped, unchanged).
+  from the call of ``validate`` to the return of the checkpoint's ``save`` (both wrapped, unchanged).
 - whole: the complete ``train()`` call, what a user waits for.
 
 Both contenders process the same number of examples (``--limit`` x ``--epochs``; no batch is
@@ -62,6 +63,7 @@ import training.loop
 from bench.common import (CPU, bucketed_batches, EncodedData, load_encoded_insults, markdown_table, mean_length, ratio,
                           roc_auc, run_script, set_threads, time_training_steps)
 from distill.student import build_student_from_base, parse_layers
+from experiments.resume import EpochCheckpoints
 from lora.lora import count_parameters, inject_lora, mark_only_lora_trainable
 from models.load import load_classifier, load_tokenizer, resolve_model
 from train import parse_args as train_py_settings
@@ -171,12 +173,13 @@ def train_ours(model, data: EncodedData, settings: argparse.Namespace,
     env = Distributed(rank=0, world_size=1, device=CPU)
     with tempfile.TemporaryDirectory(prefix="bench-ours-") as scratch:
         clock = StepClock()
-        with mock.patch.object(training.loop, "validate", before(clock.pause, training.loop.validate)), \
-                mock.patch.object(training.loop, "save_checkpoint", after(clock.resume, training.loop.save_checkpoint)):
+        checkpoints = EpochCheckpoints(Path(scratch) / "checkpoint")
+        checkpoints.save = after(clock.resume, checkpoints.save)
+        with mock.patch.object(training.loop, "validate", before(clock.pause, training.loop.validate)):
             started = time.perf_counter()
             clock.resume()
             training.loop.train(model, cross_entropy_loss, data.train, data.validation, config=config, env=env,
-                                pad_id=pad_id, history={}, checkpoint=Path(scratch) / "checkpoint")
+                                pad_id=pad_id, history={}, checkpoints=checkpoints)
             whole = time.perf_counter() - started
     return model, whole, clock.steps_s
 

@@ -5,10 +5,10 @@ counts as done when its folder holds a ``history.json`` whose recorded arguments
 ``train.py`` would parse from the planned flags now: the same method, data, recipe, seed and
 teacher. Changing anything (a flag, a default that ``make tune`` chose) therefore trains it
 again, and nothing finished is trained twice. A flag added to ``train.py`` after a run was
-recorded counts at its default, so a new option does not retrain the runs made before it. A run
-that was interrupted after an epoch continues from its resume checkpoint. Each run is its own
-``python train.py`` process, exactly as a user would type it, and the first failure stops the plan;
-``jobs`` > 1 trains that many at once.
+recorded counts at its default, so a new option does not retrain the runs made before it. Each run is
+its own ``python -m experiments.resume`` process, train.py's run with a checkpoint after every epoch, as a
+user would type it, so a run that was interrupted after an epoch continues from its checkpoint
+(``--resume``). The first failure stops the plan; ``jobs`` > 1 trains that many at once.
 """
 import argparse
 import json
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import train
+from experiments.resume import NOT_RESULT_CHANGING, CheckpointError, check_same_settings, checkpoint_dir
 from report.runs import SESSIONS, experiment_sessions
-from training.checkpoint import CheckpointError, check_same_settings, checkpoint_dir
 from training.files import write_json_atomically
 
 
@@ -48,13 +48,13 @@ def is_done(run: PlannedRun) -> bool:
         return False
     recorded = json.loads(history_file.read_text()).get("args", {})
     return all(recorded.get(name) == value for name, value in planned_args(run).items()
-               if name not in train.NOT_RESULT_CHANGING)
+               if name not in NOT_RESULT_CHANGING)
 
 
 def can_resume(run: PlannedRun) -> bool:
     """A resume checkpoint made with the planned settings exists (one made with others is started afresh)."""
     try:
-        check_same_settings(checkpoint_dir(Path(run.out)), planned_args(run), ignored=train.NOT_RESULT_CHANGING)
+        check_same_settings(checkpoint_dir(Path(run.out)), planned_args(run))
     except CheckpointError:
         return False
     return True
@@ -138,12 +138,14 @@ def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failur
 
 
 def script_of(run: PlannedRun) -> list[str]:
-    """``train.py``, or ``-m baselines.tfidf`` for the TF-IDF baseline, which has no network to train."""
-    return ["-m", "baselines.tfidf"] if train.RECIPES[planned_args(run)["method"]].start == "tfidf" else ["train.py"]
+    """``-m experiments.resume`` (train.py, resumable), or ``-m baselines.tfidf`` for the TF-IDF baseline, which
+    has no network to train."""
+    tfidf = train.RECIPES[planned_args(run)["method"]].start == "tfidf"
+    return ["-m", "baselines.tfidf"] if tfidf else ["-m", "experiments.resume"]
 
 
 def start_run(run: PlannedRun, label: str, python: str, threads: list[str]) -> subprocess.Popen:
-    """``python train.py`` for the run (``--resume`` when it was interrupted), printing to this
+    """The run's process (``--resume`` when it was interrupted), printing to this
     console, or to ``<run>.log`` when other runs train beside it (``threads`` given)."""
     command = [python, *script_of(run), *run.argv, *threads, *(["--resume"] if can_resume(run) else [])]
     print(f"{label}: {shlex.join(command[1:])}" + (f" > {run.out}.log" if threads else ""), flush=True)

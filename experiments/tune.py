@@ -33,7 +33,7 @@ from pathlib import Path
 from experiments.runner import PlannedRun, add_jobs_argument, execute, is_done, planned_args
 from evaluate import TUNING_DIR
 from report.tables import markdown_table
-from training.checkpoint import read_history
+from training.run_folder import read_history
 from training.files import write_json_atomically, write_text_atomically
 from train import RECIPES
 

@@ -28,7 +28,7 @@ CORE_FILES: list[tuple[str, str]] = [
     ("training/loop.py", "the training loop every method shares"),
     ("training/batching.py", "length-bucketed batches with dynamic padding"),
     ("training/metrics.py", "ROC-AUC, F1 and the decision threshold chosen on validation"),
-    ("training/checkpoint.py", "run folders, history.json and resuming"),
+    ("training/run_folder.py", "a run's folder: the saved model and history.json, a failed run kept apart"),
     ("training/files.py", "atomic writes"),
     ("training/distributed.py", "data-parallel training under torchrun"),
     ("models/load.py", "a model named by one string, loaded with clear errors"),

@@ -45,7 +45,7 @@ from embedded.pypi import sha256_of
 from evaluate import dataset_args
 from models.load import ModelError, load_classifier, load_tokenizer
 from training.batching import encode_texts, pad_batch
-from training.checkpoint import read_history, trained_max_length, trained_text_prefix
+from training.run_folder import read_history, trained_max_length, trained_text_prefix
 from training.files import write_atomically, write_json_atomically
 from training.loop import EncodedSplit, predict_logits
 from training.metrics import binary_metrics

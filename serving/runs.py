@@ -18,7 +18,7 @@ from models.load import ModelError
 from evaluate import method_rank
 from report.runs import served_record
 from serving.precision import load_predictor
-from training.checkpoint import is_failed_run
+from training.run_folder import is_failed_run
 from webapp.app import Predictor
 
 

@@ -9,6 +9,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from conftest import tiny_classifier
+from experiments.resume import EpochCheckpoints
 from test_training import tiny_split
 from training.distributed import init_distributed, shutdown_distributed
 from training.loop import TrainingConfig, cross_entropy_loss, train
@@ -37,7 +38,7 @@ def worker(rank: int, port: int, out: str) -> None:
     model = tiny_classifier(seed=0)
     train(model, recording_loss, tiny_split(64), tiny_split(16, seed=1),
           config=TrainingConfig(epochs=1, lr=1e-3, batch_size=4), env=env, pad_id=0, history={},
-          checkpoint=Path(out) / "checkpoint")
+          checkpoints=EpochCheckpoints(Path(out) / "checkpoint"))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(out, f"rank{rank}.safetensors"))
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(seen, f)

@@ -11,7 +11,7 @@ from transformers import pipeline
 import report.__main__ as full_report
 from conftest import tiny_classifier, tiny_history, tiny_tokenizer
 from test_evaluate import load_calls, project, write_run  # noqa: F401 - fixtures of the report tests
-from training.checkpoint import save_run
+from training.run_folder import save_run
 from report.model_card import CARD_FILE, method_description, write_model_card
 from train import RECIPES, parse_args
 from data.labels import ID2LABEL

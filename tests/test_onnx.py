@@ -24,7 +24,7 @@ from serving.export_onnx import (EXPORT_RECORD_FILE, INT8_AUC_TOLERANCE, INT8_FI
 from serving.precision import load_predictor, onnx_model, resolve_precision
 from serving.server import serving_app
 from test_webapp import fetch, post_json, serve
-from training.checkpoint import save_run
+from training.run_folder import save_run
 from training.metrics import binary_metrics
 from webapp.app import Predictor
 

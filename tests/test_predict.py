@@ -16,7 +16,7 @@ from serving.batching import BatchSettings
 from serving.precision import load_predictor
 from serving.server import serving_app
 from test_webapp import NOT_TOXIC, TOXIC, post_json, serve
-from training.checkpoint import save_run
+from training.run_folder import save_run
 
 COMMENTS = ["you are an idiot", "thanks for the reply great point", "what a dumb thing to say you moron",
             "i agree with your comment", "shut up loser"]

@@ -1,8 +1,7 @@
 """What a careless user or an attacker can do to the project, and what happens instead.
 
 No code from a model folder ever runs; a save never loses or displaces a file; one bad run never
-stops a report; a setting is checked where it is parsed; idle sockets do not lock out the server;
-a finished run does not keep its resume checkpoint.
+stops a report; a setting is checked where it is parsed; idle sockets do not lock out the server.
 """
 import io
 import json
@@ -24,7 +23,7 @@ from conftest import ROOT, tiny_classifier, tiny_history, tiny_tokenizer
 from models.load import ModelError, load_classifier, load_config, load_tokenizer
 from test_evaluate import load_calls, project  # noqa: F401 - fixtures
 from test_train_cli import args_for, folder_bytes, world  # noqa: F401 - fixtures
-from training.checkpoint import CheckpointError, checkpoint_dir, save_run
+from training.run_folder import RunFolderError, save_run
 from webapp.app import Predictor
 
 
@@ -118,7 +117,7 @@ def test_an_out_that_is_a_file_or_a_symlink_is_refused_before_training_and_left_
     else:
         out.symlink_to(target)
     monkeypatch.setattr(train, "load_splits", lambda *a, **k: pytest.fail("training started"))
-    with pytest.raises(CheckpointError, match=r"--out .*odd is a (file|symbolic link)"):
+    with pytest.raises(RunFolderError, match=r"--out .*odd is a (file|symbolic link)"):
         train.main(args_for("odd", "--out", str(out)))
     assert (out.read_text() == "my notes") if kind == "file" else (out.is_symlink() and out.resolve() == target)
     assert sorted(p.name for p in out.parent.iterdir()) == ["odd"]
@@ -126,14 +125,14 @@ def test_an_out_that_is_a_file_or_a_symlink_is_refused_before_training_and_left_
 
 def test_a_second_writer_into_the_same_out_fails_in_one_line_before_training(world, monkeypatch):
     out = world / "runs" / "odd"
-    other = subprocess.Popen([sys.executable, "-c", "import sys; from training.checkpoint import claim_output; "
+    other = subprocess.Popen([sys.executable, "-c", "import sys; from training.run_folder import claim_output; "
                               f"claim_output({str(out)!r}); print('claimed', flush=True); sys.stdin.read()"],
                              cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert other.stdout.readline().strip() == "claimed"  # another train.py is writing runs/odd
         load_splits = train.load_splits
         monkeypatch.setattr(train, "load_splits", lambda *a, **k: pytest.fail("training started"))
-        with pytest.raises(CheckpointError, match=r"another process is writing .*odd"):
+        with pytest.raises(RunFolderError, match=r"another process is writing .*odd"):
             train.main(args_for("odd", "--out", str(out)))
     finally:
         other.communicate("", timeout=30)
@@ -252,13 +251,3 @@ def test_idle_connections_do_not_lock_out_a_real_request(scored_run):
             connection.close()
         server.terminate()
         server.wait(timeout=30)
-
-
-# ---- disk: a finished run does not keep its resume checkpoint --------------------------------------
-
-def test_a_finished_run_deletes_its_checkpoint_unless_asked_to_keep_it(world):
-    train.main(args_for("odd"))
-    assert (world / "runs" / "odd" / "history.json").is_file()
-    assert not checkpoint_dir(world / "runs" / "odd").exists()
-    train.main(args_for("odd", "--keep-checkpoint"))
-    assert (checkpoint_dir(world / "runs" / "odd") / "state.json").is_file()

@@ -24,7 +24,7 @@ from training.metrics import binary_metrics
 from evaluate import dataset_args
 from test_train_cli import args_for, world  # noqa: F401 - the tiny CSV, teacher and base of the CLI tests
 from training.batching import encode_texts
-from training.checkpoint import trained_text_prefix
+from training.run_folder import trained_text_prefix
 from training.loop import EncodedSplit
 from webapp.app import Predictor
 

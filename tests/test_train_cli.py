@@ -1,4 +1,4 @@
-"""train.py as a user runs it, on tiny random models and a tiny CSV: bad flags, failed runs, --resume.
+"""train.py as a user runs it, on tiny random models and a tiny CSV: bad flags, failed runs.
 
 Every test here drives ``train.main`` (or its argument parser) end to end; a whole run takes about
 a second. The sections follow what docs/robustness.md promises: one-line errors, nothing lost.
@@ -23,9 +23,7 @@ from distill.teacher_logits import cache_key
 from lora.lora import LoRAError, inject_lora
 from models.load import ModelError, load_tokenizer
 from evaluate import dataset_args, find_run_folders, quality_report
-from test_training import killed_in_epoch_two
 from training import loop
-from training.checkpoint import CheckpointError
 from serving.runs import find_runs
 from training.batching import encode_texts
 from training.loop import EncodedSplit, NonFiniteLossError
@@ -118,7 +116,6 @@ def test_a_nan_run_is_kept_beside_the_good_run_and_its_error_names_what_exists(w
     with pytest.raises(NonFiniteLossError) as error:
         train.main(args_for("teacher"))
     message = str(error.value)
-    assert "no checkpoint of this run was saved" in message, "it failed in epoch 1: nothing to resume from"
     assert "runs/teacher.failed/history.json" in message
     assert (world / "runs" / "teacher.failed" / "history.json").is_file()
     assert "nan" in json.loads((world / "runs" / "teacher.failed" / "failure.json").read_text())["reason"]
@@ -133,39 +130,7 @@ def test_a_run_without_a_finite_validation_auc_is_refused_not_a_key_error(world,
     assert not (world / "runs" / "teacher").exists() and (world / "runs" / "teacher.failed").is_dir()
 
 
-# ---- 2. --resume is strict -------------------------------------------------------------------------
-
-@pytest.mark.parametrize("change, named", [
-    (["--method", "lora-kd"], "--method 'lora-kd' (checkpoint: 'lora')"),
-    (["--lr", "0.01"], "--lr 0.01 (checkpoint: 0.001)"),
-    (["--seed", "7"], "--seed 7 (checkpoint: 42)"),
-    (["--lora-r", "4"], "--lora-r 4 (checkpoint: 8)"),
-    (["--lora-r", "4", "--max-length", "12"], "--lora-r 4 (checkpoint: 8); --max-length 12 (checkpoint: 16)"),
-])
-def test_resume_refuses_each_changed_setting_in_one_line(world, change, named):
-    train.main(args_for("lora", "--out", "runs/lora", "--keep-checkpoint"))
-    with pytest.raises(CheckpointError) as error:
-        train.main(args_for("lora", "--out", "runs/lora", "--resume", *change))
-    message = str(error.value)
-    assert "\n" not in message and "was made with other settings" in message
-    assert named in message
-
-
-def test_an_odd_checkpoint_cannot_be_resumed_as_even(world):
-    train.main(args_for("odd", "--out", "runs/student", "--keep-checkpoint"))
-    with pytest.raises(CheckpointError, match=r"--method 'even' \(checkpoint: 'odd'\)"):
-        train.main(args_for("even", "--out", "runs/student", "--resume"))
-
-
-def test_a_resumed_run_records_where_it_resumed_and_keeps_its_settings(world, monkeypatch):
-    with killed_in_epoch_two(monkeypatch):
-        train.main(args_for("teacher", "--epochs", "2", "--seed", "3"))
-    train.main(args_for("teacher", "--epochs", "2", "--seed", "3", "--resume", "--threads", "1"))
-
-    history = json.loads((world / "runs" / "teacher" / "history.json").read_text())
-    assert history["resumed_after_epochs"] == [1]
-    assert [epoch["epoch"] for epoch in history["epochs"]] == [1, 2]
-    assert history["args"]["seed"] == 3 and history["args"]["resume"] is True
+# ---- 2. --resume is strict: tests/test_resume.py (python -m experiments.resume) ----------------
 
 
 # ---- 3. and 4. flags are checked when they are parsed, in one line ------------------------------

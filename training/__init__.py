@@ -1,1 +1,1 @@
-"""The parts every method shares: batching, the hand-written training loop, checkpoints, metrics."""
+"""The parts every method shares: batching, the hand-written training loop, metrics, run folders."""

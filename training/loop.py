@@ -3,12 +3,11 @@
 Methods differ only in their trainable parameters and their loss, ``loss_fn(model, batch) -> {"loss": total,
 <term>: value, ...}``, whose terms are all logged (as in Hugging Face's ``distiller.py``). A step follows the BERT
 fine-tuning recipe (Devlin et al. 2019): AdamW, gradient clipping, linear warm-up/decay, optional bf16 autocast. Each
-epoch ends with a resume checkpoint and a validation that runs in fp32 even under bf16, so that the best epoch and
-its ``validation_threshold`` are those ``evaluate.py`` recomputes from the saved model.
+epoch ends with a validation that runs in fp32 even under bf16, so that the best epoch and its
+``validation_threshold`` are those ``evaluate.py`` recomputes from the saved model.
 """
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -19,17 +18,14 @@ from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from training.batching import length_bucketed_batches, make_batch
-from training.checkpoint import load_checkpoint, save_checkpoint
 from training.distributed import Distributed
 from training.metrics import best_f1_threshold, binary_metrics
 
 LossFn = Callable[[torch.nn.Module, dict], dict[str, torch.Tensor]]
-# What training writes into the history: restored on --resume (the arguments and data sizes are the new process's).
-TRAINING_RECORD = ("steps", "epochs", "best_epoch", "validation_threshold", "train_time_s", "resumed_after_epochs")
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss or the gradient became NaN or infinite; the last good checkpoint is kept."""
+    """The loss or the gradient became NaN or infinite."""
 
 
 @dataclass
@@ -120,9 +116,12 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
 
 
 def train(model, loss_fn: LossFn, train_split: EncodedSplit, val_split: EncodedSplit, *,
-          config: TrainingConfig, env: Distributed, pad_id: int, history: dict,
-          checkpoint: Path, resume: bool = False) -> dict:
-    """Train ``model`` in place, leave it holding the best epoch's weights, and return the history."""
+          config: TrainingConfig, env: Distributed, pad_id: int, history: dict, checkpoints=None) -> dict:
+    """Train ``model`` in place, leave it holding the best epoch's weights, and return the history.
+
+    ``checkpoints``, if given (``python -m experiments.resume`` passes one), saves the state after every epoch and,
+    when ``checkpoints.resume``, restores it first: (best weights, best ROC-AUC, first epoch to train).
+    """
     model.to(env.device)
     # Forward through DDP, whose backward all-reduces the gradients; the rest uses the raw model, which has the
     # same parameters without DDP's "module." name prefix or the collective calls that rank 0 alone would make.
@@ -136,15 +135,10 @@ def train(model, loss_fn: LossFn, train_split: EncodedSplit, val_split: EncodedS
     history.setdefault("steps", [])
     history.setdefault("epochs", [])
     best_weights, best_auc, first_epoch = trainable_state(model), -1.0, 0
-    if resume:
-        state, best_weights = load_checkpoint(checkpoint, model, optimizer, scheduler)
-        history.update({key: value for key, value in state["history"].items() if key in TRAINING_RECORD})
-        best_auc, first_epoch = state["best_auc"], state["epoch"] + 1
-        history.setdefault("resumed_after_epochs", []).append(first_epoch)
-        if env.is_main:
-            print(f"resuming after epoch {first_epoch} of {config.epochs}")
+    if checkpoints and checkpoints.resume:
+        best_weights, best_auc, first_epoch = checkpoints.restore(model, optimizer, scheduler, history)
 
-    started = time.perf_counter() - history.get("train_time_s", 0.0)
+    started = time.perf_counter() - history.get("train_time_s", 0.0)  # a resumed run counts its earlier epochs
     for epoch in range(first_epoch, config.epochs):
         torch.manual_seed(epoch_seed(config.seed, epoch))
         model.train()
@@ -161,11 +155,9 @@ def train(model, loss_fn: LossFn, train_split: EncodedSplit, val_split: EncodedS
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             if not (torch.isfinite(terms["loss"]) and torch.isfinite(grad_norm)):
                 optimizer.zero_grad(set_to_none=True)
-                kept = ("no checkpoint of this run was saved (it failed in its first epoch)" if epoch == 0 else
-                        f"the last good checkpoint (after epoch {epoch}) is in {checkpoint}")
                 raise NonFiniteLossError(
                     f"the loss became {terms['loss'].item()} (gradient norm {grad_norm.item()}) at epoch "
-                    f"{epoch + 1}, step {len(history['steps']) + 1}. Training stopped; {kept}. Try a lower --lr.")
+                    f"{epoch + 1}, step {len(history['steps']) + 1}. Training stopped: try a lower --lr.")
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -189,8 +181,8 @@ def train(model, loss_fn: LossFn, train_split: EncodedSplit, val_split: EncodedS
                 best_auc, best_weights = validation["roc_auc"], trainable_state(model)
                 history.update(best_epoch=epoch + 1, validation_threshold=validation["best_f1_threshold"])
             history["train_time_s"] = time.perf_counter() - started
-            state = {"epoch": epoch, "best_auc": best_auc, "history": history}
-            save_checkpoint(checkpoint, model, optimizer, scheduler, state, trainable_state(model), best_weights)
+            if checkpoints:
+                checkpoints.save(model, optimizer, scheduler, epoch, best_auc, best_weights, history)
         env.barrier()
 
     if env.is_main:

@@ -16,7 +16,7 @@ from bottle import abort, request, response
 from data.labels import ID2LABEL
 from models.load import ModelError, load_classifier, load_tokenizer
 from training.batching import MAX_LENGTH, encode_texts
-from training.checkpoint import read_history, trained_max_length, trained_text_prefix
+from training.run_folder import read_history, trained_max_length, trained_text_prefix
 from training.loop import EncodedSplit, predict_logits
 
 MAX_TEXT_CHARS, MAX_BATCH, MAX_BODY_BYTES = 5_000, 64, 1024 * 1024  # 5,000: the model reads 128 tokens anyway
