@@ -207,7 +207,7 @@ def main(argv=None, checkpoints=None) -> None:
 # -- The details, in the order main uses them ----------------------------------------------------------
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """The flags, with every unset recipe value (lr, epochs, layers, model) taken from RECIPES, and bf16 from the device."""
+    """The flags, every unset recipe value (lr, epochs, layers, model) taken from RECIPES and bf16 from the device."""
     parser = build_parser()
     args = parser.parse_args(argv)
     recipe = RECIPES[args.method]
