@@ -36,7 +36,7 @@ from models.load import ModelError, load_classifier, load_config, load_tokenizer
 from training.batching import MAX_LENGTH, MIN_LENGTH, encode_texts
 from training.run_folder import (RunFolderError, claim_output, read_history, save_failed_run, save_run,
                                  trained_text_prefix)
-from training.distributed import init_distributed, shutdown_distributed
+from training.distributed import device_type, init_distributed, shutdown_distributed
 from training.loop import EncodedSplit, NonFiniteLossError, TrainingConfig, bf16_is_native, cross_entropy_loss, train
 
 # -- The recipes ----------------------------------------------------------------------------------
@@ -230,8 +230,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.layers = args.layers or recipe.layers
     args.lr = recipe.lr if args.lr is None else args.lr
     args.epochs = recipe.epochs if args.epochs is None else args.epochs
-    if args.bf16 is None:  # the device init_distributed will choose
-        args.bf16 = bf16_is_native(torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu"))
+    if args.bf16 is None:
+        args.bf16 = bf16_is_native(torch.device(device_type(args.cpu)))
     return args
 
 

@@ -22,9 +22,14 @@ class Distributed:
             dist.barrier()
 
 
+def device_type(force_cpu: bool = False) -> str:
+    """Where training runs: "cuda" when a GPU is there (unless ``force_cpu``), else "cpu"."""
+    return "cuda" if torch.cuda.is_available() and not force_cpu else "cpu"
+
+
 def init_distributed(force_cpu: bool = False) -> Distributed:
     """Join the process group when launched by torchrun (gloo on CPU, NCCL on GPU); otherwise a single process."""
-    use_cuda = torch.cuda.is_available() and not force_cpu
+    use_cuda = device_type(force_cpu) == "cuda"
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return Distributed(0, 1, torch.device("cuda" if use_cuda else "cpu"))
