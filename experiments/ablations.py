@@ -43,7 +43,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.transfer import INSULTS_UNLABELLED
+from experiments.transfer_set import INSULTS_UNLABELLED
 from experiments.runner import (PlannedRun, add_jobs_argument, execute_session, is_done, planned_args, print_plan,
                                 threads_per_run)
 from experiments.study import FIRST_SEED, run_folder, study_run, study_seeds

@@ -1,11 +1,10 @@
 """train.py's run with a checkpoint after every epoch, so that an interrupted run goes on where it stopped.
 
-    python -m experiments.resume --method odd ...            # train.py's run, checkpointed after every epoch
-    python -m experiments.resume --method odd ... --resume   # an interrupted run goes on after its last epoch
+    python -m experiments.train_extras --method odd ...            # checkpointed after every epoch
+    python -m experiments.train_extras --method odd ... --resume   # goes on after its last epoch
 
-Every flag but --resume and --keep-checkpoint is train.py's, and the run is train.py's, with the same
-numbers: ``train.main`` is called with an ``EpochCheckpoints``, which the loop asks to restore its state
-before the first epoch and to save it after each one. The checkpoint, in ``runs/.checkpoints/<name>/``,
+The run is train.py's, with the same numbers: ``train.main`` is called with an ``EpochCheckpoints``, which
+the loop asks to restore its state before the first epoch and to save it after each one. The checkpoint, in ``runs/.checkpoints/<name>/``,
 holds the trainable weights (the last epoch's and the best epoch's), the optimiser and scheduler state and
 the history so far; frozen weights (LoRA's base) are rebuilt from the flags and only fingerprinted. Every
 epoch reseeds torch (``training.loop.epoch_seed``), so a resumed run draws the dropout masks and batches
@@ -14,20 +13,16 @@ it would record a mixture of two runs as one. Once the run folder is saved the c
 unless --keep-checkpoint: with its optimiser state, a fully trained model's checkpoint is several times
 the size of its run folder. experiments/runner.py trains every planned run this way.
 """
-import argparse
 import hashlib
 import json
 import os
-import shutil
-import sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-import train
 from training.files import replace_folder_atomically, staging_folder, write_json_atomically
-from training.loop import NonFiniteLossError, trainable_state
+from training.loop import trainable_state
 
 # Flags that change where or how fast a run goes, not what it learns, and this module's own: a run may resume
 # with other values of them, and a finished run counts as done whatever they were.
@@ -145,35 +140,3 @@ def frozen_fingerprint(model) -> str:
         if not parameter.requires_grad:
             digest.update(name.encode() + parameter.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()
-
-
-def main(argv=None) -> None:
-    flags, train_argv = build_parser().parse_known_args(argv)
-    args = train.parse_args(train_argv)
-    checkpoints = EpochCheckpoints(checkpoint_dir(Path(args.out)), resume=flags.resume)
-    if flags.resume:  # before any work, as train.py checks its flags
-        check_same_settings(checkpoints.directory, vars(args))
-    try:
-        train.main(train_argv, checkpoints=checkpoints)
-    except NonFiniteLossError as error:
-        error.args = (f"{error} {checkpoints.kept()}",)
-        raise
-    if not flags.keep_checkpoint and is_main_process():  # the run is safe in its folder
-        shutil.rmtree(checkpoints.directory, ignore_errors=True)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Every other flag is train.py's: python train.py --help.")
-    parser.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
-    parser.add_argument("--keep-checkpoint", action="store_true",
-                        help="keep the checkpoint (runs/.checkpoints/<name>) after a successful save")
-    return parser
-
-
-if __name__ == "__main__":
-    try:
-        main()
-    except (*train.RUN_ERRORS, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)

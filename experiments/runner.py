@@ -6,7 +6,7 @@ counts as done when its folder holds a ``history.json`` whose recorded arguments
 teacher. Changing anything (a flag, a default that ``make tune`` chose) therefore trains it
 again, and nothing finished is trained twice. A flag added to ``train.py`` after a run was
 recorded counts at its default, so a new option does not retrain the runs made before it. Each run is
-its own ``python -m experiments.resume`` process, train.py's run with a checkpoint after every epoch, as a
+its own ``python -m experiments.train_extras`` process, train.py's run with a checkpoint after every epoch, as a
 user would type it, so a run that was interrupted after an epoch continues from its checkpoint
 (``--resume``). The first failure stops the plan; ``jobs`` > 1 trains that many at once.
 """
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import train
+from experiments import train_extras
 from experiments.resume import NOT_RESULT_CHANGING, CheckpointError, check_same_settings, checkpoint_dir
 from report.runs import SESSIONS, experiment_sessions
 from training.files import write_json_atomically
@@ -37,8 +38,8 @@ class PlannedRun:
 
 
 def planned_args(run: PlannedRun) -> dict:
-    """The arguments ``train.py`` would record for this run, as history.json stores them."""
-    return json.loads(json.dumps(vars(train.parse_args(run.argv))))
+    """The arguments the run would record (train.py's and the transfer set's), as history.json stores them."""
+    return json.loads(json.dumps(vars(train_extras.parse_args(run.argv)[1])))
 
 
 def is_done(run: PlannedRun) -> bool:
@@ -138,10 +139,10 @@ def execute(plan: list[PlannedRun], python: str = sys.executable, stop_on_failur
 
 
 def script_of(run: PlannedRun) -> list[str]:
-    """``-m experiments.resume`` (train.py, resumable), or ``-m baselines.tfidf`` for the TF-IDF baseline, which
+    """``-m experiments.train_extras`` (train.py, resumable), or ``-m baselines.tfidf`` for the TF-IDF baseline, which
     has no network to train."""
     tfidf = train.RECIPES[planned_args(run)["method"]].start == "tfidf"
-    return ["-m", "baselines.tfidf"] if tfidf else ["-m", "experiments.resume"]
+    return ["-m", "baselines.tfidf"] if tfidf else ["-m", "experiments.train_extras"]
 
 
 def start_run(run: PlannedRun, label: str, python: str, threads: list[str]) -> subprocess.Popen:

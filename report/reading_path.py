@@ -23,7 +23,6 @@ CORE_FILES: list[tuple[str, str]] = [
     ("data/load.py", "a dataset named by one string, as train / validation / test splits"),
     ("data/splits.py", "the stratified validation split, and a test split where the data has none"),
     ("data/labels.py", "a dataset's labels mapped to toxic / not toxic"),
-    ("data/transfer.py", "unlabelled comments a distilled student also learns from (a transfer set)"),
     ("data/assets.py", "where the embedded teacher and data come from, one call each"),
     ("training/loop.py", "the training loop every method shares"),
     ("training/batching.py", "length-bucketed batches with dynamic padding"),

@@ -1,6 +1,6 @@
 """A sensitivity check: the question's comparisons without the test comments a model may have seen.
 
-Normalised (``data.transfer.normalise_text``: case, Unicode forms and punctuation folded), a few
+Normalised (``data.splits.normalise_text``: case, Unicode forms and punctuation folded), a few
 comments of the Kaggle test split repeat a training or validation comment. A model may have learnt
 those by heart, so the three primary comparisons are computed again without them. If they move the
 answer, the answer rests on memorised comments.

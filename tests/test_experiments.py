@@ -99,8 +99,8 @@ def test_execute_trains_what_is_not_done_resumes_what_was_interrupted_and_stops_
     started = fake_train_processes(monkeypatch, returncode=0)
     assert execute([done, interrupted, fresh]) == {"trained": 2, "skipped": 1, "failed": 0}
     assert [s["command"] for s in started] == [
-        ["-m", "experiments.resume", "--method", "even", "--out", "runs/even", "--resume"],
-        ["-m", "experiments.resume", "--method", "lora", "--out", "runs/lora"]]
+        ["-m", "experiments.train_extras", "--method", "even", "--out", "runs/even", "--resume"],
+        ["-m", "experiments.train_extras", "--method", "lora", "--out", "runs/lora"]]
     assert [s["stdout"] for s in started] == [None, None]  # one at a time: printed on the console
     fake_train_processes(monkeypatch, returncode=1)
     with pytest.raises(SystemExit, match="run the same command again"):

@@ -9,6 +9,7 @@ from huggingface_hub import ModelCard
 from transformers import pipeline
 
 import report.__main__ as full_report
+from experiments import train_extras
 from conftest import tiny_classifier, tiny_history, tiny_tokenizer
 from test_evaluate import load_calls, project, write_run  # noqa: F401 - fixtures of the report tests
 from training.run_folder import save_run
@@ -114,7 +115,8 @@ def test_every_method_is_described_from_its_recipe(method):
 
 
 def test_a_transfer_set_and_an_ensemble_of_teachers_are_named():
-    args = vars(parse_args(["--method", "odd", "--soft-labels-from", "runs/t1,runs/t2", "--transfer-set", "x.csv"]))
+    args = vars(train_extras.parse_args(["--method", "odd", "--soft-labels-from", "runs/t1,runs/t2",
+                                         "--transfer-set", "x.csv"])[1])
     text = method_description({"method": "odd", "args": args, "layers": [1, 3],
                                "transfer_set": {"used": 1234, "source": "x.csv"}})
     assert text.endswith("its soft labels the averaged logits of the teachers runs/t1,runs/t2, and on 1,234 "

@@ -9,7 +9,7 @@ import torch
 
 import train
 from conftest import tiny_classifier
-from experiments import resume
+from experiments import train_extras
 from experiments.resume import CheckpointError, EpochCheckpoints, checkpoint_dir
 from test_train_cli import args_for, world  # noqa: F401 - fixtures
 from test_training import CPU, ManualClock, loss_that_takes, nan_after, tiny_split
@@ -155,12 +155,12 @@ def test_a_nan_after_resuming_names_the_checkpoint_resumed_from(tmp_path, monkey
     assert checkpoints.kept() == f"The last good checkpoint (after epoch 1) is in {tmp_path / 'ckpt'}."
 
 
-# ---- python -m experiments.resume: train.py's run, resumable --------------------------------------
+# ---- python -m experiments.train_extras: train.py's run, resumable --------------------------------------
 
 def test_a_nan_run_names_the_steps_logged_and_what_it_can_resume_from(world, monkeypatch):
     monkeypatch.setattr(train, "cross_entropy_loss", nan_after(0))
     with pytest.raises(NonFiniteLossError) as error:
-        resume.main(args_for("teacher"))
+        train_extras.main(args_for("teacher"))
     assert str(error.value).endswith("runs/teacher/ was left as it was. No checkpoint of this run was saved "
                                      "(it failed in its first epoch).")
 
@@ -173,24 +173,24 @@ def test_a_nan_run_names_the_steps_logged_and_what_it_can_resume_from(world, mon
     (["--lora-r", "4", "--max-length", "12"], "--lora-r 4 (checkpoint: 8); --max-length 12 (checkpoint: 16)"),
 ])
 def test_resume_refuses_each_changed_setting_in_one_line(world, change, named):
-    resume.main(args_for("lora", "--out", "runs/lora", "--keep-checkpoint"))
+    train_extras.main(args_for("lora", "--out", "runs/lora", "--keep-checkpoint"))
     with pytest.raises(CheckpointError) as error:
-        resume.main(args_for("lora", "--out", "runs/lora", "--resume", *change))
+        train_extras.main(args_for("lora", "--out", "runs/lora", "--resume", *change))
     message = str(error.value)
     assert "\n" not in message and "was made with other settings" in message
     assert named in message
 
 
 def test_an_odd_checkpoint_cannot_be_resumed_as_even(world):
-    resume.main(args_for("odd", "--out", "runs/student", "--keep-checkpoint"))
+    train_extras.main(args_for("odd", "--out", "runs/student", "--keep-checkpoint"))
     with pytest.raises(CheckpointError, match=r"--method 'even' \(checkpoint: 'odd'\)"):
-        resume.main(args_for("even", "--out", "runs/student", "--resume"))
+        train_extras.main(args_for("even", "--out", "runs/student", "--resume"))
 
 
 def test_a_resumed_run_records_where_it_resumed_and_keeps_its_settings(world, monkeypatch):
     with killed_in_epoch_two(monkeypatch):
-        resume.main(args_for("teacher", "--epochs", "2", "--seed", "3"))
-    resume.main(args_for("teacher", "--epochs", "2", "--seed", "3", "--resume", "--threads", "1"))
+        train_extras.main(args_for("teacher", "--epochs", "2", "--seed", "3"))
+    train_extras.main(args_for("teacher", "--epochs", "2", "--seed", "3", "--resume", "--threads", "1"))
 
     history = json.loads((world / "runs" / "teacher" / "history.json").read_text())
     assert history["resumed_after_epochs"] == [1]
@@ -199,10 +199,10 @@ def test_a_resumed_run_records_where_it_resumed_and_keeps_its_settings(world, mo
 
 
 def test_a_finished_run_deletes_its_checkpoint_unless_asked_to_keep_it(world):
-    resume.main(args_for("odd"))
+    train_extras.main(args_for("odd"))
     assert (world / "runs" / "odd" / "history.json").is_file()
     assert not checkpoint_dir(world / "runs" / "odd").exists()
-    resume.main(args_for("odd", "--keep-checkpoint"))
+    train_extras.main(args_for("odd", "--keep-checkpoint"))
     assert (checkpoint_dir(world / "runs" / "odd") / "state.json").is_file()
 
 

@@ -130,7 +130,7 @@ def test_a_run_without_a_finite_validation_auc_is_refused_not_a_key_error(world,
     assert not (world / "runs" / "teacher").exists() and (world / "runs" / "teacher.failed").is_dir()
 
 
-# ---- 2. --resume is strict: tests/test_resume.py (python -m experiments.resume) ----------------
+# ---- 2. --resume is strict: tests/test_resume.py (python -m experiments.train_extras) ----------------
 
 
 # ---- 3. and 4. flags are checked when they are parsed, in one line ------------------------------

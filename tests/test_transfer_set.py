@@ -14,7 +14,8 @@ from report.model_card import model_card
 from data import DataError
 from data.load import load_splits
 from data.splits import Split, Splits, normalise_text
-from data.transfer import INSULTS_UNLABELLED, build_transfer_set, read_transfer_texts
+from experiments import train_extras
+from experiments.transfer_set import INSULTS_UNLABELLED, build_transfer_set, read_transfer_texts
 from test_train_cli import args_for, world  # noqa: F401 - the tiny CSV, teacher and base of the CLI tests
 
 SPLITS = Splits(train=Split(["thanks for the reply", "you idiot"], [0, 1]),
@@ -82,7 +83,7 @@ def test_a_users_jsonl_file_works_and_a_bad_file_or_column_is_one_line(tmp_path)
 ])
 def test_transfer_flags_that_cannot_work_are_refused_at_parse_time(argv, message, capsys):
     with pytest.raises(SystemExit):
-        train.parse_args(argv)
+        train_extras.parse_args(argv)
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
 
@@ -100,7 +101,7 @@ def test_a_student_trains_on_the_labelled_split_plus_the_transfer_comments(world
         return real_loss(*args, labelled=labelled, **kwargs)
 
     monkeypatch.setattr(train, "distillation_loss", recording_loss)
-    train.main(args_for("odd", "--transfer-set", "unlabelled.jsonl", "--batch-size", "400"))
+    train_extras.main(args_for("odd", "--transfer-set", "unlabelled.jsonl", "--batch-size", "400"))
     history = json.loads((world / "runs" / "odd" / "history.json").read_text())
     assert history["transfer_set"]["used"] == 5 and history["transfer_set"]["read"] == 5
     assert history["args"]["transfer_set"] == "unlabelled.jsonl"

