@@ -63,12 +63,11 @@ class EvaluationError(ValueError):
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)
-    folders = args.paths or find_run_folders(args.runs_dir)
-    per_dataset = trained_datasets(folders)
-    found = ", ".join(f"{name}: {count}" for name, count in per_dataset.items())
-    if args.dataset is None and len(per_dataset) > 1:
+    runs_by_dataset, skipped = read_runs(args.paths or find_run_folders(args.runs_dir))
+    found = ", ".join(f"{name}: {len(runs)}" for name, runs in runs_by_dataset.items())
+    if args.dataset is None and len(runs_by_dataset) > 1:
         raise EvaluationError(f"the runs were trained on different datasets ({found}); --dataset chooses one")
-    runs, skipped = read_runs(folders, args.dataset)
+    runs = runs_by_dataset.get(args.dataset, []) if args.dataset else next(iter(runs_by_dataset.values()), [])
     if not runs and not skipped:
         raise EvaluationError(f"no run was trained on {args.dataset} (runs per dataset: {found})")
     records, predictions = score_runs(runs, skipped)
@@ -157,31 +156,18 @@ def read_run(folder: str | os.PathLike) -> Run:
     return Run(name=folder.name, method=method, seed=seed, path=folder, history=history, ablation=ablation)
 
 
-def read_runs(folders: list[str | os.PathLike], dataset: str | None = None) -> tuple[list[Run], list[dict]]:
-    """The readable runs trained on ``dataset`` (any, if None), arranged, and ``{"path", "reason"}`` for each
-    unreadable one. Methods compare only on the same comments, so one evaluation covers one dataset."""
-    runs, skipped = [], []
+def read_runs(folders: list[str | os.PathLike]) -> tuple[dict[str, list[Run]], list[dict]]:
+    """The readable runs by the dataset they were trained on, each dataset's arranged, and ``{"path", "reason"}``
+    for each unreadable one. Methods compare only on the same comments, so one evaluation covers one dataset."""
+    runs_by_dataset, skipped = {}, []
     for folder in folders:
         try:
             run = read_run(folder)
         except EvaluationError as error:
             skipped.append({"path": display_path(folder), "reason": str(error)})
             continue
-        if dataset in (None, run.history["args"]["dataset"]):
-            runs.append(run)
-    return arrange_runs(runs), skipped
-
-
-def trained_datasets(folders: list[str | os.PathLike]) -> dict[str, int]:
-    """How many of the readable runs were trained on each dataset."""
-    counts: dict[str, int] = {}
-    for folder in folders:
-        try:
-            dataset = read_run(folder).history["args"]["dataset"]
-        except EvaluationError:
-            continue
-        counts[dataset] = counts.get(dataset, 0) + 1
-    return counts
+        runs_by_dataset.setdefault(run.history["args"]["dataset"], []).append(run)
+    return {dataset: arrange_runs(runs) for dataset, runs in runs_by_dataset.items()}, skipped
 
 
 def arrange_runs(runs: list[Run]) -> list[Run]:

@@ -23,8 +23,7 @@ import torch
 
 import evaluate
 from data import DataError
-from evaluate import (EvaluationError, RunPredictions, find_run_folders, method_comparisons, read_runs,
-                      seed_summary, trained_datasets)
+from evaluate import EvaluationError, RunPredictions, find_run_folders, method_comparisons, read_runs, seed_summary
 from models.load import ModelError, load_tokenizer
 from report.ablations import ablation_report, best_student_result, ensemble_teacher, trade_off_points
 from report.behaviour import bare_insult_misses, failures_markdown, run_suite, suite_summary
@@ -58,10 +57,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     started = time.perf_counter()
     torch.set_num_threads(args.threads)  # one setting for all runs, so their speeds compare
-    folders = args.paths or find_run_folders(args.runs_dir)
-    per_dataset = trained_datasets(folders)  # the main dataset: the one named, else the one with the most runs
-    dataset = args.dataset or max(per_dataset, key=per_dataset.get, default=None)
-    runs, skipped = read_runs(folders, dataset)
+    runs_by_dataset, skipped = read_runs(args.paths or find_run_folders(args.runs_dir))
+    # the main dataset: the one named, else the one with the most runs
+    dataset = args.dataset or max(runs_by_dataset, key=lambda name: len(runs_by_dataset[name]), default=None)
+    runs = runs_by_dataset.get(dataset, [])
     splits_by_test_set = {}
     records, predictions = evaluate.score_runs(runs, skipped, load=CachedScorer,
                                               extend=partial(describe_run, measure=not args.no_speed,
@@ -80,8 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
         predictions[ensemble[0]["name"]] = ensemble[1]
     ablations = ablation_report(everything, predictions)
     points = trade_off_points(everything, predictions, ablations)
-    others, cross = other_datasets(folders, [name for name in per_dataset if name != dataset], dataset, main_records,
-                                   main_runs, splits_by_test_set, args)
+    others, cross = other_datasets({name: runs for name, runs in runs_by_dataset.items() if name != dataset}, dataset,
+                                   main_records, main_runs, splits_by_test_set, args)
     results = {
         "dataset": dataset,
         "runs": main_records,
@@ -118,13 +117,13 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-def other_datasets(folders: list[Path], names: list[str], main: str, main_records: list[dict], main_runs: list,
+def other_datasets(runs_by_dataset: dict[str, list], main: str, main_records: list[dict], main_runs: list,
                    splits_by_test_set: dict, args: argparse.Namespace) -> tuple[dict, dict | None]:
     """Each other dataset's runs evaluated on their own (``report/datasets.py``), and the cross-dataset table."""
     describe = partial(describe_run, measure=False, splits_by_test_set=splits_by_test_set)
-    others, records_by_dataset, runs_by_dataset = {}, {main: main_records}, {main: {run.name: run for run in main_runs}}
-    for name in names:
-        runs, skipped = read_runs(folders, name)
+    others, records_by_dataset, runs_by_name = {}, {main: main_records}, {main: {run.name: run for run in main_runs}}
+    for name, runs in runs_by_dataset.items():
+        skipped = []
         try:
             records, predictions = evaluate.score_runs(runs, skipped, load=CachedScorer, extend=describe)
         except EvaluationError as error:
@@ -134,7 +133,7 @@ def other_datasets(folders: list[Path], names: list[str], main: str, main_record
         others[name] = {"runs": records, "skipped": skipped, "seeds": seed_summary(records),
                         "comparisons": method_comparisons(records, predictions),
                         "sessions": experiment_sessions(args.runs_dir, name)}
-        records_by_dataset[name], runs_by_dataset[name] = records, {run.name: run for run in runs}
+        records_by_dataset[name], runs_by_name[name] = records, {run.name: run for run in runs}
     if not others:
         return others, None
     tests = {name: splits_by_test_set[Counter(r["test_set"]["fingerprint"] for r in records).most_common(1)[0][0]].test
@@ -143,7 +142,7 @@ def other_datasets(folders: list[Path], names: list[str], main: str, main_record
     max_length = teacher.history["args"]["max_length"] if teacher else None
     truncated = {name: truncated_share(load_tokenizer(str(teacher.path)), test.texts, max_length)
                  for name, test in tests.items()} if teacher else {}
-    return others, {"table": cross_dataset(records_by_dataset, runs_by_dataset, tests, load=CachedScorer),
+    return others, {"table": cross_dataset(records_by_dataset, runs_by_name, tests, load=CachedScorer),
                     "peer": read_peer(args.out / PEER_FILE), "max_length": max_length, "truncated": truncated}
 
 

@@ -1,6 +1,6 @@
 """The question on a second dataset, and how the models travel between the two datasets.
 
-``python -m report`` evaluates each dataset's runs apart (``evaluate.read_runs(folders, dataset)``),
+``python -m report`` evaluates each dataset's runs apart (``evaluate.read_runs`` groups them by dataset),
 since a paired comparison needs the same test comments: each dataset gets its own seed summary and its
 own primary family. Then every run of CROSS_METHODS is scored on the other dataset's test split too.
 It keeps the decision threshold it chose on its own validation split, as a deployed model would: the

@@ -26,8 +26,9 @@ def test_the_first_run_of_a_method_is_its_primary_run(tmp_path):
     write_history(tmp_path / "study" / "odd-seed1", args={**HISTORY["args"], "seed": 1})
     write_history(tmp_path / "odd")
     write_history(tmp_path / "teacher", method="teacher")
-    runs, skipped = read_runs(find_run_folders(tmp_path))
-    assert skipped == []
+    runs_by_dataset, skipped = read_runs(find_run_folders(tmp_path))
+    assert skipped == [] and list(runs_by_dataset) == ["insults"]
+    runs = runs_by_dataset["insults"]
     assert [(r.name, r.primary) for r in runs] == [("teacher", True), ("odd", True), ("odd-seed1", False)]
 
 
@@ -47,8 +48,8 @@ def test_missing_or_malformed_runs_raise_clear_errors(tmp_path):
     (tmp_path / "broken" / "history.json").write_text("{not json")
     with pytest.raises(EvaluationError, match=r"broken/history.json is unreadable \(JSONDecodeError: .*\); the run may be corrupt"):
         read_run(tmp_path / "broken")
-    runs, skipped = read_runs([tmp_path / "odd-seed1-missing", tmp_path / "broken", tmp_path / "x" / "odd"])
-    assert [run.name for run in runs] == ["odd"]  # one unreadable run is listed, and the others go on
+    runs_by_dataset, skipped = read_runs([tmp_path / "odd-seed1-missing", tmp_path / "broken", tmp_path / "x" / "odd"])
+    assert [run.name for run in runs_by_dataset["insults"]] == ["odd"]  # one unreadable run is listed, and the others go on
     assert [entry["reason"].split(":")[0] for entry in skipped] == [
         f"{tmp_path / 'odd-seed1-missing'} is not a run folder", f"{tmp_path / 'broken' / 'history.json'} is unreadable (JSONDecodeError"]
 
