@@ -26,9 +26,9 @@ from data import DataError
 from data.assets import AssetError, cache_root
 from data.load import load_splits
 from distill import DistillError
-from distill.loss import aligned_hidden_states, distillation_loss
+from distill.loss import distillation_loss
 from distill.student import build_student, build_student_from_base, parse_layers
-from distill.teacher_logits import cached_teacher_logits, check_same_tokenizer
+from distill.teacher_logits import cached_teacher_logits
 from lora.adapter import save_adapter
 from lora.lora import LoRAError, LoRALinear, count_parameters, inject_lora, mark_only_lora_trainable, merge_lora
 from models.load import ModelError, load_classifier, load_config, load_tokenizer, resolve_model
@@ -90,10 +90,11 @@ RECIPES = {
 }
 
 
-def main(argv=None, args=None, checkpoints=None, transfer_set=None) -> None:
-    """One run. The extras (experiments/train_extras.py) pass ``args``, these flags parsed with their own;
-    ``checkpoints``, which make it resumable (``train`` in training/loop.py); and ``transfer_set(splits, args)
-    -> (comments, record)``, unlabelled comments a distilled student also learns from through the teacher."""
+def main(argv=None, args=None, checkpoints=None, transfer_set=None, step_loss=None) -> None:
+    """One run. The extras (experiments/train_extras.py) pass ``args``, these flags parsed with their own, and
+    plug in: ``checkpoints``, which make it resumable (``train`` in training/loop.py); ``transfer_set(splits,
+    args) -> (comments, record)``, unlabelled comments a distilled student also learns from through the teacher;
+    ``step_loss``, a distillation step that also takes the ``teacher`` and the student's ``layers``."""
     # -- arguments: the method's recipe, changed by flags; checked before any work ------------------
     args = args or parse_args(argv)
     recipe = RECIPES[args.method]
@@ -122,8 +123,6 @@ def main(argv=None, args=None, checkpoints=None, transfer_set=None) -> None:
         wrapped = sum(isinstance(module, LoRALinear) for module in model.modules())
         print(f"LoRA: wrapped {wrapped} linear layers; trained in full besides the adapters: {', '.join(head_modules)}")
     tokenizer = load_tokenizer(tokenizer_source)
-    if args.cos_on == "hidden" and args.teacher != tokenizer_source:  # the teacher runs on the student's token ids
-        check_same_tokenizer(tokenizer, load_tokenizer(args.teacher), tokenizer_source, args.teacher)
     if args.max_length > model.config.max_position_embeddings:
         raise ModelError(f"--max-length {args.max_length} is longer than the model's "
                          f"{model.config.max_position_embeddings} positions")
@@ -154,8 +153,8 @@ def main(argv=None, args=None, checkpoints=None, transfer_set=None) -> None:
             labelled = torch.tensor([True] * len(train_split.labels) + [False] * len(transfer_split.labels))
             train_split = EncodedSplit(train_split.token_ids + transfer_split.token_ids,
                                        train_split.labels + transfer_split.labels)
-        loss_fn = partial(distillation_step_loss, teacher_logits=logits, args=args, layers=layers, labelled=labelled,
-                          teacher=teacher if args.cos_on == "hidden" else None)
+        step = partial(step_loss, teacher=teacher, layers=layers) if step_loss else distillation_step_loss
+        loss_fn = partial(step, teacher_logits=logits, args=args, labelled=labelled)
 
     # -- the loop (training/loop.py): AdamW, warm-up, an epoch's validation, the best epoch kept -----
     config = TrainingConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
@@ -214,9 +213,6 @@ def parse_args(argv=None, add_flags=None) -> argparse.Namespace:
     if args.soft_labels_from and recipe.loss != "kd":
         parser.error(f"--soft-labels-from needs a method with a distillation loss (odd, even, lora-kd): it teaches "
                      f"through the teacher's soft labels, and {args.method} has none")
-    if args.soft_labels_from and args.cos_on == "hidden":
-        parser.error("--soft-labels-from averages the teachers' logits; --cos-on hidden would align with one "
-                     "teacher's hidden states: use --cos-on logits")
     if args.layers is not None and recipe.layers is None:
         parser.error(f"--layers chooses the layers of a 6-layer student; {args.method} keeps every layer")
     args.recipe_from = "flags" if args.lr is not None or args.epochs is not None else "train.py"
@@ -315,26 +311,14 @@ def soft_labels(teachers: list[tuple[str, torch.nn.Module, object]], texts: list
     return logits[0] if len(logits) == 1 else torch.stack(logits).mean(dim=0)
 
 
-def distillation_step_loss(model, batch, *, teacher_logits, args, teacher=None, layers=None, labelled=None):
-    """The distillation loss, the teacher's logits looked up per example in the cache. With ``--cos-on hidden``
-    the teacher runs every step (hidden states are not cached). ``labelled`` marks the examples with a label:
-    a transfer set's comments have none and get no cross-entropy."""
-    hidden = args.cos_on == "hidden"
-    student_out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                        output_hidden_states=hidden)
-    student_hidden = teacher_hidden = None
-    if hidden:
-        with torch.no_grad():
-            teacher_out = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                  output_hidden_states=True)
-        student_hidden, teacher_hidden = aligned_hidden_states(student_out.hidden_states,
-                                                               teacher_out.hidden_states, layers)
-    return distillation_loss(
-        student_out.logits.float(), teacher_logits[batch["index"].cpu()].to(batch["input_ids"].device),
-        batch["labels"], temperature=args.temperature, alpha_ce=args.alpha_ce, alpha_kd=args.alpha_kd,
-        alpha_cos=args.alpha_cos, student_hidden=student_hidden, teacher_hidden=teacher_hidden,
-        attention_mask=batch["attention_mask"] if hidden else None,
-        labelled=None if labelled is None else labelled[batch["index"].cpu()])
+def distillation_step_loss(model, batch, *, teacher_logits, args, labelled=None):
+    """The distillation loss, the teacher's logits looked up per example in the cache. ``labelled`` marks the
+    examples with a label: a transfer set's comments have none and get no cross-entropy."""
+    index = batch["index"].cpu()
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return distillation_loss(logits.float(), teacher_logits[index].to(logits.device), batch["labels"],
+                             temperature=args.temperature, alpha_ce=args.alpha_ce, alpha_kd=args.alpha_kd,
+                             alpha_cos=args.alpha_cos, labelled=None if labelled is None else labelled[index])
 
 
 class DegenerateRunError(RuntimeError):
@@ -439,8 +423,6 @@ def build_parser() -> OneLineErrorParser:
     kd.add_argument("--alpha-ce", type=non_negative_float, default=ALPHA_CE)
     kd.add_argument("--alpha-kd", type=non_negative_float, default=ALPHA_KD)
     kd.add_argument("--alpha-cos", type=non_negative_float, default=ALPHA_COS)
-    kd.add_argument("--cos-on", choices=("logits", "hidden"), default="logits",
-                    help="cosine loss on the logits, or on aligned hidden states as DistilBERT does")
     kd.add_argument("--soft-labels-from", type=module_names,
                     help="teacher run folders whose averaged logits are the soft labels (default: --teacher)")
     lora = p.add_argument_group("LoRA (the methods with lora)")

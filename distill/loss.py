@@ -5,15 +5,12 @@ can log it every step (as Hugging Face's ``distiller.py`` does, though there "ce
 - "kd": Hinton et al. 2015 (arXiv:1503.02531), section 2: the KL divergence from the teacher's to the
   student's distribution, both softened by a temperature T, times T².
 - "cos": Sanh et al. 2019, DistilBERT (arXiv:1910.01108), section 3: a cosine embedding loss that aligns
-  the direction of the student's vectors with the teacher's.
+  the direction of the student's vectors with the teacher's: here its logits (experiments/hidden_states.py
+  aligns hidden states, as DistilBERT does).
 """
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-from distill import DistillError
 
 
 def temperature_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
@@ -28,32 +25,12 @@ def temperature_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: 
     return F.kl_div(student_log_probs, teacher_probs, reduction="batchmean") * temperature ** 2
 
 
-def cosine_alignment(student_vectors: Tensor, teacher_vectors: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Mean of 1 - cos(student, teacher) over the vectors in the last dimension (DistilBERT's L_cos).
-    ``mask`` (1 = keep) drops padding, as DistilBERT does: its vectors would dilute the real tokens' signal.
-    """
-    if mask is not None:
-        keep = torch.broadcast_to(mask, student_vectors.shape[:-1]).bool()
-        student_vectors, teacher_vectors = student_vectors[keep], teacher_vectors[keep]
+def cosine_alignment(student_vectors: Tensor, teacher_vectors: Tensor) -> Tensor:
+    """Mean of 1 - cos(student, teacher) over the vectors in the last dimension (DistilBERT's L_cos)."""
     student_vectors = student_vectors.reshape(-1, student_vectors.size(-1))
     teacher_vectors = teacher_vectors.reshape(-1, teacher_vectors.size(-1))
     same_direction = student_vectors.new_ones(student_vectors.size(0))
     return F.cosine_embedding_loss(student_vectors, teacher_vectors, same_direction)
-
-
-def aligned_hidden_states(student_hidden_states: Sequence[Tensor], teacher_hidden_states: Sequence[Tensor],
-                          layers: Sequence[int]) -> tuple[Tensor, Tensor]:
-    """Stack each student layer's output next to that of the teacher layer it was copied from: ``hidden_states[0]``
-    is the embedding output, so ``student_hidden_states[k + 1]`` pairs with ``teacher_hidden_states[layers[k]]``.
-    DistilBERT aligned only the last hidden states (``hidden_states[-1]`` of each).
-    """
-    layers = list(layers)
-    if len(student_hidden_states) != len(layers) + 1:
-        raise DistillError(f"expected {len(layers) + 1} student hidden states (embeddings + {len(layers)} "
-                           f"layers), got {len(student_hidden_states)}")
-    if not layers or max(layers) >= len(teacher_hidden_states) or min(layers) < 1:
-        raise DistillError(f"layers {layers} do not index the teacher's {len(teacher_hidden_states) - 1} layers")
-    return torch.stack(list(student_hidden_states[1:])), torch.stack([teacher_hidden_states[n] for n in layers])
 
 
 def labelled_cross_entropy(logits: Tensor, labels: Tensor, labelled: Tensor) -> Tensor:
@@ -65,13 +42,11 @@ def labelled_cross_entropy(logits: Tensor, labels: Tensor, labelled: Tensor) -> 
 
 def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *, temperature: float = 2.0,
                       alpha_ce: float = 0.5, alpha_kd: float = 0.5, alpha_cos: float = 0.1,
-                      student_hidden: Tensor | None = None, teacher_hidden: Tensor | None = None,
-                      attention_mask: Tensor | None = None, labelled: Tensor | None = None) -> dict[str, Tensor]:
+                      labelled: Tensor | None = None) -> dict[str, Tensor]:
     """The weighted distillation loss under "loss", and each unweighted term under "ce", "kd", "cos".
 
     ``loss = alpha_ce * ce + alpha_kd * kd + alpha_cos * cos``. The cosine compares the logits (on two classes,
-    the student's whole output) or, if given, ``student_hidden`` and ``teacher_hidden`` where ``attention_mask``
-    is 1. The teacher's tensors are detached: it is a fixed target. Why the defaults:
+    the student's whole output). The teacher's logits are detached: they are a fixed target. Why the defaults:
     - temperature=2.0: a fine-tuned two-class teacher is often near-certain, and at T=1 its soft target
       says little more than the hard label. T divides the log-odds, so T=2 takes the square root of the odds:
       p=0.99 becomes p≈0.91. Much higher T flattens every target towards 0.5 and tends to matching raw
@@ -86,9 +61,6 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
     # Softmax, logs and sums in float32 even when the model runs in half precision.
     student_logits = student_logits.float()
     teacher_logits = teacher_logits.detach().to(device=student_logits.device, dtype=torch.float32)
-    student_vectors = student_logits if student_hidden is None else student_hidden.float()
-    teacher_vectors = (teacher_logits if teacher_hidden is None
-                       else teacher_hidden.detach().to(device=student_vectors.device, dtype=torch.float32))
     # A term enters the autograd graph only if it has weight in the loss; a zero-weight one is only logged.
     grad_enabled = torch.is_grad_enabled()
     with torch.set_grad_enabled(alpha_ce > 0 and grad_enabled):
@@ -97,7 +69,7 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
     with torch.set_grad_enabled(alpha_kd > 0 and grad_enabled):
         kd = temperature_kl(student_logits, teacher_logits, temperature)
     with torch.set_grad_enabled(alpha_cos > 0 and grad_enabled):
-        cos = cosine_alignment(student_vectors, teacher_vectors, attention_mask)
+        cos = cosine_alignment(student_logits, teacher_logits)
     loss = alpha_ce * ce + alpha_kd * kd + alpha_cos * cos
     return {"loss": loss, "ce": ce, "kd": kd, "cos": cos}
 

@@ -10,7 +10,6 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 
-from distill import DistillError
 from training.batching import length_bucketed_batches, make_batch, pad_batch
 from training.distributed import Distributed
 from training.files import write_atomically
@@ -42,19 +41,3 @@ def cached_teacher_logits(teacher, teacher_dir: Path, split: EncodedSplit, cache
         print(f"cached teacher logits for {len(split.labels)} examples in {path}")
     env.barrier()
     return load_file(path)["logits"]
-
-
-def check_same_tokenizer(student_tokenizer, teacher_tokenizer, student_source: str, teacher_source: str) -> None:
-    """Refuse a student whose token ids the teacher, scoring those very ids, would read as other words."""
-    student_vocab, teacher_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
-    if student_vocab != teacher_vocab:
-        differing = sum(1 for token, index in student_vocab.items() if teacher_vocab.get(token) != index)
-        differing += len(set(teacher_vocab) - set(student_vocab))
-        raise DistillError(f"the student's tokenizer ({student_source}) is not the teacher's ({teacher_source}): "
-                           f"{differing} of {len(teacher_vocab)} vocabulary entries differ; build the student from "
-                           f"the base model the teacher was fine-tuned from (--model).")
-    probe = "Hello World, you IDIOT! naïve café 123"
-    if student_tokenizer(probe)["input_ids"] != teacher_tokenizer(probe)["input_ids"]:
-        raise DistillError(f"the student's tokenizer ({student_source}) splits text differently from the "
-                           f"teacher's ({teacher_source}) although their vocabularies match (another "
-                           f"normaliser or lower-casing?); use the teacher's base model as --model.")

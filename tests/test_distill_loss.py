@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from transformers import BertConfig, BertForSequenceClassification
 
 from distill import DistillError
-from distill.loss import aligned_hidden_states, cosine_alignment, distillation_loss, temperature_kl
+from distill.loss import cosine_alignment, distillation_loss, temperature_kl
 from distill.student import build_student
 
 
@@ -109,77 +109,7 @@ def test_cosine_on_logits_is_one_minus_the_mean_cosine():
     assert torch.allclose(distillation_loss(student, teacher, LABELS)["cos"], expected)
 
 
-def test_hidden_state_cosine_ignores_masked_positions():
-    torch.manual_seed(17)
-    teacher_hidden = torch.randn(2, 5, 8)
-    attention_mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
-    student_hidden = teacher_hidden.clone()
-    student_hidden[0, 3:] = -teacher_hidden[0, 3:]  # padding positions point the opposite way
-    logits = random_logits(batch=2)
-    labels = torch.tensor([0, 1])
-
-    masked = distillation_loss(logits, logits, labels, student_hidden=student_hidden,
-                               teacher_hidden=teacher_hidden, attention_mask=attention_mask)
-    unmasked = distillation_loss(logits, logits, labels, student_hidden=student_hidden,
-                                 teacher_hidden=teacher_hidden)
-    assert abs(masked["cos"].item()) < 1e-6
-    # Without the mask, 2 of the 10 vectors are opposite: cosine loss 2 each, mean 0.4.
-    assert unmasked["cos"].item() == pytest.approx(0.4, abs=1e-6)
-
-
-def test_mask_broadcasts_over_stacked_layers():
-    torch.manual_seed(18)
-    student, teacher = torch.randn(3, 2, 4, 8), torch.randn(3, 2, 4, 8)
-    mask = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]])
-    keep = mask.bool().expand(3, 2, 4)
-    expected = (1 - F.cosine_similarity(student[keep], teacher[keep], dim=-1)).mean()
-    assert torch.allclose(cosine_alignment(student, teacher, mask), expected)
-
-
-def test_aligned_hidden_states_pair_student_layers_with_their_source_layers():
-    # Tensor i of each tuple is filled with i (teacher) or 100 + i (student), to see who pairs with whom.
-    teacher_states = tuple(torch.full((2, 3, 4), float(i)) for i in range(13))
-    student_states = tuple(torch.full((2, 3, 4), 100.0 + i) for i in range(4))
-    student, teacher = aligned_hidden_states(student_states, teacher_states, [2, 8, 12])
-    assert student.shape == teacher.shape == (3, 2, 3, 4)
-    assert student[:, 0, 0, 0].tolist() == [101.0, 102.0, 103.0]
-    assert teacher[:, 0, 0, 0].tolist() == [2.0, 8.0, 12.0]
-    with pytest.raises(DistillError, match="expected 4 student hidden states"):
-        aligned_hidden_states(student_states[:3], teacher_states, [2, 8, 12])
-
-
-def test_first_student_layer_of_an_odd_student_matches_the_teacher_exactly():
-    torch.manual_seed(19)
-    config = BertConfig(vocab_size=100, hidden_size=32, num_attention_heads=2, intermediate_size=64,
-                        num_hidden_layers=4)
-    teacher = BertForSequenceClassification(config).eval()
-    layers = [1, 3]
-    student = build_student(teacher, layers).eval()
-    input_ids = torch.randint(5, 100, (2, 6))
-    attention_mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1] * 6])
-    with torch.no_grad():
-        student_out = student(input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        teacher_out = teacher(input_ids, attention_mask=attention_mask, output_hidden_states=True)
-    student_hidden, teacher_hidden = aligned_hidden_states(student_out.hidden_states,
-                                                           teacher_out.hidden_states, layers)
-    # Layer 1 sees the same embeddings in both models; layer 3 sees layer 1's output, not layer 2's.
-    assert torch.equal(student_hidden[0], teacher_hidden[0])
-    assert not torch.allclose(student_hidden[1], teacher_hidden[1])
-    first = cosine_alignment(student_hidden[0], teacher_hidden[0], attention_mask)
-    second = cosine_alignment(student_hidden[1], teacher_hidden[1], attention_mask)
-    assert abs(first.item()) < 1e-6 and second.item() > 1e-6
-
-
 # ---------------------------------------------------------------- found by mutation testing
-
-def test_aligned_hidden_states_rejects_layers_the_teacher_does_not_have():
-    states = [torch.zeros(1, 2, 4) for _ in range(5)]  # embeddings + 4 layers
-    for layers in ([], [0, 2], [2, 5]):
-        with pytest.raises(DistillError, match=r"do not index the teacher's 4 layers"):
-            aligned_hidden_states(states[:len(layers) + 1], states, layers)
-    student, teacher = aligned_hidden_states(states[:3], states, [1, 4])
-    assert student.shape == teacher.shape == (2, 1, 2, 4)
-
 
 def test_temperature_below_one_is_fine():
     assert torch.isfinite(distillation_loss(random_logits(), random_logits(seed=1), LABELS, temperature=0.5)["loss"])
@@ -192,18 +122,6 @@ def test_bf16_teacher_logits_are_read_in_fp32():
     for term in from_fp32:
         assert from_bf16[term].dtype == torch.float32
         torch.testing.assert_close(from_bf16[term], from_fp32[term], rtol=0, atol=0)
-
-
-def test_bf16_teacher_hidden_states_are_read_in_fp32():
-    student_hidden = torch.randn(2, 6, 4, 8)
-    teacher_hidden = torch.randn(2, 6, 4, 8).to(torch.bfloat16)
-    mask = torch.ones(6, 4)
-    kwargs = dict(student_hidden=student_hidden, attention_mask=mask)
-    from_bf16 = distillation_loss(random_logits(), random_logits(seed=1), LABELS, teacher_hidden=teacher_hidden, **kwargs)
-    from_fp32 = distillation_loss(random_logits(), random_logits(seed=1), LABELS,
-                                  teacher_hidden=teacher_hidden.float(), **kwargs)
-    torch.testing.assert_close(from_bf16["cos"], from_fp32["cos"], rtol=0, atol=0)
-    assert from_bf16["cos"].dtype == torch.float32
 
 
 @pytest.mark.parametrize("only", ["alpha_ce", "alpha_kd", "alpha_cos"])

@@ -13,6 +13,7 @@ from report.model_card import model_card
 from conftest import TINY_WORDS, tiny_classifier, tiny_tokenizer
 from distill import DistillError
 from distill.student import build_student
+from experiments import train_extras
 from models.load import ModelError
 from test_train_cli import args_for, save_tiny_model, world  # noqa: F401 - the tiny CSV and models of the CLI tests
 from test_training import CPU
@@ -76,7 +77,7 @@ def test_an_ensemble_student_copies_its_layers_from_teacher_and_learns_from_the_
 ])
 def test_ensemble_flags_that_cannot_work_are_refused_at_parse_time(argv, message, capsys):
     with pytest.raises(SystemExit):
-        train.parse_args(argv)
+        train_extras.parse_args(argv)  # train.py's flags and the extras' (--cos-on)
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
 
@@ -109,6 +110,6 @@ def test_a_teacher_with_another_vocabulary_teaches_on_its_own_tokens(world, monk
         for name, tokenizer in (("teacher", train.load_tokenizer("teacher")), ("other", other_tokenizer))]).mean(dim=0)
     torch.testing.assert_close(torch.cat(targets).sort(dim=0).values, expected.sort(dim=0).values)
     with pytest.raises(DistillError, match=r"is not the teacher's \(other\)"):  # its hidden states need our ids
-        train.main(args_for("lora-kd", "--teacher", "other", "--cos-on", "hidden"))
+        train_extras.main(args_for("lora-kd", "--teacher", "other", "--cos-on", "hidden"))
 
 

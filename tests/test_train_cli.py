@@ -22,6 +22,7 @@ from distill import DistillError
 from distill.teacher_logits import cache_key
 from lora.lora import LoRAError, inject_lora
 from models.load import ModelError, load_tokenizer
+from experiments import train_extras
 from evaluate import dataset_args, find_run_folders, quality_report
 from training import loop
 from serving.runs import find_runs
@@ -224,7 +225,7 @@ def test_lora_kd_with_another_tokenizer_than_the_teachers_learns_from_logits_on_
     PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
                             sep_token="[SEP]").save_pretrained(world / "base")
     with pytest.raises(DistillError, match=r"is not the teacher's \(teacher\): 38 of 43 vocabulary entries differ"):
-        train.main(args_for("lora-kd", "--cos-on", "hidden"))  # the teacher would run on the student's ids
+        train_extras.main(args_for("lora-kd", "--cos-on", "hidden"))  # the teacher would run on the student's ids
     assert not (world / "runs" / "lora-kd").exists() and not (world / "runs" / "lora-kd.failed").exists()
     train.main(args_for("lora-kd"))
     [cached] = (world / "cache" / "teacher-logits").iterdir()
