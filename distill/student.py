@@ -2,7 +2,7 @@
 
 DistilBERT (Sanh et al. 2019, arXiv:1910.01108, section 3) initialises its 6-layer student "from the
 teacher by taking one layer out of two": the student starts close to the teacher's solution, and training
-only has to repair what removing the other layers broke. Named layer sets let such choices be compared.
+only has to repair what removing the other layers broke. Odd and even are the two ways to take one of two.
 
 Layers are numbered from 1: layer 1 reads the embeddings, the last one feeds the pooler; layer ``n`` is at
 index ``n - 1`` of ``model.bert.encoder.layer``. ``build_student`` copies everything, the head included, from
@@ -20,21 +20,10 @@ from transformers import AutoConfig, BertConfig, BertForSequenceClassification, 
 
 from distill import DistillError
 
-# Named layer sets, each keeping half of a teacher of any depth d; the comments give them for d = 12.
-# Sajjad et al. 2020 ("On the Effect of Dropping Layers of Pre-trained Transformer Models", arXiv:2004.03844)
-# drop whole blocks of a pretrained model before fine-tuning; dropping the top layers cost the least.
+# The named layer sets, each half of a teacher of any depth d (here d = 12).
 LAYER_SETS = {
     "odd": lambda d: list(range(1, d + 1, 2)),  # 1,3,5,7,9,11: one layer out of two, from the bottom
     "even": lambda d: list(range(2, d + 1, 2)),  # 2,4,6,8,10,12: one layer out of two, up to the top
-    "bottom": lambda d: list(range(1, d // 2 + 1)),  # 1-6: Sajjad et al.'s "top-layer dropping"
-    "top": lambda d: list(range(d - d // 2 + 1, d + 1)),  # 7-12: its opposite, "bottom-layer dropping"
-    # 1,3,5,8,10,12: what DistilBERT's extraction script copies, one of two but keeping both the bottom
-    # layer, which reads the embeddings, and the top one, which feeds the head.
-    "distilbert": lambda d: ([layer for layer in LAYER_SETS["bottom"](d) if layer % 2 == 1]
-                             + [layer for layer in LAYER_SETS["top"](d) if (d - layer) % 2 == 0]),
-    # 1,2,3,10,11,12: Sajjad et al.'s "symmetric dropping" (the middle goes). It tests both reasons for
-    # odd against even at once: the layers right after the embeddings, and those right before the head.
-    "symmetric": lambda d: list(range(1, (d // 2 + 1) // 2 + 1)) + list(range(d - d // 2 // 2 + 1, d + 1)),
 }
 LAYER_SPEC_HELP = f"write a named set ({', '.join(LAYER_SETS)}) or increasing layer numbers from 1, like '1,4,7'"
 

@@ -88,13 +88,22 @@ FAMILIES = {
     "teacher": "Teacher signal: better soft labels for the odd student",
 }
 # Each family's first point is the method of make all that the others are compared with.
+# The other layer sets of the 12-layer teacher. Sajjad et al. 2020 ("On the Effect of Dropping Layers of
+# Pre-trained Transformer Models", arXiv:2004.03844) drop whole blocks of a pretrained model before fine-tuning:
+# dropping the top layers ("bottom" keeps 1-6) cost them the least, "top" is its opposite, and "symmetric"
+# drops the middle, testing both reasons for odd against even at once: the layers right after the embeddings
+# and those right before the head. "distilbert" is what DistilBERT's extraction script copies: one of two,
+# keeping both the bottom layer, which reads the embeddings, and the top one, which feeds the head.
+LAYER_SETS = {"bottom": "1,2,3,4,5,6", "top": "7,8,9,10,11,12", "distilbert": "1,3,5,8,10,12",
+              "symmetric": "1,2,3,10,11,12"}
 POINTS = (
     Point("layers", "odd", "odd {1,3,5,7,9,11}", "odd", seeds=1),
     Point("layers", "even", "even {2,4,6,8,10,12}", "even", seeds=1),
-    Point("layers", "layers-bottom", "bottom {1,2,3,4,5,6}", "odd", ("--layers", "bottom")),
-    Point("layers", "layers-top", "top {7,8,9,10,11,12}", "odd", ("--layers", "top")),
-    Point("layers", "layers-distilbert", "DistilBERT's {1,3,5,8,10,12}", "odd", ("--layers", "distilbert")),
-    Point("layers", "layers-symmetric", "symmetric {1,2,3,10,11,12}", "odd", ("--layers", "symmetric")),
+    Point("layers", "layers-bottom", "bottom {1,2,3,4,5,6}", "odd", ("--layers", LAYER_SETS["bottom"])),
+    Point("layers", "layers-top", "top {7,8,9,10,11,12}", "odd", ("--layers", LAYER_SETS["top"])),
+    Point("layers", "layers-distilbert", "DistilBERT's {1,3,5,8,10,12}", "odd",
+          ("--layers", LAYER_SETS["distilbert"])),
+    Point("layers", "layers-symmetric", "symmetric {1,2,3,10,11,12}", "odd", ("--layers", LAYER_SETS["symmetric"])),
     Point("lora", "lora", "r=8, query+value, α/r", "lora", seeds=1),
     Point("lora", "lora-r2", "r=2, query+value, α/r", "lora", ("--lora-r", "2")),
     Point("lora", "lora-r32", "r=32, query+value, α/r", "lora", ("--lora-r", "32")),

@@ -3,15 +3,15 @@
     python -m experiments.train_extras --method odd ...            # checkpointed after every epoch
     python -m experiments.train_extras --method odd ... --resume   # goes on after its last epoch
 
-The run is train.py's, with the same numbers: ``train.main`` is called with an ``EpochCheckpoints``, which
-the loop asks to restore its state before the first epoch and to save it after each one. The checkpoint, in ``runs/.checkpoints/<name>/``,
-holds the trainable weights (the last epoch's and the best epoch's), the optimiser and scheduler state and
-the history so far; frozen weights (LoRA's base) are rebuilt from the flags and only fingerprinted. Every
-epoch reseeds torch (``training.loop.epoch_seed``), so a resumed run draws the dropout masks and batches
-that the uninterrupted one would have. ``--resume`` with other settings than the checkpoint's is refused:
-it would record a mixture of two runs as one. Once the run folder is saved the checkpoint is deleted,
-unless --keep-checkpoint: with its optimiser state, a fully trained model's checkpoint is several times
-the size of its run folder. experiments/runner.py trains every planned run this way.
+The run is train.py's, with the same numbers: ``train.main`` is called with an ``EpochCheckpoints``, which the
+loop asks to restore its state before the first epoch and to save it after each one. The checkpoint, in
+``runs/.checkpoints/<name>/``, holds the trainable weights (the last epoch's and the best epoch's), the
+optimiser and scheduler state and the history so far; frozen weights (LoRA's base) are rebuilt from the flags
+and only fingerprinted. Every epoch reseeds torch (``training.loop.epoch_seed``), so a resumed run draws the
+dropout masks and batches that the uninterrupted one would have. ``--resume`` with other settings than the
+checkpoint's is refused: it would record a mixture of two runs as one. Once the run folder is saved the
+checkpoint is deleted, unless --keep-checkpoint: with its optimiser state, a fully trained model's checkpoint
+is several times the size of its run folder. experiments/runner.py trains every planned run this way.
 """
 import hashlib
 import json

@@ -89,7 +89,7 @@ def test_the_plan_reuses_make_alls_and_the_studys_runs_and_names_the_others_by_p
     assert by_out["runs/ablations/ensemble-odd-seed2"]["soft_labels_from"] == \
         "runs/teacher,runs/study/teacher-seed1,runs/study/teacher-seed2"
     assert by_out["runs/ablations/transfer-odd-seed2"]["transfer_set"] == "insults-unlabelled"
-    assert by_out["runs/ablations/layers-top"]["layers"] == "top" and "runs/ablations/layers-top-seed1" not in by_out
+    assert by_out["runs/ablations/layers-top"]["layers"] == "7,8,9,10,11,12" and "runs/ablations/layers-top-seed1" not in by_out
     assert len(ENSEMBLE_SEEDS) == 3 and {p.family for p in POINTS} == set(FAMILIES)
 
 

@@ -43,17 +43,6 @@ def test_odd_and_even_are_one_based_halves(depth, odd, even):
     assert parse_layers(" EVEN ", depth) == even
 
 
-@pytest.mark.parametrize("name, twelve, four", [
-    ("bottom", [1, 2, 3, 4, 5, 6], [1, 2]),
-    ("top", [7, 8, 9, 10, 11, 12], [3, 4]),
-    ("distilbert", [1, 3, 5, 8, 10, 12], [1, 4]),
-    ("symmetric", [1, 2, 3, 10, 11, 12], [1, 4]),
-])
-def test_named_layer_sets_keep_half_the_teacher(name, twelve, four):
-    assert parse_layers(name, 12) == twelve
-    assert parse_layers(f" {name.upper()} ", 4) == four
-
-
 def test_explicit_list_is_read_in_order():
     assert parse_layers("1,4,7", 12) == [1, 4, 7]
     assert parse_layers(" 2 , 12 ", 12) == [2, 12]
