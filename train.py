@@ -430,8 +430,8 @@ def build_parser() -> OneLineErrorParser:
     lora.add_argument("--lora-alpha", type=positive_float, default=LORA_ALPHA)
     lora.add_argument("--lora-dropout", type=fraction_below_one, default=LORA_DROPOUT)
     lora.add_argument("--lora-targets", type=module_names, default=LORA_TARGETS,
-                      help="linear layers to adapt, by the end of their path ('query', 'attention.output.dense') "
-                           "or 'all-linear' (lora/lora.py)")
+                      help="the linear layers of each encoder layer to adapt, by the end of their path: 'query', "
+                           "'attention.output.dense' (lora/lora.py)")
     lora.add_argument("--lora-rslora", action=argparse.BooleanOptionalAction, default=False,
                       help="scale by alpha/sqrt(r) instead of alpha/r (rank-stabilised LoRA, lora/lora.py)")
     return p

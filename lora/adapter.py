@@ -10,7 +10,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 from torch import nn
 
-from lora.lora import LoRALinear, lora_scaling, lora_state_dict, resolve_targets
+from lora.lora import LoRALinear, lora_scaling, lora_state_dict
 from training.files import write_atomically
 
 FORMAT = "distil-vs-lora-adapter/1"
@@ -20,7 +20,7 @@ def save_adapter(path: str | os.PathLike, model: nn.Module, *, r: int, alpha: fl
                  base_model: str, layers: list[int] | None = None,
                  head_modules: Iterable[str] = ("classifier",), rslora: bool = False) -> Path:
     """Write the adapters and ``head_modules`` (trained in full: they started random) to one file, atomically."""
-    path, targets, head_modules = Path(path), resolve_targets(targets), list(head_modules)
+    path, head_modules = Path(path), list(head_modules)
     dropout = next(module.lora_dropout.p for module in model.modules() if isinstance(module, LoRALinear))
     metadata = {"format": FORMAT, "r": str(r), "alpha": str(alpha), "targets": json.dumps(list(targets)),
                 "base_model": str(base_model), "layers": json.dumps(layers),

@@ -11,8 +11,7 @@ shows that it over-corrects: the update and its gradients shrink like 1/√r, so
 slowly and ends no better. Dividing by √r instead (rank-stabilised LoRA, rsLoRA) is opt-in here.
 
 Targets: query and value together are the best use of a small budget (Hu et al., section 7.1), so they
-are the default; "all-linear" adapts every linear layer of an encoder layer (QLoRA, Dettmers et al. 2023:
-adapting them all closes the gap to full fine-tuning).
+are the default; any linear layer of an encoder layer can be named.
 """
 import math
 import re
@@ -67,18 +66,8 @@ class LoRALinear(nn.Module):
 
 
 LORA_PARAMETERS = ("lora_A", "lora_B")
-TARGET_SETS = {
-    # Every linear layer of a BERT encoder layer: attention's four projections, then the feed-forward pair.
-    "all-linear": ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"),
-}
 # A module inside an encoder layer: "bert.encoder.layer.3.attention.self.query" -> "attention.self.query".
 _IN_ENCODER_LAYER = re.compile(r"\.layer\.\d+\.(.+)$")
-
-
-def resolve_targets(targets: Iterable[str] | str) -> tuple[str, ...]:
-    """``targets`` as a tuple of paths, each name of ``TARGET_SETS`` replaced by what it lists."""
-    targets = (targets,) if isinstance(targets, str) else tuple(targets)
-    return tuple(dict.fromkeys(path for target in targets for path in TARGET_SETS.get(target, (target,))))
 
 
 def target_matches(module_name: str, target: str) -> bool:
@@ -118,14 +107,14 @@ def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
 def inject_lora(model: nn.Module, targets: Iterable[str] = ("query", "value"), r: int = 8,
                 alpha: float = 16, dropout: float = 0.1, rslora: bool = False) -> int:
     """Wrap, in place, every ``nn.Linear`` that one of ``targets`` names in a LoRALinear; return how many."""
-    targets = resolve_targets(targets)
+    targets = (targets,) if isinstance(targets, str) else tuple(targets)
     linears = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
     # Every target must match: a misspelt (or unstripped, " value") one would silently train fewer adapters.
     unmatched = [target for target in targets if not any(target_matches(name, target) for name in linears)]
     if unmatched or not targets:
         available = sorted({match.group(1) for name in linears if (match := _IN_ENCODER_LAYER.search(name))})
         raise LoRAError(f"no linear layer of an encoder layer named {unmatched or list(targets)} in "
-                        f"{type(model).__name__}; they are {available[:20]} (or a named set: {', '.join(TARGET_SETS)})")
+                        f"{type(model).__name__}; they are {available[:20]}")
     chosen = [name for name in linears if any(target_matches(name, target) for target in targets)]
     for name in chosen:
         _replace_module(model, name, LoRALinear(linears[name], r, alpha, dropout, rslora))

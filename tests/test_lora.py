@@ -15,6 +15,9 @@ from lora.lora import (LoRAError, LoRALinear, count_parameters, inject_lora, lor
                        merge_lora)
 from report.model_card import method_lines
 
+# Every linear layer of a BERT encoder layer (the ablation's lora-all-linear point).
+ALL_LINEAR = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
+
 TINY = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
             intermediate_size=64, max_position_embeddings=64)
 
@@ -341,10 +344,10 @@ def test_merged_rslora_model_agrees_with_the_unmerged_one(batch):
 def test_the_adapter_file_records_the_rslora_scaling_and_a_reload_reproduces_it(batch, tmp_path):
     base = tiny_bert()
     tuned = copy.deepcopy(base)
-    inject_lora(tuned, targets=["all-linear"], r=8, alpha=16, rslora=True)
+    inject_lora(tuned, targets=ALL_LINEAR, r=8, alpha=16, rslora=True)
     randomise_adapters(tuned)
     tuned.eval()
-    path = save_adapter(tmp_path / "adapter.safetensors", tuned, r=8, alpha=16, rslora=True, targets=["all-linear"],
+    path = save_adapter(tmp_path / "adapter.safetensors", tuned, r=8, alpha=16, rslora=True, targets=ALL_LINEAR,
                         base_model="tiny")
     with safe_open(path, framework="pt") as file:
         raw = file.metadata()
@@ -359,7 +362,7 @@ def test_the_adapter_file_records_the_rslora_scaling_and_a_reload_reproduces_it(
 
 def test_all_linear_wraps_the_six_linears_of_every_encoder_layer_and_never_the_head():
     model = tiny_bert()
-    assert inject_lora(model, targets="all-linear") == 2 * 6
+    assert inject_lora(model, targets=ALL_LINEAR) == 2 * 6
     wrapped = {name for name, module in model.named_modules() if isinstance(module, LoRALinear)}
     assert {name.split(".", 4)[4] for name in wrapped} == {
         "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
