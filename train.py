@@ -90,10 +90,11 @@ RECIPES = {
 }
 
 
-def main(argv=None, args=None, checkpoints=None, transfer_set=None, step_loss=None) -> None:
+def main(argv=None, args=None, checkpoints=None, transfer_set=None, soft_labels=None, step_loss=None) -> None:
     """One run. The extras (experiments/train_extras.py) pass ``args``, these flags parsed with their own, and
     plug in: ``checkpoints``, which make it resumable (``train`` in training/loop.py); ``transfer_set(splits,
     args) -> (comments, record)``, unlabelled comments a distilled student also learns from through the teacher;
+    ``soft_labels(texts, args, env) -> logits``, soft labels from other teachers than ``--teacher``; and
     ``step_loss``, a distillation step that also takes the ``teacher`` and the student's ``layers``."""
     # -- arguments: the method's recipe, changed by flags; checked before any work ------------------
     args = args or parse_args(argv)
@@ -142,14 +143,12 @@ def main(argv=None, args=None, checkpoints=None, transfer_set=None, step_loss=No
         loss_fn = cross_entropy_loss
     else:
         teacher.eval().requires_grad_(False).to(env.device)
-        sources = [(folder, teacher if folder == args.teacher else load_classifier(folder).to(env.device),
-                    load_tokenizer(folder)) for folder in soft_label_folders(args)]
-        cache = cache_root(args.cache_dir) / "teacher-logits"
-        logits = soft_labels(sources, splits.train.texts, cache, args, env)
+        soft_labels = soft_labels or partial(teacher_soft_labels, args.teacher, teacher)
+        logits = soft_labels(splits.train.texts, args, env)
         if transfer:  # the training examples first, then the transfer comments, each cached on its own
             # Unlabelled comments carry placeholder labels (0) that no loss term reads (``labelled``).
             transfer_split = encode(transfer, [0] * len(transfer))
-            logits = torch.cat([logits, soft_labels(sources, transfer, cache, args, env)])
+            logits = torch.cat([logits, soft_labels(transfer, args, env)])
             labelled = torch.tensor([True] * len(train_split.labels) + [False] * len(transfer_split.labels))
             train_split = EncodedSplit(train_split.token_ids + transfer_split.token_ids,
                                        train_split.labels + transfer_split.labels)
@@ -210,9 +209,6 @@ def parse_args(argv=None, add_flags=None) -> argparse.Namespace:
     recipe = RECIPES[args.method]
     if recipe.loss == "kd" and args.alpha_ce == args.alpha_kd == args.alpha_cos == 0:
         parser.error("--alpha-ce, --alpha-kd and --alpha-cos are all 0: nothing would train the student")
-    if args.soft_labels_from and recipe.loss != "kd":
-        parser.error(f"--soft-labels-from needs a method with a distillation loss (odd, even, lora-kd): it teaches "
-                     f"through the teacher's soft labels, and {args.method} has none")
     if args.layers is not None and recipe.layers is None:
         parser.error(f"--layers chooses the layers of a 6-layer student; {args.method} keeps every layer")
     args.recipe_from = "flags" if args.lr is not None or args.epochs is not None else "train.py"
@@ -229,15 +225,9 @@ def parse_args(argv=None, add_flags=None) -> argparse.Namespace:
 def check_before_work(args, recipe: Recipe) -> None:
     """Every check that needs no training (model names, teachers), so a bad flag costs seconds."""
     if recipe.needs_teacher:
-        for folder in dict.fromkeys([args.teacher, *soft_label_folders(args)]):
-            check_teacher(folder, args.text_prefix)
+        check_teacher(args.teacher, args.text_prefix)
     if recipe.start in ("pretrained", "base-layers"):
         load_config(args.model, args.cache_dir)
-
-
-def soft_label_folders(args) -> list[str]:
-    """The teachers whose logits, averaged, are the soft labels: --soft-labels-from, else --teacher."""
-    return args.soft_labels_from.split(",") if args.soft_labels_from else [args.teacher]
 
 
 def check_teacher(teacher: str, text_prefix: str) -> None:
@@ -294,21 +284,17 @@ def build_model(args, recipe: Recipe) -> StartingModel:
     return StartingModel(model, source, teacher, layers, head_modules)
 
 
-def soft_labels(teachers: list[tuple[str, torch.nn.Module, object]], texts: list[str], cache: Path, args,
-                env) -> torch.Tensor:
-    """The soft labels' logits on ``texts``: each teacher's (cached: distill/teacher_logits.py), averaged.
+def teacher_soft_labels(folder: str, teacher, texts: list[str], args, env) -> torch.Tensor:
+    """The logits of the teacher run in ``folder`` on ``texts``, computed once and cached (distill/teacher_logits.py).
 
     A teacher passes on what it knows through one pair of logits per comment, read with its own tokenizer,
     so a teacher of another architecture teaches as well as one the student was cut from (task-specific
-    distillation, as in DistilBERT). Teachers of different seeds make different mistakes, so their average
-    ranks comments better than one (Hinton et al. 2015, section 1: "the knowledge in an ensemble of models").
+    distillation, as in DistilBERT).
     """
-    logits = []
-    for folder, model, tokenizer in teachers:
-        split = EncodedSplit(encode_texts(tokenizer, texts, args.max_length, args.text_prefix), [0] * len(texts))
-        logits.append(cached_teacher_logits(model.eval().requires_grad_(False), Path(folder), split, cache,
-                                            tokenizer.pad_token_id, env))
-    return logits[0] if len(logits) == 1 else torch.stack(logits).mean(dim=0)
+    tokenizer = load_tokenizer(folder)
+    split = EncodedSplit(encode_texts(tokenizer, texts, args.max_length, args.text_prefix), [0] * len(texts))
+    return cached_teacher_logits(teacher.eval().requires_grad_(False), Path(folder), split,
+                                 cache_root(args.cache_dir) / "teacher-logits", tokenizer.pad_token_id, env)
 
 
 def distillation_step_loss(model, batch, *, teacher_logits, args, labelled=None):
@@ -423,8 +409,6 @@ def build_parser() -> OneLineErrorParser:
     kd.add_argument("--alpha-ce", type=non_negative_float, default=ALPHA_CE)
     kd.add_argument("--alpha-kd", type=non_negative_float, default=ALPHA_KD)
     kd.add_argument("--alpha-cos", type=non_negative_float, default=ALPHA_COS)
-    kd.add_argument("--soft-labels-from", type=module_names,
-                    help="teacher run folders whose averaged logits are the soft labels (default: --teacher)")
     lora = p.add_argument_group("LoRA (the methods with lora)")
     lora.add_argument("--lora-r", type=positive_int, default=LORA_R)
     lora.add_argument("--lora-alpha", type=positive_float, default=LORA_ALPHA)

@@ -9,6 +9,8 @@ Every other flag is train.py's, and so is the run, with the same numbers:
   where a run starts, not what it learns, so history.json does not record them.
 - ``--transfer-set`` and ``--transfer-text-column``: unlabelled comments a distilled student also learns from
   through the teacher (experiments/transfer_set.py), recorded with train.py's flags.
+- ``--soft-labels-from``: the averaged logits of several teachers as the soft labels
+  (experiments/ensemble_teacher.py), recorded with train.py's flags.
 - ``--cos-on hidden``: the distillation's cosine term on aligned hidden states, as DistilBERT does
   (experiments/hidden_states.py), recorded with train.py's flags.
 """
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 import train
+from experiments.ensemble_teacher import EnsembleSoftLabels, add_ensemble_flags, ensemble_flag_problem
 from experiments.hidden_states import (add_hidden_state_flags, check_hidden_state_run, hidden_state_flag_problem,
                                        hidden_state_step_loss)
 from experiments.resume import CheckpointError, EpochCheckpoints, check_same_settings, checkpoint_dir, is_main_process
@@ -35,13 +38,16 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--keep-checkpoint", action="store_true",
                        help="keep the checkpoint (runs/.checkpoints/<name>) after a successful save")
     add_transfer_flags(parser)
+    add_ensemble_flags(parser)
     add_hidden_state_flags(parser)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[dict, argparse.Namespace]:
     """(the checkpoint flags, train.py's flags with the extras' others): the run records the second."""
     args = train.parse_args(argv, add_flags=add_flags)
-    problem = transfer_flag_problem(args, train.RECIPES[args.method].loss) or hidden_state_flag_problem(args)
+    loss = train.RECIPES[args.method].loss
+    problem = (transfer_flag_problem(args, loss) or ensemble_flag_problem(args, loss)
+               or hidden_state_flag_problem(args))
     if problem:
         print(f"error: {problem} (see python -m experiments.train_extras --help)", file=sys.stderr)
         sys.exit(2)
@@ -51,13 +57,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[dict, argparse.Namespace]
 def main(argv=None) -> None:
     flags, args = parse_args(argv)
     hidden = args.cos_on == "hidden" and train.RECIPES[args.method].loss == "kd"
-    if hidden:  # before any work, as train.py checks its flags
+    ensemble = EnsembleSoftLabels(args.soft_labels_from.split(",")) if args.soft_labels_from else None
+    if ensemble:  # before any work, as train.py checks its flags
+        ensemble.check(args.text_prefix)
+    if hidden:
         check_hidden_state_run(args, train.RECIPES[args.method])
     checkpoints = EpochCheckpoints(checkpoint_dir(Path(args.out)), resume=flags["resume"])
     if flags["resume"]:  # before any work, as train.py checks its flags
         check_same_settings(checkpoints.directory, vars(args))
     try:
-        train.main(args=args, checkpoints=checkpoints, transfer_set=transfer_comments,
+        train.main(args=args, checkpoints=checkpoints, transfer_set=transfer_comments, soft_labels=ensemble,
                    step_loss=hidden_state_step_loss if hidden else None)
     except NonFiniteLossError as error:
         error.args = (f"{error} {checkpoints.kept()}",)

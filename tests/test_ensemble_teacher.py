@@ -1,4 +1,5 @@
-"""--soft-labels-from: a student distilled from the averaged logits of several teachers (an ensemble).
+"""--soft-labels-from (experiments/ensemble_teacher.py): a student distilled from the averaged logits of several
+teachers (an ensemble).
 
 Its layers still come from --teacher, so against the plain student it changes the soft labels only.
 """
@@ -14,6 +15,7 @@ from conftest import TINY_WORDS, tiny_classifier, tiny_tokenizer
 from distill import DistillError
 from distill.student import build_student
 from experiments import train_extras
+from experiments.ensemble_teacher import EnsembleSoftLabels
 from models.load import ModelError
 from test_train_cli import args_for, save_tiny_model, world  # noqa: F401 - the tiny CSV and models of the CLI tests
 from test_training import CPU
@@ -25,20 +27,21 @@ TEACHERS = ("teacher", "teacher-seed1", "teacher-seed2")
 
 def test_the_soft_labels_are_the_teachers_averaged_logits_each_cached(tmp_path):
     texts = [" ".join(TINY_WORDS[i % 7:i % 7 + 3 + i % 5]) for i in range(20)]
-    tokenizer, args = tiny_tokenizer(), SimpleNamespace(max_length=16, text_prefix="")
+    tokenizer, args = tiny_tokenizer(), SimpleNamespace(max_length=16, text_prefix="", cache_dir=tmp_path)
     split = EncodedSplit(encode_texts(tokenizer, texts, 16), [0] * len(texts))
-    sources = []
+    models = []
     for seed, name in enumerate(TEACHERS):
-        model = tiny_classifier(layers=2, seed=seed)
-        model.save_pretrained(tmp_path / name)
-        sources.append((str(tmp_path / name), model, tokenizer))
-    averaged = train.soft_labels(sources, texts, tmp_path / "cache", args, env=CPU)
-    each = [predict_logits(model, split, 0, torch.device("cpu")) for _, model, _ in sources]
+        models.append(tiny_classifier(layers=2, seed=seed).eval())
+        models[-1].save_pretrained(tmp_path / name)
+        tokenizer.save_pretrained(tmp_path / name)
+    averaged = EnsembleSoftLabels([str(tmp_path / name) for name in TEACHERS])(texts, args, env=CPU)
+    each = [predict_logits(model, split, 0, torch.device("cpu")) for model in models]
     torch.testing.assert_close(averaged, torch.stack(each).mean(dim=0))
     assert not torch.allclose(averaged, each[0])
-    assert len(list((tmp_path / "cache").iterdir())) == 3, "one cache file per teacher, reused by every student"
-    assert torch.equal(train.soft_labels(sources[:1], texts, tmp_path / "cache", args, env=CPU), each[0]), \
-        "one teacher's logits are used as they are"
+    assert len(list((tmp_path / "teacher-logits").iterdir())) == 3, "one cache file per teacher, reused by every student"
+    assert torch.equal(train.teacher_soft_labels(str(tmp_path / "teacher"), models[0], texts, args, env=CPU), each[0]), \
+        "one teacher's logits are used as they are, from the same cache"
+    assert len(list((tmp_path / "teacher-logits").iterdir())) == 3
 
 
 def test_an_ensemble_student_copies_its_layers_from_teacher_and_learns_from_the_average(world, monkeypatch):
@@ -50,13 +53,13 @@ def test_an_ensemble_student_copies_its_layers_from_teacher_and_learns_from_the_
                         lambda student, teacher_logits, *args, **kwargs: targets.append(teacher_logits)
                         or real_loss(student, teacher_logits, *args, **kwargs))
     argv = args_for("odd", "--soft-labels-from", "teacher, teacher-seed1,teacher-seed2", "--batch-size", "400")
-    args = train.parse_args(argv)
+    args = train_extras.parse_args(argv)[1]
     assert args.soft_labels_from == "teacher,teacher-seed1,teacher-seed2"
     student = train.build_model(args, train.RECIPES["odd"]).model
     expected = build_student(train.load_classifier("teacher"), [1, 3])
     assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), expected.state_dict().values()))
 
-    train.main(argv)
+    train_extras.main(argv)
     history = json.loads((world / "runs" / "odd" / "history.json").read_text())
     assert history["args"]["soft_labels_from"] == "teacher,teacher-seed1,teacher-seed2"
     splits_encoded = train.EncodedSplit(
@@ -77,18 +80,18 @@ def test_an_ensemble_student_copies_its_layers_from_teacher_and_learns_from_the_
 ])
 def test_ensemble_flags_that_cannot_work_are_refused_at_parse_time(argv, message, capsys):
     with pytest.raises(SystemExit):
-        train_extras.parse_args(argv)  # train.py's flags and the extras' (--cos-on)
+        train_extras.parse_args(argv)  # train.py's flags and the extras'
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
 
 
 def test_every_ensemble_teacher_is_checked_before_any_work(world):
     with pytest.raises(ModelError, match="no fine-tuned teacher in teacher-seed1"):
-        train.main(args_for("odd", "--soft-labels-from", "teacher,teacher-seed1"))
+        train_extras.main(args_for("odd", "--soft-labels-from", "teacher,teacher-seed1"))
     save_tiny_model(world / "teacher-seed1", layers=4, seed=3)
     (world / "teacher-seed1" / "history.json").write_text(json.dumps({"args": {"text_prefix": "query: "}}))
     with pytest.raises(ModelError, match="the teacher teacher-seed1 was trained with --text-prefix 'query: '"):
-        train.main(args_for("odd", "--soft-labels-from", "teacher,teacher-seed1"))
+        train_extras.main(args_for("odd", "--soft-labels-from", "teacher,teacher-seed1"))
     assert not (world / "runs").exists()
 
 
@@ -102,7 +105,7 @@ def test_a_teacher_with_another_vocabulary_teaches_on_its_own_tokens(world, monk
     monkeypatch.setattr(train, "distillation_loss",
                         lambda student, teacher_logits, *args, **kwargs: targets.append(teacher_logits)
                         or real_loss(student, teacher_logits, *args, **kwargs))
-    train.main(args_for("odd", "--soft-labels-from", "teacher,other", "--batch-size", "400"))
+    train_extras.main(args_for("odd", "--soft-labels-from", "teacher,other", "--batch-size", "400"))
     texts = train.load_splits("comments.csv").train.texts
     expected = torch.stack([
         predict_logits(train.load_classifier(name), EncodedSplit(encode_texts(tokenizer, texts, 16), [0] * len(texts)),
