@@ -29,8 +29,8 @@ from distill import DistillError
 from distill.loss import distillation_loss
 from distill.student import build_student, build_student_from_base, parse_layers
 from distill.teacher_logits import cached_teacher_logits
-from lora.adapter import save_adapter
-from lora.lora import LoRAError, LoRALinear, count_parameters, inject_lora, mark_only_lora_trainable, merge_lora
+from lora.lora import (LoRAError, LoRALinear, count_parameters, inject_lora, mark_only_lora_trainable, merge_lora,
+                       save_adapter)
 from models.load import ModelError, load_classifier, load_config, load_tokenizer, resolve_model
 from training.batching import MAX_LENGTH, MIN_LENGTH, encode_texts
 from training.run_folder import (RunFolderError, claim_output, read_history, save_failed_run, save_run,

@@ -13,8 +13,6 @@ from huggingface_hub import constants, get_session, is_offline_mode
 from embedded import e5_small, insults, minilm, mpnet_base, toxic_comments
 from embedded.pypi import AssetError, cache_root
 
-__all__ = ["AssetError", "cache_root", "hub_reachable", "EMBEDDED_DATASETS", "EMBEDDED_MODELS"]
-
 # The embedded datasets by name: (a function of the cache folder that returns the named splits, where they come from).
 EMBEDDED_DATASETS = {
     # the official train / test splits: Comment, Insult (0/1)
@@ -37,8 +35,7 @@ def embedded_model_folder(name: str, cache_dir: str | Path | None = None) -> Pat
 @functools.cache
 def hub_reachable() -> bool:
     """Whether the hub answers one quick request (asked once per process), so that a hub name fails at once: the
-    hub client retries for a minute. Its HTTP session applies proxies and ``HF_ENDPOINT``; any answer means yes.
-    """
+    hub client retries for a minute. Its HTTP session applies proxies and ``HF_ENDPOINT``; any answer means yes."""
     if is_offline_mode():
         return False
     try:

@@ -11,14 +11,24 @@ shows that it over-corrects: the update and its gradients shrink like 1/√r, so
 slowly and ends no better. Dividing by √r instead (rank-stabilised LoRA, rsLoRA) is opt-in here.
 
 Targets: query and value together are the best use of a small budget (Hu et al., section 7.1), so they
-are the default; any linear layer of an encoder layer can be named.
+are the default; any linear layer of an encoder layer can be named. ``save_adapter`` writes what a run trained,
+as safetensors (never pickle: loading runs no code), with how ``inject_lora`` was called, so that the same
+layers can be rebuilt on a fresh base model (``serving/adapter.py`` reads it back).
 """
+import json
 import math
+import os
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 from torch import nn
+
+from training.files import write_atomically
+
+ADAPTER_FORMAT = "distil-vs-lora-adapter/1"
 
 
 class LoRAError(ValueError):
@@ -147,3 +157,19 @@ def merge_lora(model: nn.Module) -> nn.Module:
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) number of parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad), sum(p.numel() for p in model.parameters())
+
+
+def save_adapter(path: str | os.PathLike, model: nn.Module, *, r: int, alpha: float, targets: Iterable[str],
+                 base_model: str, layers: list[int] | None = None,
+                 head_modules: Iterable[str] = ("classifier",), rslora: bool = False) -> Path:
+    """Write the adapters and ``head_modules`` (trained in full: they started random) to one file, atomically."""
+    path, head_modules = Path(path), list(head_modules)
+    dropout = next(module.lora_dropout.p for module in model.modules() if isinstance(module, LoRALinear))
+    metadata = {"format": ADAPTER_FORMAT, "r": str(r), "alpha": str(alpha), "targets": json.dumps(list(targets)),
+                "base_model": str(base_model), "layers": json.dumps(layers),
+                "dropout": str(dropout), "head_modules": json.dumps(head_modules),
+                "rslora": json.dumps(rslora), "scaling": str(lora_scaling(alpha, r, rslora))}
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in lora_state_dict(model, head_modules).items()}
+    write_atomically(path, lambda temporary: save_file(state, temporary, metadata=metadata))
+    return path
+

@@ -15,8 +15,7 @@ MISSING = "–"
 # (path from the repository root, what the file holds), in reading order.
 CORE_FILES: list[tuple[str, str]] = [
     ("train.py", "one training run, top to bottom: arguments, data, model, loss, loop, save"),
-    ("lora/lora.py", "the LoRA layer, its injection into a model, and the merge back into plain weights"),
-    ("lora/adapter.py", "the trained adapter, saved as a small safetensors file"),
+    ("lora/lora.py", "the LoRA layer, its injection into a model, the merge back into plain weights, the adapter file"),
     ("distill/student.py", "a 6-layer student built from chosen teacher layers (odd or even)"),
     ("distill/loss.py", "the distillation loss: cross-entropy, T²·KL on softened logits, cosine"),
     ("distill/teacher_logits.py", "the frozen teacher's logits, computed once per training example"),

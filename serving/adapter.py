@@ -1,5 +1,5 @@
 """A LoRA run's ``adapter.safetensors`` read back and applied to a fresh base model: one base on disk can serve
-many task adapters. ``lora/adapter.py`` writes the file; this is its reader, which the core never needs.
+many task adapters. ``lora/lora.py`` writes the file; this is its reader, which the core never needs.
 """
 import json
 import os
@@ -9,8 +9,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
-from lora.adapter import FORMAT
-from lora.lora import LORA_PARAMETERS, LoRAError, checked_module_names, inject_lora
+from lora.lora import ADAPTER_FORMAT, LORA_PARAMETERS, LoRAError, checked_module_names, inject_lora
 
 
 def load_adapter(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
@@ -23,12 +22,12 @@ def load_adapter(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
             state = {name: file.get_tensor(name) for name in file.keys()}
     except SafetensorError as error:
         raise LoRAError(f"{path} is not a readable safetensors file, perhaps truncated or corrupt ({error})") from error
-    if raw.get("format") != FORMAT:
-        raise LoRAError(f"{path} is not a distil-vs-lora adapter (format {raw.get('format')!r}, not {FORMAT!r})")
+    if raw.get("format") != ADAPTER_FORMAT:
+        raise LoRAError(f"{path} is not a distil-vs-lora adapter (format {raw.get('format')!r}, not {ADAPTER_FORMAT!r})")
     read_back = {"r": int, "alpha": float, "targets": json.loads, "base_model": str, "layers": json.loads,
                  "dropout": float, "head_modules": json.loads, "rslora": json.loads}
     try:
-        return state, {"format": FORMAT} | {key: read(raw[key]) for key, read in read_back.items()}
+        return state, {"format": ADAPTER_FORMAT} | {key: read(raw[key]) for key, read in read_back.items()}
     except (KeyError, ValueError) as error:  # json.JSONDecodeError is a ValueError
         raise LoRAError(f"{path}: the adapter metadata is incomplete or malformed ({error!r})") from error
 

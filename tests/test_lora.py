@@ -9,10 +9,9 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
-from lora.adapter import save_adapter
 from serving.adapter import apply_adapter, load_adapter, load_lora_state_dict
 from lora.lora import (LoRAError, LoRALinear, count_parameters, inject_lora, lora_state_dict, mark_only_lora_trainable,
-                       merge_lora)
+                       merge_lora, save_adapter)
 from report.model_card import method_lines
 
 # Every linear layer of a BERT encoder layer (the ablation's lora-all-linear point).
@@ -302,7 +301,7 @@ def test_module_names_may_be_one_string_and_errors_name_what_exists():
 
 
 def test_a_failed_adapter_save_leaves_no_temporary_file_and_the_old_adapter(tuned, tmp_path, monkeypatch):
-    import lora.adapter
+    import lora.lora
     path = save_adapter(tmp_path / "adapter.safetensors", tuned, r=4, alpha=8, targets=["query", "value"],
                         base_model="tiny")
     before = path.read_bytes()
@@ -310,7 +309,7 @@ def test_a_failed_adapter_save_leaves_no_temporary_file_and_the_old_adapter(tune
     def disk_full(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(lora.adapter, "save_file", disk_full)
+    monkeypatch.setattr(lora.lora, "save_file", disk_full)
     with pytest.raises(OSError, match="disk full"):
         save_adapter(path, tuned, r=4, alpha=8, targets=["query", "value"], base_model="tiny")
     assert path.read_bytes() == before
