@@ -38,16 +38,17 @@ class PlannedRun:
 
 
 def planned_args(run: PlannedRun) -> dict:
-    """The arguments the run would record (train.py's and the transfer set's), as history.json stores them."""
+    """The arguments the run would record (train.py's and the extras'), as history.json stores them."""
     return json.loads(json.dumps(vars(train_extras.parse_args(run.argv)[1])))
 
 
 def is_done(run: PlannedRun) -> bool:
-    """A finished run folder whose history.json records exactly the planned arguments."""
+    """A finished run folder whose history.json records exactly the planned arguments; a run of train.py alone,
+    which records none of the extras' flags, trained with them at their defaults."""
     history_file = Path(run.out) / "history.json"
     if not history_file.is_file():
         return False
-    recorded = json.loads(history_file.read_text()).get("args", {})
+    recorded = {**train_extras.extra_flag_defaults(), **json.loads(history_file.read_text()).get("args", {})}
     return all(recorded.get(name) == value for name, value in planned_args(run).items()
                if name not in NOT_RESULT_CHANGING)
 

@@ -42,6 +42,13 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     add_hidden_state_flags(parser)
 
 
+def extra_flag_defaults() -> dict:
+    """The extras' flags that a run records, at their defaults: what a run of train.py alone trained with."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_flags(parser)
+    return {name: value for name, value in vars(parser.parse_args([])).items() if name not in CHECKPOINT_FLAGS}
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[dict, argparse.Namespace]:
     """(the checkpoint flags, train.py's flags with the extras' others): the run records the second."""
     args = train.parse_args(argv, add_flags=add_flags)

@@ -9,6 +9,7 @@ from experiments import runner, tune
 from experiments.runner import PlannedRun, execute, is_done, planned_args
 from conftest import fake_train_processes
 from experiments.study import study_plan, study_seeds
+import train
 from train import RECIPES
 
 
@@ -77,6 +78,18 @@ def test_a_finished_run_is_done_only_with_the_same_arguments(tmp_path, monkeypat
     write_history(make_all_odd, threads=1, out="elsewhere")
     assert is_done(study_odd)  # where and how fast a run went does not change what it learned
     assert not is_done(PlannedRun("runs/even", ("--method", "even")))
+
+
+def test_a_run_of_train_py_alone_counts_as_done_its_extras_flags_at_their_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = PlannedRun("runs/odd", ("--method", "odd"))
+    write_history(run)
+    history = json.loads(Path("runs/odd/history.json").read_text())
+    history["args"] = vars(train.parse_args(["--method", "odd"]))  # what `python train.py --method odd` records
+    assert {"cos_on", "transfer_set", "soft_labels_from"}.isdisjoint(history["args"])
+    Path("runs/odd/history.json").write_text(json.dumps(history))
+    assert is_done(run)
+    assert not is_done(PlannedRun("runs/odd", ("--method", "odd", "--cos-on", "hidden")))
 
 
 def test_a_run_that_does_not_record_a_planned_setting_is_trained_again(tmp_path, monkeypatch):
