@@ -173,3 +173,10 @@ def test_without_a_mask_every_example_is_labelled_exactly_as_before():
     assert torch.equal(distillation_loss(student, teacher, labels)["ce"], F.cross_entropy(student, labels))
     torch.testing.assert_close(distillation_loss(student, teacher, labels, labelled=torch.ones(5, dtype=torch.bool))["ce"],
                                F.cross_entropy(student, labels))
+
+
+def test_cosine_alignment_averages_over_every_vector_of_a_stacked_tensor():
+    torch.manual_seed(20)
+    student, teacher = torch.randn(2, 3, 4), torch.randn(2, 3, 4)  # e.g. [layers, tokens, hidden]
+    expected = (1 - F.cosine_similarity(student.reshape(-1, 4), teacher.reshape(-1, 4), dim=-1)).mean()
+    torch.testing.assert_close(cosine_alignment(student, teacher), expected)
