@@ -20,14 +20,6 @@ def add_ensemble_flags(parser) -> None:
                              "experiments/ensemble_teacher.py)")
 
 
-def ensemble_flag_problem(args, loss: str) -> str | None:
-    """Why ``--soft-labels-from`` cannot work with a method whose loss is ``loss``, or None."""
-    if args.soft_labels_from and loss != "kd":
-        return (f"--soft-labels-from needs a method with a distillation loss (odd, even, lora-kd): it teaches "
-                f"through the teacher's soft labels, and {args.method} has none")
-    return None
-
-
 class EnsembleSoftLabels:
     """``train.main``'s ``soft_labels`` hook: the averaged logits of the teachers in ``folders``, each loaded once."""
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import train
-from experiments.ensemble_teacher import EnsembleSoftLabels, add_ensemble_flags, ensemble_flag_problem
+from experiments.ensemble_teacher import EnsembleSoftLabels, add_ensemble_flags
 from experiments.hidden_states import (add_hidden_state_flags, check_hidden_state_run, hidden_state_flag_problem,
                                        hidden_state_step_loss)
 from experiments.resume import CheckpointError, EpochCheckpoints, check_same_settings, checkpoint_dir, is_main_process
@@ -52,9 +52,12 @@ def extra_flag_defaults() -> dict:
 def parse_args(argv: list[str] | None = None) -> tuple[dict, argparse.Namespace]:
     """(the checkpoint flags, train.py's flags with the extras' others): the run records the second."""
     args = train.parse_args(argv, add_flags=add_flags)
-    loss = train.RECIPES[args.method].loss
-    problem = (transfer_flag_problem(args, loss) or ensemble_flag_problem(args, loss)
-               or hidden_state_flag_problem(args))
+    teaching = [flag for flag, value in (("--transfer-set", args.transfer_set),
+                                         ("--soft-labels-from", args.soft_labels_from)) if value]
+    problem = transfer_flag_problem(args) or hidden_state_flag_problem(args)
+    if teaching and train.RECIPES[args.method].loss != "kd":
+        problem = (f"{teaching[0]} needs a method with a distillation loss (odd, even, lora-kd): it teaches through "
+                   f"the teacher's soft labels, and {args.method} has none")
     if problem:
         print(f"error: {problem} (see python -m experiments.train_extras --help)", file=sys.stderr)
         sys.exit(2)

@@ -90,11 +90,8 @@ def add_transfer_flags(parser) -> None:
                        f"{', '.join(TEXT_COLUMNS)} it has)")
 
 
-def transfer_flag_problem(args, loss: str) -> str | None:
-    """Why the parsed transfer flags cannot work with a method whose loss is ``loss``, or None."""
-    if args.transfer_set and loss != "kd":
-        return (f"--transfer-set needs a method with a distillation loss (odd, even, lora-kd): it teaches through "
-                f"the teacher's soft labels, and {args.method} has none")
+def transfer_flag_problem(args) -> str | None:
+    """Why the parsed transfer flags cannot work together, or None."""
     if args.transfer_text_column and not args.transfer_set:
         return "--transfer-text-column names a column of the --transfer-set file, and none was given"
     return None
