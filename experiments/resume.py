@@ -31,6 +31,27 @@ NOT_RESULT_CHANGING = ("out", "resume", "keep_checkpoint", "cache_dir", "cpu", "
 TRAINING_RECORD = ("steps", "epochs", "best_epoch", "validation_threshold", "train_time_s", "resumed_after_epochs")
 
 
+def setting_differences(recorded: dict, planned: dict) -> list[str]:
+    """The result-changing settings in which two runs' arguments differ, each as ``name``.
+
+    A value that names an existing file or folder (the teacher, a local model) is compared as that file, so the
+    same teacher named by a relative and an absolute path is one setting; ``--soft-labels-from`` is a list of them.
+    """
+    return [key for key in sorted((set(recorded) | set(planned)) - set(NOT_RESULT_CHANGING))
+            if not same_setting(recorded.get(key), planned.get(key))]
+
+
+def same_setting(recorded, planned) -> bool:
+    if recorded == planned:
+        return True
+    if not (isinstance(recorded, str) and isinstance(planned, str)):
+        return False
+    recorded_paths, planned_paths = recorded.split(","), planned.split(",")
+    return len(recorded_paths) == len(planned_paths) and all(
+        os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+        for a, b in zip(recorded_paths, planned_paths))
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or does not belong to this run."""
 
@@ -110,8 +131,7 @@ def check_same_settings(directory: Path, settings: dict) -> None:
                               f"was made with, so it cannot be checked; run without --resume to start afresh.")
     current = json.loads(json.dumps(settings))  # the same JSON types as the saved ones (tuples as lists)
     differences = [f"--{key.replace('_', '-')} {current.get(key)!r} (checkpoint: {saved.get(key)!r})"
-                   for key in sorted((set(saved) | set(current)) - set(NOT_RESULT_CHANGING))
-                   if saved.get(key) != current.get(key)]
+                   for key in setting_differences(saved, current)]
     if differences:
         raise CheckpointError(f"--resume: the checkpoint in {directory} was made with other settings: "
                               f"{'; '.join(differences)}. Resume with the checkpoint's settings, or run "

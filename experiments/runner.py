@@ -22,7 +22,7 @@ from pathlib import Path
 
 import train
 from experiments import train_extras
-from experiments.resume import NOT_RESULT_CHANGING, CheckpointError, check_same_settings, checkpoint_dir
+from experiments.resume import CheckpointError, check_same_settings, checkpoint_dir, setting_differences
 from report.runs import SESSIONS, experiment_sessions
 from training.files import write_json_atomically
 
@@ -49,8 +49,8 @@ def is_done(run: PlannedRun) -> bool:
     if not history_file.is_file():
         return False
     recorded = {**train_extras.extra_flag_defaults(), **json.loads(history_file.read_text()).get("args", {})}
-    return all(recorded.get(name) == value for name, value in planned_args(run).items()
-               if name not in NOT_RESULT_CHANGING)
+    planned = planned_args(run)
+    return not setting_differences({name: recorded.get(name) for name in planned}, planned)
 
 
 def can_resume(run: PlannedRun) -> bool:

@@ -80,6 +80,22 @@ def test_a_finished_run_is_done_only_with_the_same_arguments(tmp_path, monkeypat
     assert not is_done(PlannedRun("runs/even", ("--method", "even")))
 
 
+def test_a_teacher_named_by_another_path_to_the_same_folder_is_the_same_setting(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for teacher in ("runs/teacher", "runs/teacher-seed1"):
+        Path(teacher).mkdir(parents=True)
+    odd = PlannedRun("runs/odd", ("--method", "odd", "--teacher", "runs/teacher"))
+    write_history(odd, teacher=str(tmp_path / "runs" / "teacher"))  # planned from another working directory
+    assert is_done(odd)
+    (tmp_path / "link").symlink_to(tmp_path / "runs")
+    write_history(odd, teacher="link/teacher/")
+    assert is_done(odd)
+    write_history(odd, teacher=str(tmp_path / "runs" / "teacher-seed1"))
+    assert not is_done(odd)  # another teacher
+    write_history(odd, teacher="runs/gone")
+    assert not is_done(odd)  # a teacher that no longer exists cannot be shown to be the same
+
+
 def test_a_run_of_train_py_alone_counts_as_done_its_extras_flags_at_their_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = PlannedRun("runs/odd", ("--method", "odd"))

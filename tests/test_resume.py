@@ -181,6 +181,16 @@ def test_resume_refuses_each_changed_setting_in_one_line(world, change, named):
     assert named in message
 
 
+def test_a_checkpoint_resumes_with_its_teacher_named_by_an_absolute_path(world, monkeypatch):
+    with killed_in_epoch_two(monkeypatch):
+        train_extras.main(args_for("odd", "--epochs", "2"))
+    with pytest.raises(CheckpointError, match=r"--teacher 'base'"):  # another teacher is another run
+        train_extras.main(args_for("odd", "--epochs", "2", "--resume", "--teacher", "base"))
+    train_extras.main(args_for("odd", "--epochs", "2", "--resume", "--teacher", str(world / "teacher")))
+    history = json.loads((world / "runs" / "odd" / "history.json").read_text())
+    assert history["resumed_after_epochs"] == [1]
+
+
 def test_an_odd_checkpoint_cannot_be_resumed_as_even(world):
     train_extras.main(args_for("odd", "--out", "runs/student", "--keep-checkpoint"))
     with pytest.raises(CheckpointError, match=r"--method 'even' \(checkpoint: 'odd'\)"):
