@@ -2,6 +2,7 @@
 
     python -m report                           # every run under runs/ (and runs/study/, runs/ablations/)
     python -m report --no-speed --no-readme
+    python -m report --other-datasets-only     # results.json's other datasets and cross-dataset table only
 
 It starts from ``evaluate.py``'s functions (the runs, their scores and threshold, the seed summary
 and the paired comparisons) and adds: the TF-IDF baseline's scores, each method's speed and size,
@@ -11,6 +12,7 @@ results/results.json and the figures. The README's answer and reading path, and 
 sections of docs/, are regenerated from the same numbers (``report/render.py``).
 """
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -28,7 +30,7 @@ from models.load import ModelError, load_tokenizer
 from report.ablations import ablation_report, best_student_result, ensemble_teacher, trade_off_points
 from report.behaviour import bare_insult_misses, failures_markdown, run_suite, suite_summary
 from report.costs import adapter_size_mb, folder_size_mb, measure_speed
-from report.datasets import PEER_FILE, cross_dataset, read_peer, truncated_share
+from report.datasets import CROSS_METHODS, PEER_FILE, cross_dataset, read_peer, truncated_share
 from report.document import results_document, results_markdown
 from report.flags import degenerate_flags
 from report.model_card import write_model_card
@@ -49,6 +51,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="README whose answer and reading path (and docs/ beside it) are regenerated")
     parser.add_argument("--no-readme", action="store_true", help="leave the README and docs/ untouched")
     parser.add_argument("--no-speed", action="store_true", help="skip the inference speed measurement")
+    parser.add_argument("--other-datasets-only", action="store_true",
+                        help="rewrite only the other datasets' sections and the cross-dataset table of an existing "
+                             "results.json, keeping its main dataset's answer (see update_other_datasets)")
     return evaluate.parse_args(argv, parser)
 
 
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     torch.set_num_threads(args.threads)  # one setting for all runs, so their speeds compare
     runs_by_dataset, skipped = read_runs(args.paths or find_run_folders(args.runs_dir))
+    if args.other_datasets_only:
+        return update_other_datasets(runs_by_dataset, skipped, args, argv)
     # the main dataset: the one named, else the one with the most runs
     dataset = args.dataset or max(runs_by_dataset, key=lambda name: len(runs_by_dataset[name]), default=None)
     runs = runs_by_dataset.get(dataset, [])
@@ -114,6 +121,39 @@ def main(argv: list[str] | None = None) -> dict:
             print(message)
     if args.strict and skipped:
         raise EvaluationError(f"--strict: {len(skipped)} run(s) skipped (listed above); the report covers the others")
+    return results
+
+
+def update_other_datasets(runs_by_dataset: dict[str, list], skipped: list[dict], args: argparse.Namespace,
+                          argv: list[str]) -> dict:
+    """``--other-datasets-only``: a second dataset's runs added to a finished report without scoring the main study.
+
+    The main dataset's answer (its runs, seeds, comparisons and ablations) stays as results.json has it; the
+    other datasets are evaluated afresh, and the cross-dataset table scores the main dataset's runs of
+    ``CROSS_METHODS`` that are on disk now, over the seeds they have (the table names them).
+    """
+    results_file = args.out / "results.json"
+    try:
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+        main = results["dataset"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise EvaluationError(f"--other-datasets-only updates {results_file}, which a full report writes first "
+                              f"({type(error).__name__}: {error})") from None
+    main_runs = [run for run in runs_by_dataset.get(main, []) if not run.ablation]
+    splits_by_test_set = {}
+    main_records, _ = evaluate.score_runs([run for run in main_runs if run.method in CROSS_METHODS], skipped,
+                                          load=CachedScorer, extend=partial(describe_run, measure=False,
+                                                                            splits_by_test_set=splits_by_test_set))
+    others, cross = other_datasets({name: runs for name, runs in runs_by_dataset.items() if name != main}, main,
+                                   main_records, main_runs, splits_by_test_set, args)
+    results.update(other_datasets=others, cross_dataset=cross,
+                   other_datasets_generated_by=shlex.join(["python", "-m", "report", *argv]))
+    write_json_atomically(results_file, results)
+    write_text_atomically(args.out / "results.md", results_document(results))
+    print(f"wrote the other datasets' sections of {results_file} and {args.out}/results.md")
+    if not args.no_readme:
+        for message in render_documents(results, args.readme, args.out):
+            print(message)
     return results
 
 

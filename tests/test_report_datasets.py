@@ -1,5 +1,6 @@
 """A second dataset in the report: its runs evaluated apart, the cross-dataset table, the peer row, the words."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -100,3 +101,23 @@ def test_evaluate_scores_one_dataset_and_says_how_to_choose(two_datasets):
     assert sorted(record["name"] for record in scored["runs"]) == ["lora-seed1", "lora-seed42", "odd-seed1", "odd-seed42"]
     with pytest.raises(EvaluationError, match="no run was trained on other"):
         evaluate.main(["--dataset", "other", "--threads", "1"])
+
+
+def test_other_datasets_only_keeps_the_main_answer_and_scores_the_main_runs_on_disk(two_datasets):
+    with pytest.raises(EvaluationError, match="which a full report writes first"):
+        full_report.main(["--other-datasets-only", "--no-speed", "--threads", "1"])
+    first = full_report.main(["--no-speed", "--no-readme", "--threads", "1"])
+    for folder in ("runs/study/odd-seed1", "runs/even", f"runs/{SECOND}/odd-seed1"):
+        shutil.rmtree(two_datasets / folder)  # the main study's runs are gone; the second dataset lost one
+
+    updated = full_report.main(["--other-datasets-only", "--no-speed", "--threads", "1"])
+
+    stored = json.loads((two_datasets / "results" / "results.json").read_text())
+    assert stored == json.loads(json.dumps(updated))
+    for key in ("runs", "seeds", "comparisons", "generated_by", "best_student"):
+        assert stored[key] == json.loads(json.dumps(first[key])), f"the main answer's {key} is kept"
+    assert stored["other_datasets"][SECOND]["seeds"]["odd"]["seeds"] == [42], "the other datasets are scored afresh"
+    assert stored["cross_dataset"]["table"]["odd"]["tiny"]["tiny"]["seeds"] == [42], "the main runs on disk"
+    assert stored["cross_dataset"]["table"]["odd"][SECOND]["tiny"]["seeds"] == [42]
+    assert stored["other_datasets_generated_by"] == "python -m report --other-datasets-only --no-speed --threads 1"
+    assert f"**On a second dataset**, {SECOND}" in (two_datasets / "README.md").read_text()
