@@ -1,6 +1,7 @@
 """The study and tuning plans, and the runner that skips finished runs (no training: train.py is not run)."""
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -259,6 +260,40 @@ def test_tuning_chooses_on_validation_and_writes_its_choices(tmp_path, monkeypat
     assert "| minilm | 2.5e-05 | 3 | start | – | failed | 0.0 min |  |" in markdown
     assert "| teacher | 0.0002 | 3 | step 1 |" in markdown  # 1e-4 won at the top of the grid: one step beyond
     assert "| teacher | 0.0001 | 3 | 0.9900 | yes |" in markdown
+
+
+def test_methods_searches_some_methods_and_keeps_the_others_choices(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="search every method first"):
+        tune.main(["--methods", "lora", "--out", "results"])
+    monkeypatch.setattr(tune, "execute", fake_training(peaked(best_lr=1e-3, best_epochs=6)))
+    tune.main(["--out", "results"])
+    before = json.loads(Path("results/tuning.json").read_text())
+
+    monkeypatch.setattr(tune, "execute", fake_training(peaked(best_lr=5e-4, best_epochs=10)))
+    tune.main(["--methods", "lora-kd,lora", "--out", "results", "--runs-dir", "runs/retune"])
+
+    after = json.loads(Path("results/tuning.json").read_text())
+    chosen = json.loads(Path("results/tuned_defaults.json").read_text())["methods"]
+    assert (chosen["lora"]["lr"], chosen["lora"]["epochs"]) == (5e-4, 10) and chosen["lora-kd"]["lr"] == 5e-4
+    assert {m: chosen[m]["lr"] for m in ("teacher", "odd", "minilm")} == {
+        m: before["chosen"][m]["lr"] for m in ("teacher", "odd", "minilm")}
+    assert [r for r in after["runs"] if r["method"] not in ("lora", "lora-kd")] == [
+        r for r in before["runs"] if r["method"] not in ("lora", "lora-kd")]
+    assert all(r["run"].startswith("runs/retune/") for r in after["runs"] if r["method"] in ("lora", "lora-kd"))
+    assert all(json.loads((Path(r["run"]) / "history.json").read_text())["args"]["teacher"] ==
+               before["chosen"]["teacher"]["run"] for r in after["runs"] if r["method"] == "lora-kd")
+    assert after["chosen"]["odd"]["searched_by"] == before["generated_by"] == "python -m experiments.tune --out results"
+    markdown = Path("results/tuning.md").read_text()
+    assert ("`python -m experiments.tune --methods lora-kd,lora --out results --runs-dir runs/retune` (lora, lora-kd)"
+            in markdown)
+
+    shutil.rmtree(before["chosen"]["teacher"]["run"])
+    with pytest.raises(SystemExit, match="which is not on disk; add teacher to --methods"):
+        tune.main(["--methods", "odd", "--out", "results"])
+    with pytest.raises(SystemExit):
+        tune.main(["--methods", "odd,tfidf"])
+    assert "unknown method(s) tfidf" in capsys.readouterr().err
 
 
 def test_a_run_left_to_train_alone_gets_every_core(tmp_path, monkeypatch):
