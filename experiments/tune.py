@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", default=f"runs/{TUNING_DIR}", help="evaluate.py never reads runs/tune/")
     parser.add_argument("--out", type=Path, default=Path("results"), help="where tuning.md/json and tuned_defaults.json go")
     parser.add_argument("--methods", type=method_list, default=TUNED,
-                        help="the methods to search (default: all); the others' choices are kept from tuning.json")
+                        help="the methods to search (default: all); the others' choices stay as tuning.json has them")
     parser.add_argument("--train-flags", default="", help="extra train.py flags for every run (smoke runs)")
     add_jobs_argument(parser)
     args = parser.parse_args(argv)

@@ -58,9 +58,14 @@ def cross_dataset(records_by_dataset: dict[str, list[dict]], runs_by_dataset: di
     return table
 
 
+def possessive(name: str) -> str:
+    """``insults'``, ``tiny's``: a dataset's name as an owner."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
 def truncated_share(tokenizer, texts: list[str], max_length: int) -> float:
     """The share of ``texts`` longer than ``max_length`` tokens: the models read only their beginning."""
-    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]]
     return sum(length > max_length for length in lengths) / len(lengths)
 
 
@@ -127,12 +132,12 @@ def other_dataset_markdown(results: dict, heading: str) -> list[str]:
         compared = {key: c for key, c in other["comparisons"].items() if "skipped" not in c}
         parts += [f"{heading} A second dataset: {name}",
                   f"What a label means: in {main}, {DATASET_LABELS.get(main, 'as the data give it')}; in {name}, "
-                  f"{DATASET_LABELS.get(name, 'as the data give it')}. Every run here trained on {name}'s own "
-                  f"train split and chose its epoch and threshold on its validation split, with the recipes tuned "
-                  f"on {main} (`make second-dataset`, `experiments/study.py --dataset`).",
+                  f"{DATASET_LABELS.get(name, 'as the data give it')}. Every run here trained on "
+                  f"{possessive(name)} own train split and chose its epoch and threshold on its validation split, "
+                  f"with the recipes tuned on {main} (`make second-dataset`, `experiments/study.py --dataset`).",
                   seeds_table(other["seeds"]),
-                  f"Paired comparisons on {name}'s test split, with the intervals and Holm families of the main "
-                  f"study:",
+                  f"Paired comparisons on {possessive(name)} test split, with the intervals and Holm families of the "
+                  f"main study:",
                   comparisons_table(compared)]
         parts.append(runs_time(name, other["runs"], other.get("sessions", ())))
     cross = results.get("cross_dataset")
@@ -148,12 +153,12 @@ def other_dataset_markdown(results: dict, heading: str) -> list[str]:
                   cross_dataset_table(cross["table"], datasets, peer),
                   "Each model keeps the threshold it chose on its own training dataset's validation split, as a "
                   "deployed model would; F1 is at that threshold, ROC-AUC needs none. Seed means ± std. "
-                  + (f"`{peer['package']}` is scored with its own `predict_prob` at 0.5 (`make peer`); "
+                  + (f"`{peer['package']}` is scored with its own `predict_prob` at 0.5 (`make peer`). "
                      f"{peer['not_on_toxic_comments']}" if peer else ""),
                   f"{heading} The behavioural suite on both datasets' models",
                   "Mean pass rate over the seeds, each run at its own validation threshold. The suite's labels "
-                  f"follow {main}'s definition (an insult aimed at a participant), so a model trained to flag any "
-                  "offensive text fails the cases of profanity aimed at nobody by design.",
+                  f"follow {possessive(main)} definition (an insult aimed at a participant), so a model trained to "
+                  "flag any offensive text fails the cases of profanity aimed at nobody by design.",
                   capabilities_side_by_side({main: results["runs"],
                                              **{name: other["runs"] for name, other in others.items()}})]
     return [part for part in parts if part]
