@@ -26,6 +26,7 @@ import torch
 import evaluate
 from data import DataError
 from evaluate import EvaluationError, RunPredictions, find_run_folders, method_comparisons, read_runs, seed_summary
+from experiments.study import DATASET as STUDY_DATASET
 from models.load import ModelError, load_tokenizer
 from report.ablations import ablation_report, best_student_result, ensemble_teacher, trade_off_points
 from report.behaviour import bare_insult_misses, failures_markdown, run_suite, suite_summary
@@ -65,8 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     runs_by_dataset, skipped = read_runs(args.paths or find_run_folders(args.runs_dir))
     if args.other_datasets_only:
         return update_other_datasets(runs_by_dataset, skipped, args, argv)
-    # the main dataset: the one named, else the one with the most runs
-    dataset = args.dataset or max(runs_by_dataset, key=lambda name: len(runs_by_dataset[name]), default=None)
+    dataset = args.dataset or main_dataset(runs_by_dataset)
     runs = runs_by_dataset.get(dataset, [])
     splits_by_test_set = {}
     records, predictions = evaluate.score_runs(runs, skipped, load=CachedScorer,
@@ -122,6 +122,14 @@ def main(argv: list[str] | None = None) -> dict:
     if args.strict and skipped:
         raise EvaluationError(f"--strict: {len(skipped)} run(s) skipped (listed above); the report covers the others")
     return results
+
+
+def main_dataset(runs_by_dataset: dict[str, list]) -> str | None:
+    """The dataset the report is about when none is named: the study's (train.py's default) if it has runs, so
+    that a second dataset with more runs stays second; else the one with the most runs."""
+    if STUDY_DATASET in runs_by_dataset:
+        return STUDY_DATASET
+    return max(runs_by_dataset, key=lambda name: len(runs_by_dataset[name]), default=None)
 
 
 def update_other_datasets(runs_by_dataset: dict[str, list], skipped: list[dict], args: argparse.Namespace,

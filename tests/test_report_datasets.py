@@ -80,6 +80,12 @@ def test_each_dataset_is_evaluated_apart_and_the_models_are_scored_across(two_da
     assert "for 1 of these 1 comparisons" in readme or "for 0 of these 1 comparisons" in readme
 
 
+def test_the_study_dataset_stays_the_main_one_when_a_second_has_more_runs():
+    assert full_report.main_dataset({"insults": ["odd"], "toxic-comments": ["odd", "lora"]}) == "insults"
+    assert full_report.main_dataset({"mine": ["odd"], "toxic-comments": ["odd", "lora"]}) == "toxic-comments"
+    assert full_report.main_dataset({}) is None
+
+
 def test_the_peer_row_comes_from_make_peer_and_a_malformed_file_is_left_out(two_datasets, capsys):
     (two_datasets / "results").mkdir()
     (two_datasets / "results" / "peer.json").write_text(json.dumps(PEER))
