@@ -125,9 +125,10 @@ def other_datasets_answer(results: dict) -> list[str]:
                  if difference_with(other["comparisons"], a, b) and difference_with(results["comparisons"], a, b)]
         agree = [(a, b) for a, b in pairs if difference_with(other["comparisons"], a, b)["verdict"]
                  == difference_with(results["comparisons"], a, b)["verdict"]]
-        seeds = sorted({seed for summary in other["seeds"].values() for seed in summary["seeds"]})
+        counts = sorted(len(summary["seeds"]) for summary in other["seeds"].values())
+        seeds = f"{counts[-1]} seeds" if counts[0] == counts[-1] else f"{counts[0]} to {counts[-1]} seeds a method"
         paragraphs.append(
-            f"**On a second dataset**, {name} ({len(seeds)} seeds, the recipes tuned on {results['dataset']}; "
+            f"**On a second dataset**, {name} ({seeds}, the recipes tuned on {results['dataset']}; "
             f"[docs/datasets.md](docs/datasets.md)): {'; '.join(clauses)}. The verdict is the same as on "
             f"{results['dataset']} for {len(agree)} of these {len(pairs)} comparisons"
             + (f" (not for {', '.join(f'{a} − {b}' for a, b in pairs if (a, b) not in agree)})"

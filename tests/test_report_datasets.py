@@ -76,7 +76,7 @@ def test_each_dataset_is_evaluated_apart_and_the_models_are_scored_across(two_da
     assert f"## A second dataset: {SECOND}" in section and "| `odd` | tiny | 1, 42 |" in section
     assert "lora − odd" in section and "old\n" not in section
     readme = (two_datasets / "README.md").read_text()
-    assert f"**On a second dataset**, {SECOND} (2 seeds" in readme
+    assert f"**On a second dataset**, {SECOND} (2 seeds," in readme
     assert "for 1 of these 1 comparisons" in readme or "for 0 of these 1 comparisons" in readme
 
 
@@ -126,4 +126,4 @@ def test_other_datasets_only_keeps_the_main_answer_and_scores_the_main_runs_on_d
     assert stored["cross_dataset"]["table"]["odd"]["tiny"]["tiny"]["seeds"] == [42], "the main runs on disk"
     assert stored["cross_dataset"]["table"]["odd"][SECOND]["tiny"]["seeds"] == [42]
     assert stored["other_datasets_generated_by"] == "python -m report --other-datasets-only --no-speed --threads 1"
-    assert f"**On a second dataset**, {SECOND}" in (two_datasets / "README.md").read_text()
+    assert f"**On a second dataset**, {SECOND} (1 to 2 seeds a method," in (two_datasets / "README.md").read_text()
