@@ -37,7 +37,7 @@ from report.flags import degenerate_flags
 from report.model_card import write_model_card
 from report.plots import draw_figures
 from report.render import render_documents
-from report.runs import experiment_sessions, training_losses
+from report.runs import experiment_sessions, train_py_time_s, training_losses
 from report.scores import CachedScorer
 from report.sensitivity import without_seen_comments
 from training.files import write_json_atomically, write_text_atomically
@@ -211,7 +211,7 @@ def describe_run(run: evaluate.Run, record: dict, scores: CachedScorer, splits, 
         "size_mb": folder_size_mb(run.path), "adapter_size_mb": adapter_size_mb(run.path),
         "speed": measure_speed(scorer, splits.test.texts) if measure and run.primary and needs_model else None,
         "train_wall_time_s": run.history["wall_time_s"],
-        "command_wall_time_s": run.history.get("total_time_s"),
+        "command_wall_time_s": train_py_time_s(run.history),
         "optimizer_steps": run.history["steps"][-1]["step"] if run.history.get("steps") else None,
         "threads": run.history["args"].get("threads"),  # None: torch's default (every core)
         **training_losses(run.history),

@@ -9,6 +9,13 @@ from pathlib import Path
 SESSIONS = "sessions.json"  # runs/<experiment>/sessions.json: each session's wall time (experiments/runner.py)
 
 
+def train_py_time_s(history: dict) -> float | None:
+    """How long ``train.py`` took for the run. ``total_time_s`` is its last process's time; a resumed run's
+    training loop also counts the epochs before the resume (``wall_time_s``), so its time is the larger one."""
+    times = [history.get("total_time_s"), history.get("wall_time_s") if history.get("resumed_after_epochs") else None]
+    return max((t for t in times if t), default=None)
+
+
 def served_record(records: list[dict], best_student: dict | None) -> dict | None:
     """Of evaluate.py's run records, the one the web app and predict.py serve by default.
 

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from evaluate import EvaluationError, find_run_folders, read_run, read_runs
+from report.runs import train_py_time_s
 
 HISTORY = {"method": "odd", "args": {"dataset": "insults", "text_column": None, "label_column": None,
                                      "toxic_labels": None, "val_fraction": 0.1, "seed": 42, "split_seed": 42, "max_length": 128},
@@ -75,3 +76,9 @@ def test_tuning_runs_are_never_evaluated(tmp_path):
         (tmp_path / name).mkdir(parents=True)
         (tmp_path / name / "history.json").write_text("{}")
     assert [p.relative_to(tmp_path).as_posix() for p in find_run_folders(tmp_path)] == ["odd", "study/odd-seed1"]
+
+
+def test_a_resumed_runs_time_counts_the_epochs_before_the_resume():
+    assert train_py_time_s({"total_time_s": 100.0, "wall_time_s": 90.0}) == 100.0
+    assert train_py_time_s({"total_time_s": 100.0, "wall_time_s": 400.0, "resumed_after_epochs": [2]}) == 400.0
+    assert train_py_time_s({"wall_time_s": 90.0}) is None  # no train.py time recorded: none is made up
