@@ -32,7 +32,7 @@ TRAINING_RECORD = ("steps", "epochs", "best_epoch", "validation_threshold", "tra
 
 
 def setting_differences(recorded: dict, planned: dict) -> list[str]:
-    """The result-changing settings in which two runs' arguments differ, each as ``name``.
+    """The names of the result-changing settings in which two runs' arguments differ.
 
     A value that names an existing file or folder (the teacher, a local model) is compared as that file, so the
     same teacher named by a relative and an absolute path is one setting; ``--soft-labels-from`` is a list of them.
@@ -42,6 +42,7 @@ def setting_differences(recorded: dict, planned: dict) -> list[str]:
 
 
 def same_setting(recorded, planned) -> bool:
+    """Equal values, or comma-separated paths that name the same existing files in the same order."""
     if recorded == planned:
         return True
     if not (isinstance(recorded, str) and isinstance(planned, str)):

@@ -20,10 +20,10 @@ trains them; the other methods search side by side. The TF-IDF baseline chooses 
 in every run.
 
 Writes ``results/tuning.md`` and ``results/tuning.json`` (every run, its score and whether the choice
-is interior) and ``results/tuned_defaults.json`` (the choices). ``--methods`` searches some methods only
-and keeps the others' rows and choices from tuning.json, each choice naming the command that made it. ``train.py`` reads nothing at run
+is interior) and ``results/tuned_defaults.json`` (the choices). ``train.py`` reads nothing at run
 time: its RECIPES table repeats the choices as literals, and tests/test_recipes.py fails while the
-two disagree. Resumable like the study: finished tuning runs are skipped.
+two disagree. Resumable like the study: finished tuning runs are skipped. ``--methods`` searches some
+methods only and keeps the others' rows and choices from tuning.json, each naming the command that made it.
 """
 import argparse
 import json

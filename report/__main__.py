@@ -149,9 +149,10 @@ def update_other_datasets(runs_by_dataset: dict[str, list], skipped: list[dict],
                               f"({type(error).__name__}: {error})") from None
     main_runs = [run for run in runs_by_dataset.get(main, []) if not run.ablation]
     splits_by_test_set = {}
+    # The cross table needs only their scores, thresholds and test splits: no behavioural suite, no model card.
     main_records, _ = evaluate.score_runs([run for run in main_runs if run.method in CROSS_METHODS], skipped,
-                                          load=CachedScorer, extend=partial(describe_run, measure=False,
-                                                                            splits_by_test_set=splits_by_test_set))
+                                          load=CachedScorer,
+                                          extend=partial(remember_splits, splits_by_test_set=splits_by_test_set))
     others, cross = other_datasets({name: runs for name, runs in runs_by_dataset.items() if name != main}, main,
                                    main_records, main_runs, splits_by_test_set, args)
     results.update(other_datasets=others, cross_dataset=cross,
@@ -192,6 +193,11 @@ def other_datasets(runs_by_dataset: dict[str, list], main: str, main_records: li
                  for name, test in tests.items()} if teacher else {}
     return others, {"table": cross_dataset(records_by_dataset, runs_by_name, tests, load=CachedScorer),
                     "peer": read_peer(args.out / PEER_FILE), "max_length": max_length, "truncated": truncated}
+
+
+def remember_splits(run, record, scores, splits, predictions: RunPredictions, *, splits_by_test_set: dict) -> None:
+    """Keep the run's splits under its test set's fingerprint (``evaluate.score_runs``'s ``extend`` signature)."""
+    splits_by_test_set[predictions.test_set] = splits
 
 
 def describe_run(run: evaluate.Run, record: dict, scores: CachedScorer, splits, predictions: RunPredictions, *,
