@@ -48,6 +48,7 @@ from experiments.runner import (PlannedRun, add_jobs_argument, execute_session, 
                                 threads_per_run)
 from experiments.study import FIRST_SEED, run_folder, study_run, study_seeds
 from evaluate import ABLATIONS_DIR
+from report.runs import train_py_time_s
 from train import RECIPES
 
 ENSEMBLE_SEEDS = study_seeds(3)  # the study's three teachers: 42, 1, 2
@@ -189,14 +190,14 @@ def cost_key(args: dict) -> tuple[str, int, bool]:
 
 
 def recorded_minutes(runs_dir: str) -> dict[tuple[str, int, bool], list[tuple[int | None, float]]]:
-    """Every finished run's torch threads and wall time under ``runs_dir`` (history.json ``total_time_s``),
-    by ``cost_key``."""
+    """Every finished run's torch threads and ``train.py`` wall time under ``runs_dir`` (a resumed run's included,
+    ``report.runs.train_py_time_s``), by ``cost_key``."""
     minutes: dict[tuple[str, int, bool], list[tuple[int | None, float]]] = {}
     for history_file in Path(runs_dir).glob("**/history.json"):
         try:
             history = json.loads(history_file.read_text())
             minutes.setdefault(cost_key(history["args"]), []).append(
-                (history["args"].get("threads"), history["total_time_s"] / 60))
+                (history["args"].get("threads"), train_py_time_s(history) / 60))
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return minutes
@@ -232,7 +233,7 @@ def run_minutes(run: PlannedRun, recorded: dict, threads: int | None = None) -> 
         return estimate_minutes(run, recorded, threads)
     if Path(run.out).parent.name != ABLATIONS_DIR:
         return 0.0
-    return json.loads((Path(run.out) / "history.json").read_text()).get("total_time_s", 0.0) / 60 + START_UP_MINUTES
+    return (train_py_time_s(json.loads((Path(run.out) / "history.json").read_text())) or 0.0) / 60 + START_UP_MINUTES
 
 
 def fitted_seeds(runs_dir: str, extra_flags: tuple[str, ...] = (), budget: float = BUDGET_MINUTES,

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from experiments.runner import PlannedRun, add_jobs_argument, execute, is_done, planned_args
 from evaluate import TUNING_DIR
+from report.runs import train_py_time_s
 from report.tables import markdown_table
 from training.run_folder import read_history
 from training.files import write_json_atomically, write_text_atomically
@@ -80,7 +81,7 @@ def validation_score(run: PlannedRun) -> dict:
     best = history["epochs"][history["best_epoch"] - 1]
     return {"run": run.out, "lr": history["args"]["lr"], "epochs": history["args"]["epochs"],
             "best_epoch": history["best_epoch"], "validation_roc_auc": best["validation"]["roc_auc"],
-            "total_time_s": history["total_time_s"]}
+            "total_time_s": train_py_time_s(history)}
 
 
 def choose(rows: list[dict]) -> dict:

@@ -137,6 +137,13 @@ def test_the_estimate_comes_from_the_recorded_runs_of_the_same_method_and_epochs
     record("ablations/transfer-odd", "odd", 7.0, transfer_set="insults-unlabelled")  # once recorded, it is used
     assert estimate_minutes(transfer, recorded_minutes(tmp_path)) == pytest.approx(7.0 + 0.35)
     assert estimate_minutes(plain, recorded_minutes(tmp_path)) == pytest.approx(3.5 + 0.35)
+    resumed = tmp_path / "study" / "lora-seed1"  # its last process ran 2 of its 10 minutes of training
+    resumed.mkdir(parents=True)
+    resumed.joinpath("history.json").write_text(json.dumps(
+        {"method": "lora", "args": {"method": "lora", "epochs": train.RECIPES["lora"].epochs},
+         "total_time_s": 120.0, "wall_time_s": 600.0, "resumed_after_epochs": [8]}))
+    assert estimate_minutes(PlannedRun("z", ("--method", "lora")), recorded_minutes(tmp_path)) == \
+        pytest.approx(10.0 + 0.35)
 
 
 def test_a_session_records_its_wall_time_and_a_dry_run_trains_nothing(tmp_path, monkeypatch, capsys):

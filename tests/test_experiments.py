@@ -200,6 +200,16 @@ def peaked(best_lr: float, best_epochs: int, peaks_early: bool = True):
     return score
 
 
+def test_a_resumed_tuning_run_counts_its_time_before_the_resume(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = tune.tuning_run("runs/tune", "teacher", 5e-5, 3, None, ())
+    fake_training(peaked(best_lr=5e-5, best_epochs=3))([run], stop_on_failure=False)
+    history = json.loads((Path(run.out) / "history.json").read_text())
+    (Path(run.out) / "history.json").write_text(json.dumps({**history, "total_time_s": 60.0, "wall_time_s": 900.0,
+                                                            "resumed_after_epochs": [2]}))
+    assert tune.validation_score(run)["total_time_s"] == 900.0
+
+
 def test_tuning_uses_no_seed_of_the_study():
     assert tune.SEED not in study_seeds(10)
 
