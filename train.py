@@ -5,6 +5,8 @@
     python train.py --method even       # distil into teacher layers 2,4,..,12     -> runs/even/
     python train.py --method lora       # LoRA on the 6-layer student              -> runs/lora/
     python train.py --method lora-kd    # LoRA trained with the distillation loss  -> runs/lora-kd/
+    python train.py --method teacher-strong  # a stronger 12-layer teacher (MPNet)   -> runs/teacher-strong/
+    python train.py --method minilm-kd  # MiniLM-L6 distilled from teacher-strong  -> runs/minilm-kd/
 
 Read it top to bottom: every method's recipe (RECIPES), then ``main``, the whole story of one run
 (arguments, data, model, loss, loop, save), then the details in the order ``main`` uses them. The
@@ -57,6 +59,7 @@ class Recipe:
     fine-tuned teacher's embeddings, ``layers`` and head), "base-layers" (``model``'s embeddings and ``layers``,
     new head) or "tfidf" (no network: ``python -m baselines.tfidf`` fits it with these flags). ``loss``: "ce"
     (the labels) or "kd" (``distillation_loss`` against the teacher). ``lora``: train adapters and the head only.
+    ``teacher``: the method whose run teaches this one, read from ``runs/<teacher>`` unless --teacher says.
     """
     start: str
     loss: str
@@ -65,6 +68,7 @@ class Recipe:
     model: str | None
     lr: float | None
     epochs: int | None
+    teacher: str = "teacher"
 
     @property
     def needs_teacher(self) -> bool:
@@ -87,6 +91,11 @@ RECIPES = {
     # baselines: what a practitioner would use instead
     "minilm":      Recipe("pretrained",     "ce", False, None,   "minilm",   1e-4, 3),
     "tfidf":       Recipe("tfidf",          "ce", False, None,   None,       None, None),
+    # a teacher stronger than minilm (all-mpnet-base-v2: 12 layers, hidden 768), which teaches through its logits
+    # alone: MPNet's layers do not fit a BertConfig student. Not yet searched by make tune (tuning.md says so):
+    # teacher-strong has the settings of a one-seed probe on 2 cores, minilm-kd minilm's recipe.
+    "teacher-strong": Recipe("pretrained", "ce", False, None, "mpnet-base", 3e-5, 3),
+    "minilm-kd":   Recipe("pretrained",     "kd", False, None,   "minilm",   1e-4, 3, teacher="teacher-strong"),
 }
 
 
@@ -213,6 +222,7 @@ def parse_args(argv=None, add_flags=None) -> argparse.Namespace:
         parser.error(f"--layers chooses the layers of a 6-layer student; {args.method} keeps every layer")
     args.recipe_from = "flags" if args.lr is not None or args.epochs is not None else "train.py"
     args.out = args.out or f"runs/{args.method}"
+    args.teacher = args.teacher or f"runs/{recipe.teacher}"
     args.model = args.model or recipe.model or "e5-small"
     args.layers = args.layers or recipe.layers
     args.lr = recipe.lr if args.lr is None else args.lr
@@ -225,16 +235,16 @@ def parse_args(argv=None, add_flags=None) -> argparse.Namespace:
 def check_before_work(args, recipe: Recipe) -> None:
     """Every check that needs no training (model names, teachers), so a bad flag costs seconds."""
     if recipe.needs_teacher:
-        check_teacher(args.teacher, args.text_prefix)
+        check_teacher(args.teacher, args.text_prefix, recipe.teacher)
     if recipe.start in ("pretrained", "base-layers"):
         load_config(args.model, args.cache_dir)
 
 
-def check_teacher(teacher: str, text_prefix: str) -> None:
+def check_teacher(teacher: str, text_prefix: str, method: str = "teacher") -> None:
     """A trained teacher run folder, trained on inputs like this run's: its soft labels and layers fit them."""
     if not Path(teacher, "model.safetensors").is_file():
-        hint = ("train it first with `python train.py --method teacher`, or pass --teacher FOLDER"
-                if teacher == "runs/teacher" else "pass the folder of a run of `train.py --method teacher`")
+        hint = (f"train it first with `python train.py --method {method}`, or pass --teacher FOLDER"
+                if teacher == f"runs/{method}" else f"pass the folder of a run of `train.py --method {method}`")
         raise ModelError(f"no fine-tuned teacher in {teacher} (a folder with model.safetensors): {hint}")
     load_config(teacher)
     trained_with = trained_text_prefix(read_history(Path(teacher)))
@@ -384,9 +394,9 @@ def build_parser() -> OneLineErrorParser:
     data.add_argument("--cache-dir", help="embedded assets cache (default: $DISTIL_VS_LORA_CACHE or "
                                           "~/.cache/distil-vs-lora)")
     model = p.add_argument_group("models")
-    model.add_argument("--model", help="the pretrained model: 'e5-small' or 'minilm' (embedded), a hub name or "
+    model.add_argument("--model", help="the pretrained model: 'e5-small', 'minilm' or 'mpnet-base' (embedded), a hub name or "
                                        "a folder (default: the recipe's)")
-    model.add_argument("--teacher", default="runs/teacher", help="the fine-tuned teacher's run folder")
+    model.add_argument("--teacher", help="the fine-tuned teacher's run folder (default: runs/<the recipe's teacher>)")
     model.add_argument("--layers", type=layer_spec,
                        help="the layers a 6-layer student keeps: 1-based numbers such as 1,4,7 or a named set "
                             "(distill/student.py), of --teacher or of --model by the recipe's start")

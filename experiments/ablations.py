@@ -11,6 +11,12 @@
   teachers (their layers still from its own seed's teacher); the teacher and the odd student both
   trained with the ``query: `` prefix e5 was trained with; and, on request (``--seeds
   ensemble-transfer-odd=1``), the two changes that add inputs and better labels together.
+- **A stronger teacher**, on request only (``make strong-teacher``): ``teacher-strong`` (all-mpnet-base-v2,
+  above minilm where the e5 teacher is below it) teaches through its soft labels alone. Each student is
+  compared with the same student without them: the odd student (its layers still from the e5 teacher)
+  with ``odd-ce``, minilm distilled (``minilm-kd``) with ``minilm``, LoRA with ``lora``; and the first two
+  again with the transfer set, against themselves without it. A point of this family is planned only when
+  ``--seeds`` names it or the family: ``all`` leaves it out.
 
 Every point is an ordinary ``train.py`` run: a point that equals a run of ``make all`` or ``make
 study`` (odd, even, lora, each seed's teacher) reuses it, through ``experiments/runner.py``, which
@@ -64,8 +70,9 @@ class Point:
     runs ``make all`` / ``make study`` already train (reused as they are), else its folder name
     under ``runs/ablations/``. ``teacher`` names the point whose run of the same seed is its
     ``--teacher`` (the study's teacher by default); ``ensemble`` takes the soft labels from the
-    averaged logits of the study's teachers of ``ENSEMBLE_SEEDS``. The report compares the point
-    with the point named ``against``, by default its family's first point.
+    averaged logits of the study's teachers of ``ENSEMBLE_SEEDS``; ``soft_labels`` names the method whose run of
+    the same seed gives the soft labels instead. The report compares the point with the point named
+    ``against``, by default its family's first point.
     """
     family: str
     name: str
@@ -73,8 +80,9 @@ class Point:
     method: str
     flags: tuple[str, ...] = ()
     seeds: int = 1
-    teacher: str = "teacher"
+    teacher: str | None = None  # None: the method's own (train.RECIPES)
     ensemble: bool = False
+    soft_labels: str | None = None
     against: str | None = None
 
     @property
@@ -87,7 +95,9 @@ FAMILIES = {
     "lora": "LoRA capacity: rank, targets and scaling (lora's recipe)",
     "transfer": "Transfer set: the odd student with unlabelled comments",
     "teacher": "Teacher signal: better soft labels for the odd student",
+    "strong": "A stronger teacher: all-mpnet-base-v2's soft labels, each student against itself without them",
 }
+ON_REQUEST = ("strong",)  # families planned only when --seeds names them or their points
 # Each family's first point is the method of make all that the others are compared with.
 # The other layer sets of the 12-layer teacher. Sajjad et al. 2020 ("On the Effect of Dropping Layers of
 # Pre-trained Transformer Models", arXiv:2004.03844) drop whole blocks of a pretrained model before fine-tuning:
@@ -126,6 +136,21 @@ POINTS = (
     Point("teacher", "teacher", "teacher, one seed's run", "teacher", seeds=3, against="teacher"),
     Point("teacher", "prefix-teacher", f"teacher trained with the prefix {PREFIX!r}", "teacher",
           ("--text-prefix", PREFIX), against="teacher"),
+    Point("strong", "odd-ce", "odd's start, the labels only (odd-ce)", "odd-ce", seeds=5),
+    Point("strong", "strong-odd", "odd's start, soft labels of teacher-strong", "odd", seeds=5,
+          soft_labels="teacher-strong"),
+    Point("strong", "strong-odd-transfer", "strong-odd + the unlabelled comments (insults-unlabelled)", "odd",
+          ("--transfer-set", INSULTS_UNLABELLED), seeds=3, soft_labels="teacher-strong", against="strong-odd"),
+    Point("strong", "minilm", "minilm fine-tuned on the labels", "minilm", seeds=5),
+    Point("strong", "minilm-kd", "minilm distilled from teacher-strong (minilm-kd)", "minilm-kd", seeds=5,
+          against="minilm"),
+    Point("strong", "minilm-kd-transfer", "minilm-kd + the unlabelled comments (insults-unlabelled)", "minilm-kd",
+          ("--transfer-set", INSULTS_UNLABELLED), seeds=3, against="minilm-kd"),
+    Point("strong", "lora", "lora, the labels only", "lora", seeds=3),
+    Point("strong", "strong-lora", "lora with lora-kd's loss, soft labels of teacher-strong", "lora-kd", seeds=3,
+          soft_labels="teacher-strong", against="lora"),
+    Point("strong", "teacher-strong", "teacher-strong: all-mpnet-base-v2 fine-tuned", "teacher-strong", seeds=5,
+          against="teacher"),
 )
 POINTS_BY_NAME = {point.name: point for point in POINTS if not point.reused}
 
@@ -138,12 +163,16 @@ def point_runs(point: Point, seed: int, runs_dir: str, extra: tuple[str, ...]) -
     """The point's run at ``seed``, after every run it reads (its teacher, the ensemble's teachers)."""
     before, flags = [], ["--method", point.method, "--seed", str(seed)]
     if RECIPES[point.method].needs_teacher:
-        teacher = (study_run(runs_dir, "teacher", seed, extra) if point.teacher == "teacher"
-                   else point_runs(POINTS_BY_NAME[point.teacher], seed, runs_dir, extra)[-1])
+        teacher = (point_runs(POINTS_BY_NAME[point.teacher], seed, runs_dir, extra)[-1] if point.teacher
+                   else study_run(runs_dir, RECIPES[point.method].teacher, seed, extra))
         before.append(teacher)
         flags += ["--teacher", teacher.out]
     if point.reused:
         return [*before, study_run(runs_dir, point.name, seed, extra)]
+    if point.soft_labels:
+        soft_labels = study_run(runs_dir, point.soft_labels, seed, extra)
+        before.append(soft_labels)
+        flags += ["--soft-labels-from", soft_labels.out]
     if point.ensemble:
         before += [study_run(runs_dir, "teacher", s, extra) for s in ENSEMBLE_SEEDS]
         flags += ["--soft-labels-from", ",".join(run_folder(runs_dir, "teacher", s) for s in ENSEMBLE_SEEDS)]
@@ -154,11 +183,14 @@ def ablation_plan(runs_dir: str = "runs", extra_flags: tuple[str, ...] = (),
                   seeds: dict[str, int] | None = None) -> list[PlannedRun]:
     """Every run of the ablations, each after the runs it reads, each once.
 
-    ``seeds`` overrides a point's number of seeds, by point name, family or "all" (0 leaves it out).
+    ``seeds`` overrides a point's number of seeds, by point name, family or "all" (0 leaves it out); the points
+    of an ``ON_REQUEST`` family are planned only when ``seeds`` names them or their family.
     """
     seeds = seeds or {}
     plan: dict[str, PlannedRun] = {}
     for point in POINTS:
+        if point.family in ON_REQUEST and point.name not in seeds and point.family not in seeds:
+            continue
         count = seeds.get(point.name, seeds.get(point.family, seeds.get("all", point.seeds)))
         for seed in study_seeds(count) if count else []:
             for run in point_runs(point, seed, runs_dir, extra_flags):
@@ -169,7 +201,7 @@ def ablation_plan(runs_dir: str = "runs", extra_flags: tuple[str, ...] = (),
 
 def parse_seeds(text: str) -> dict[str, int]:
     """``"3"`` -> every point 3 seeds; ``"transfer=1,layers-top=3"`` -> per family or point name."""
-    known = {*FAMILIES, *(point.name for point in POINTS)}
+    known = {"all", *FAMILIES, *(point.name for point in POINTS)}
     try:
         if "=" not in text:
             return {"all": int(text)}
@@ -249,11 +281,11 @@ def fitted_seeds(runs_dir: str, extra_flags: tuple[str, ...] = (), budget: float
         plan = ablation_plan(runs_dir, extra_flags, seeds)
         return sum(run_minutes(run, recorded, threads) for run in plan) / jobs
 
-    seeds = {point.name: min(point.seeds, 1) for point in POINTS if not point.reused}
+    seeds = {point.name: min(point.seeds, 1) for point in POINTS if not point.reused and point.family not in ON_REQUEST}
     if math.isnan(minutes(seeds)):
         return None
     for point in POINTS:
-        if not point.reused and point.seeds > 1 and minutes({**seeds, point.name: point.seeds}) <= budget:
+        if point.name in seeds and point.seeds > 1 and minutes({**seeds, point.name: point.seeds}) <= budget:
             seeds[point.name] = point.seeds
     return seeds
 

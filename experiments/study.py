@@ -52,13 +52,13 @@ def study_run(runs_dir: str, method: str, seed: int, extra_flags: tuple[str, ...
     if dataset != DATASET:
         flags += ["--dataset", dataset]
     if RECIPES[method].needs_teacher:
-        flags += ["--teacher", run_folder(runs_dir, "teacher", seed, dataset)]
+        flags += ["--teacher", run_folder(runs_dir, RECIPES[method].teacher, seed, dataset)]
     return PlannedRun(run_folder(runs_dir, method, seed, dataset), (*flags, *extra_flags))
 
 
 def study_plan(seed_count: int, runs_dir: str = "runs", extra_flags: tuple[str, ...] = (),
                methods: tuple[str, ...] = (*MAKE_ALL, *CONTROLS), dataset: str = DATASET) -> list[PlannedRun]:
-    """Every run of the study, each seed's teacher before the runs that read it."""
+    """Every run of the study, each seed's teachers before the runs that read them (``methods`` lists them first)."""
     return [study_run(runs_dir, method, seed, extra_flags, dataset)
             for seed in study_seeds(seed_count) for method in methods
             if RECIPES[method].start != "tfidf" or seed == FIRST_SEED]
@@ -70,8 +70,10 @@ def method_list(text: str) -> tuple[str, ...]:
     unknown = [name for name in methods if name not in RECIPES]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
-    if "teacher" not in methods and any(RECIPES[name].needs_teacher for name in methods):
-        raise argparse.ArgumentTypeError("a distilled student needs its teacher: add teacher to --methods")
+    for name in methods:
+        teacher = RECIPES[name].teacher
+        if RECIPES[name].needs_teacher and teacher not in methods[:methods.index(name)]:
+            raise argparse.ArgumentTypeError(f"{name} needs its teacher: put {teacher} before it in --methods")
     return methods
 
 

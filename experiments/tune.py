@@ -15,8 +15,9 @@ The search, for each method (the controls too, each as a method of its own):
   keeps the best. It stops when the best point is interior, when the step beyond it scored worse
   (which makes it interior), or after MAX_EXTENSIONS steps, which tuning.md then says.
 
-The teacher is tuned first, and the students are tuned on the chosen teacher, as the study then
-trains them; the other methods search side by side. The TF-IDF baseline chooses its C on validation
+The teachers (``teacher``, and ``teacher-strong``, which teaches ``minilm-kd``) are tuned first, side by
+side, and each student is tuned on its chosen teacher, as the study then trains it; the other methods
+search side by side. The TF-IDF baseline chooses its C on validation
 in every run.
 
 Writes ``results/tuning.md`` and ``results/tuning.json`` (every run, its score and whether the choice
@@ -42,8 +43,9 @@ from train import RECIPES
 
 SEED = 0  # not a seed of the study (experiments/study.py): the tuning never sees an evaluation seed
 FULL_LRS, LORA_LRS = (2.5e-5, 5e-5, 1e-4), (5e-4, 1e-3, 2e-3, 4e-3)
-GRIDS = {  # method: (learning rates, epochs), the teacher first: the students read it
+GRIDS = {  # method: (learning rates, epochs), the teachers first: the students read them
     "teacher": (FULL_LRS, (3,)),
+    "teacher-strong": ((1e-5, 2e-5, 4e-5), (3,)),  # a model twice as wide learns at a lower rate
     "odd": (FULL_LRS, (3,)),
     "even": ((*FULL_LRS, 2e-4), (3,)),
     "lora": (LORA_LRS, (6, 10)),
@@ -53,8 +55,10 @@ GRIDS = {  # method: (learning rates, epochs), the teacher first: the students r
     "full-even": ((*FULL_LRS, 2e-4), (3, 6)),
     "lora-minilm": (LORA_LRS, (6, 10)),
     "minilm": ((*FULL_LRS, 2e-4), (3,)),
+    "minilm-kd": ((5e-5, 1e-4, 2e-4), (6,)),  # soft labels keep teaching after the labels are fitted
 }
 TUNED = tuple(GRIDS)
+TEACHERS = tuple(dict.fromkeys(RECIPES[method].teacher for method in TUNED))  # the methods whose runs teach others
 EPOCH_LADDER = (3, 6, 10, 15, 20)
 MAX_EXTENSIONS = 4
 
@@ -113,18 +117,20 @@ def steps_beyond(best: dict, rows: list[dict]) -> list[tuple[float, int]]:
     return steps
 
 
-def tune_methods(methods: list[str], runs_dir: str, teacher: str | None, extra_flags: tuple[str, ...],
+def tune_methods(methods: list[str], runs_dir: str, teachers: dict[str, str], extra_flags: tuple[str, ...],
                  jobs: int = 1) -> dict[str, tuple[list[dict], dict]]:
     """Each method's grid, grown until its best is interior: its scored rows, in search order, and its choice.
 
     The methods search side by side: each round trains every method's next points as one plan, so
-    that ``jobs`` runs keep the cores busy even when a method has a single step left.
+    that ``jobs`` runs keep the cores busy even when a method has a single step left. A student reads
+    the chosen run of its recipe's teacher in ``teachers``.
     """
     points = {method: [(lr, e) for e in GRIDS[method][1] for lr in GRIDS[method][0]] for method in methods}
     rows: dict[str, list[dict]] = {method: [] for method in methods}
     for extension in range(MAX_EXTENSIONS + 1):
-        plans = {method: [tuning_run(runs_dir, method, lr, e, teacher if RECIPES[method].needs_teacher else None,
-                                     extra_flags) for lr, e in points[method]] for method in methods if points[method]}
+        plans = {method: [tuning_run(runs_dir, method, lr, e, teachers[RECIPES[method].teacher]
+                                     if RECIPES[method].needs_teacher else None, extra_flags)
+                          for lr, e in points[method]] for method in methods if points[method]}
         if not plans:
             break
         execute([run for plan in plans.values() for run in plan], stop_on_failure=False, jobs=jobs)
@@ -154,6 +160,9 @@ def tuning_markdown(rows: list[dict], chosen: dict[str, dict]) -> str:
           "yes" if row["interior"] else f"no, at the {' and '.join(row['at_edge'])} after {MAX_EXTENSIONS} steps"]
          for method, row in chosen.items()])
     total = sum(row["total_time_s"] for row in rows) / 60
+    pending = [method for method in TUNED if method not in chosen]
+    if pending:  # train.py's recipe for it is a starting point, not a choice
+        choices += f"\n\nNot searched yet, so train.py's recipe is not a choice of this search: {', '.join(pending)}."
     commands = list(dict.fromkeys(row["searched_by"] for row in chosen.values()))
     made_by = f"`{commands[0]}`" if len(commands) == 1 else "; ".join(
         f"`{c}` ({', '.join(m for m, row in chosen.items() if row['searched_by'] == c)})" for c in commands)
@@ -177,13 +186,14 @@ def method_list(text: str) -> tuple[str, ...]:
 
 
 def kept_search(out: Path, methods: tuple[str, ...]) -> dict:
-    """The rows and choices of the methods not searched now, from ``out``'s tuning.json (a one-line exit without)."""
+    """The rows and choices of the methods not searched now, from ``out``'s tuning.json (a one-line exit without).
+    A method that tuning.json has never searched stays out of every file, and tuning.md lists it as not searched."""
     if set(methods) == set(TUNED):
         return {"runs": [], "chosen": {}}
     try:
         previous = json.loads((out / "tuning.json").read_text(encoding="utf-8"))
         chosen = {method: {"searched_by": previous["generated_by"], **previous["chosen"][method]}
-                  for method in TUNED if method not in methods}
+                  for method in TUNED if method not in methods and method in previous["chosen"]}
         return {"runs": [row for row in previous["runs"] if row["method"] in chosen], "chosen": chosen}
     except (OSError, ValueError, KeyError, TypeError) as error:
         sys.exit(f"tune: --methods keeps the other methods' choices from {out}/tuning.json, which holds none for "
@@ -203,16 +213,18 @@ def main(argv: list[str] | None = None) -> None:
     command = shlex.join(["python", "-m", "experiments.tune", *(sys.argv[1:] if argv is None else argv)])
     kept = kept_search(args.out, args.methods)
     started = time.perf_counter()
-    searched = tune_methods(["teacher"], args.runs_dir, None, extra, args.jobs) if "teacher" in args.methods else {}
-    teacher = searched["teacher"][1]["run"] if searched else kept["chosen"]["teacher"]["run"]  # the students read it
-    students = [method for method in args.methods if method != "teacher"]
-    if any(RECIPES[method].needs_teacher for method in students) and not Path(teacher, "history.json").is_file():
-        sys.exit(f"tune: the students are searched with the chosen teacher, {teacher}, which is not on disk; "
-                 f"add teacher to --methods")
-    searched |= tune_methods(students, args.runs_dir, teacher, extra, args.jobs)
+    searched = tune_methods([m for m in args.methods if m in TEACHERS], args.runs_dir, {}, extra, args.jobs)
+    students = [method for method in args.methods if method not in TEACHERS]
+    teachers = {}  # the students read them
+    for teacher in dict.fromkeys(RECIPES[m].teacher for m in students if RECIPES[m].needs_teacher):
+        teachers[teacher] = (searched[teacher][1] if teacher in searched else kept["chosen"].get(teacher, {})).get("run")
+        if not teachers[teacher] or not Path(teachers[teacher], "history.json").is_file():
+            sys.exit(f"tune: the students are searched with the chosen {teacher}, {teachers[teacher]}, which is not "
+                     f"on disk; add {teacher} to --methods")
+    searched |= tune_methods(students, args.runs_dir, teachers, extra, args.jobs)
     chosen = {method: {"searched_by": command, **searched[method][1]} if method in searched else kept["chosen"][method]
-              for method in TUNED}
-    rows = [row for method in TUNED for row in (searched[method][0] if method in searched else
+              for method in TUNED if method in searched or method in kept["chosen"]}
+    rows = [row for method in chosen for row in (searched[method][0] if method in searched else
                                                  [r for r in kept["runs"] if r["method"] == method])]
     write_json_atomically(args.out / "tuning.json", {"seed": SEED, "selection": "validation ROC-AUC of the best epoch",
                                                      "runs": rows, "chosen": chosen, "generated_by": command})

@@ -43,7 +43,7 @@ def test_another_dataset_gets_a_folder_of_its_own_and_only_the_methods_asked_for
     odd = planned_args(plan[5])
     assert odd["dataset"] == "toxic-comments" and odd["teacher"] == "runs/toxic-comments/teacher-seed1"
     assert planned_args(plan[0])["lr"] == RECIPES["teacher"].lr, "the recipes tuned on insults"
-    for methods, error in (("odd,lora", "a distilled student needs its teacher"), ("odd,bert", "unknown method(s) bert")):
+    for methods, error in (("odd,lora", "odd needs its teacher: put teacher before it"), ("odd,bert", "unknown method(s) bert")):
         with pytest.raises(SystemExit):
             study.main(["--methods", methods, "--dry-run"])
         assert error in capsys.readouterr().err
@@ -217,7 +217,7 @@ def test_tuning_uses_no_seed_of_the_study():
 def test_a_grid_grows_past_its_edge_until_the_best_is_inside_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tune, "execute", fake_training(peaked(best_lr=1.6e-2, best_epochs=15, peaks_early=False)))
-    rows, chosen = tune.tune_methods(["lora"], "runs/tune", None, (), jobs=1)["lora"]
+    rows, chosen = tune.tune_methods(["lora"], "runs/tune", {}, (), jobs=1)["lora"]
     tried = [(row["lr"], row["epochs"]) for row in rows]
     assert tried[:8] == [(lr, e) for e in (6, 10) for lr in tune.GRIDS["lora"][0]]  # the starting grid first
     assert (8e-3, 10) in tried and (4e-3, 15) in tried  # one step beyond both edges the grid's best sat at
@@ -228,14 +228,14 @@ def test_a_grid_grows_past_its_edge_until_the_best_is_inside_it(tmp_path, monkey
 def test_a_best_point_inside_the_starting_grid_trains_nothing_more(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tune, "execute", fake_training(peaked(best_lr=1e-3, best_epochs=6)))
-    rows, chosen = tune.tune_methods(["lora"], "runs/tune", None, (), jobs=1)["lora"]
+    rows, chosen = tune.tune_methods(["lora"], "runs/tune", {}, (), jobs=1)["lora"]
     assert len(rows) == 8 and (chosen["lr"], chosen["epochs"], chosen["interior"]) == (1e-3, 6, True)
 
 
 def test_the_search_stops_after_its_last_step_and_says_the_choice_is_at_an_edge(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tune, "execute", fake_training(lambda method, lr, epochs: (0.9 + lr, 1)))  # higher is better
-    rows, chosen = tune.tune_methods(["teacher"], "runs/tune", None, (), jobs=1)["teacher"]
+    rows, chosen = tune.tune_methods(["teacher"], "runs/tune", {}, (), jobs=1)["teacher"]
     assert len(rows) == 3 + tune.MAX_EXTENSIONS and not chosen["interior"] and chosen["at_edge"] == ["highest lr"]
     assert chosen["lr"] == 1e-4 * 2 ** tune.MAX_EXTENSIONS
 
@@ -323,5 +323,5 @@ def test_methods_search_side_by_side_each_round_one_plan(tmp_path, monkeypatch):
         plans.append(sorted({planned_args(run)["method"] for run in plan}))
         train_them(plan, stop_on_failure, jobs)
     monkeypatch.setattr(tune, "execute", execute)
-    searched = tune.tune_methods(["lora", "lora-kd"], "runs/tune", None, (), jobs=2)
+    searched = tune.tune_methods(["lora", "lora-kd"], "runs/tune", {"teacher": "runs/tune/teacher"}, (), jobs=2)
     assert plans == [["lora", "lora-kd"]] and set(searched) == {"lora", "lora-kd"}
