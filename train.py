@@ -48,8 +48,9 @@ from training.loop import EncodedSplit, NonFiniteLossError, TrainingConfig, bf16
 
 # LoRA on attention's query and value, rank 8, α = 16 (Hu et al. 2021, section 7.1; lora/lora.py).
 LORA_R, LORA_ALPHA, LORA_DROPOUT, LORA_TARGETS = 8, 16.0, 0.1, "query,value"
-# The distillation loss: temperature and the weights of its three terms (distill/loss.py says why).
-TEMPERATURE, ALPHA_CE, ALPHA_KD, ALPHA_COS = 2.0, 0.5, 0.5, 0.1
+# The distillation loss: temperature and the weights of its three terms (distill/loss.py says why). A recipe may
+# set its own temperature and soft-label weight alpha_kd, the labels then weighing alpha_ce = 1 - alpha_kd.
+TEMPERATURE, ALPHA_KD, ALPHA_COS = 2.0, 0.5, 0.1
 BATCH_SIZE = 32
 
 
@@ -60,6 +61,7 @@ class Recipe:
     new head) or "tfidf" (no network: ``python -m baselines.tfidf`` fits it with these flags). ``loss``: "ce"
     (the labels) or "kd" (``distillation_loss`` against the teacher). ``lora``: train adapters and the head only.
     ``teacher``: the method whose run teaches this one, read from ``runs/<teacher>`` unless --teacher says.
+    ``temperature`` and ``alpha_kd``: the distillation loss's, for the methods with loss "kd".
     """
     start: str
     loss: str
@@ -69,6 +71,8 @@ class Recipe:
     lr: float | None
     epochs: int | None
     teacher: str = "teacher"
+    temperature: float = TEMPERATURE
+    alpha_kd: float = ALPHA_KD
 
     @property
     def needs_teacher(self) -> bool:
@@ -216,6 +220,9 @@ def parse_args(argv=None, add_flags=None) -> argparse.Namespace:
         add_flags(parser)
     args = parser.parse_args(argv)
     recipe = RECIPES[args.method]
+    args.temperature = recipe.temperature if args.temperature is None else args.temperature
+    args.alpha_kd = recipe.alpha_kd if args.alpha_kd is None else args.alpha_kd
+    args.alpha_ce = round(1 - args.alpha_kd, 6) if args.alpha_ce is None else args.alpha_ce
     if recipe.loss == "kd" and args.alpha_ce == args.alpha_kd == args.alpha_cos == 0:
         parser.error("--alpha-ce, --alpha-kd and --alpha-cos are all 0: nothing would train the student")
     if args.layers is not None and recipe.layers is None:
@@ -415,9 +422,9 @@ def build_parser() -> OneLineErrorParser:
     optim.add_argument("--cpu", action="store_true", help="train on the CPU even when CUDA is available")
     optim.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
     kd = p.add_argument_group("distillation (the methods with loss kd)")
-    kd.add_argument("--temperature", type=positive_float, default=TEMPERATURE)
-    kd.add_argument("--alpha-ce", type=non_negative_float, default=ALPHA_CE)
-    kd.add_argument("--alpha-kd", type=non_negative_float, default=ALPHA_KD)
+    kd.add_argument("--temperature", type=positive_float, help="default: the recipe's")
+    kd.add_argument("--alpha-ce", type=non_negative_float, help="the labels' weight (default: 1 - alpha-kd)")
+    kd.add_argument("--alpha-kd", type=non_negative_float, help="the soft labels' weight (default: the recipe's)")
     kd.add_argument("--alpha-cos", type=non_negative_float, default=ALPHA_COS)
     lora = p.add_argument_group("LoRA (the methods with lora)")
     lora.add_argument("--lora-r", type=positive_int, default=LORA_R)

@@ -15,6 +15,10 @@ The search, for each method (the controls too, each as a method of its own):
   keeps the best. It stops when the best point is interior, when the step beyond it scored worse
   (which makes it interior), or after MAX_EXTENSIONS steps, which tuning.md then says.
 
+Then the distillation settings of the methods in KD_GRIDS: temperature x soft-label weight ``alpha_kd``
+(the labels weighing ``1 - alpha_kd``), at the chosen learning rate and epochs; the point that equals
+the recipe's settings is the chosen run itself.
+
 The teachers (``teacher``, and ``teacher-strong``, which teaches ``minilm-kd``) are tuned first, side by
 side, and each student is tuned on its chosen teacher, as the study then trains it; the other methods
 search side by side. The TF-IDF baseline chooses its C on validation
@@ -59,16 +63,24 @@ GRIDS = {  # method: (learning rates, epochs), the teachers first: the students 
 }
 TUNED = tuple(GRIDS)
 TEACHERS = tuple(dict.fromkeys(RECIPES[method].teacher for method in TUNED))  # the methods whose runs teach others
+# method: (temperatures, soft-label weights). Hinton et al. 2015 use T from 2 to 20 and weigh the soft labels most;
+# DistilBERT uses T = 2 with alpha_kd 5/7 of the two label terms.
+KD_GRIDS = {"minilm-kd": ((1.0, 2.0, 4.0), (0.5, 0.9))}
 EPOCH_LADDER = (3, 6, 10, 15, 20)
 MAX_EXTENSIONS = 4
 
 
 def tuning_run(runs_dir: str, method: str, lr: float, epochs: int, teacher: str | None,
-               extra_flags: tuple[str, ...]) -> PlannedRun:
+               extra_flags: tuple[str, ...], kd: tuple[float, float] | None = None) -> PlannedRun:
+    """A run of the search; ``kd`` = (temperature, alpha_kd) other than the recipe's."""
     flags = ["--method", method, "--seed", str(SEED), "--lr", f"{lr:g}", "--epochs", str(epochs)]
     if teacher:
         flags += ["--teacher", teacher]
-    return PlannedRun(f"{runs_dir}/{method}-lr{lr:g}-ep{epochs}", (*flags, *extra_flags))
+    name = f"{runs_dir}/{method}-lr{lr:g}-ep{epochs}"
+    if kd:
+        flags += ["--temperature", f"{kd[0]:g}", "--alpha-kd", f"{kd[1]:g}"]
+        name += f"-T{kd[0]:g}-kd{kd[1]:g}"
+    return PlannedRun(name, (*flags, *extra_flags))
 
 
 def validation_score(run: PlannedRun) -> dict:
@@ -146,7 +158,40 @@ def tune_methods(methods: list[str], runs_dir: str, teachers: dict[str, str], ex
     return searched
 
 
-def tuning_markdown(rows: list[dict], chosen: dict[str, dict]) -> str:
+def tune_kd(method: str, chosen: dict, runs_dir: str, teacher: str, extra_flags: tuple[str, ...],
+            jobs: int = 1) -> tuple[list[dict], dict]:
+    """The KD_GRIDS points of ``method`` at its chosen lr and epochs: every row, and the best (recipe's on a tie)."""
+    recipe = RECIPES[method]
+    default = (recipe.temperature, recipe.alpha_kd)
+    plan = {kd: tuning_run(runs_dir, method, chosen["lr"], chosen["epochs"], teacher, extra_flags,
+                           None if kd == default else kd)
+            for kd in [(t, w) for t in KD_GRIDS[method][0] for w in KD_GRIDS[method][1]]}
+    execute([run for kd, run in plan.items() if kd != default], stop_on_failure=False, jobs=jobs)
+    rows = [{"method": method, "temperature": t, "alpha_kd": w, **validation_score(run)} for (t, w), run in plan.items()]
+    scored = [row for row in rows if row["validation_roc_auc"] is not None]
+    best = max(scored, key=lambda row: (row["validation_roc_auc"], (row["temperature"], row["alpha_kd"]) == default))
+    return rows, {"temperature": best["temperature"], "alpha_kd": best["alpha_kd"],
+                  "validation_roc_auc": best["validation_roc_auc"], "run": best["run"]}
+
+
+def kd_markdown(rows: list[dict], chosen: dict[str, dict]) -> str:
+    """The distillation-settings table: every KD_GRIDS run, the chosen one ticked."""
+    if not rows:
+        return ""
+    table = markdown_table(
+        ["Method", "Learning rate", "Epochs", "Temperature", "alpha_kd (labels: 1 − alpha_kd)", "Best epoch",
+         "Validation ROC-AUC", "train.py time", "Chosen"],
+        [[row["method"], f"{row['lr']:g}", str(row["epochs"]), f"{row['temperature']:g}", f"{row['alpha_kd']:g}",
+          str(row["best_epoch"] or "–"),
+          "failed" if row["validation_roc_auc"] is None else f"{row['validation_roc_auc']:.4f}",
+          f"{row['total_time_s'] / 60:.1f} min", "✓" if chosen[row["method"]]["kd"]["run"] == row["run"] else ""]
+         for row in rows])
+    return (f"\n## Distillation settings\n\nAt each method's chosen learning rate and epochs, seed {SEED}: the "
+            f"temperature and the soft labels' weight, the labels weighing the rest. The recipe's point is the "
+            f"chosen run above; on a tie it stays.\n\n{table}\n")
+
+
+def tuning_markdown(rows: list[dict], chosen: dict[str, dict], kd_rows: list[dict] = ()) -> str:
     table = markdown_table(
         ["Method", "Learning rate", "Epochs", "Grid", "Best epoch", "Validation ROC-AUC", "train.py time", "Chosen"],
         [[row["method"], f"{row['lr']:g}", str(row["epochs"]),
@@ -159,7 +204,9 @@ def tuning_markdown(rows: list[dict], chosen: dict[str, dict]) -> str:
         [[method, f"{row['lr']:g}", str(row["epochs"]), f"{row['validation_roc_auc']:.4f}",
           "yes" if row["interior"] else f"no, at the {' and '.join(row['at_edge'])} after {MAX_EXTENSIONS} steps"]
          for method, row in chosen.items()])
+    total_kd = sum(row["total_time_s"] for row in kd_rows if "-T" in row["run"]) / 60
     total = sum(row["total_time_s"] for row in rows) / 60
+    kd_time = f", and {total_kd:.1f} minutes for the distillation settings" if total_kd else ""
     pending = [method for method in TUNED if method not in chosen]
     if pending:  # train.py's recipe for it is a starting point, not a choice
         choices += f"\n\nNot searched yet, so train.py's recipe is not a choice of this search: {', '.join(pending)}."
@@ -172,8 +219,8 @@ def tuning_markdown(rows: list[dict], chosen: dict[str, dict]) -> str:
             f"higher learning rate were tried at its epochs, and a longer schedule was tried at its learning rate "
             f"or its run peaked before its last epoch. The chosen recipes are in `tuned_defaults.json`, and "
             f"`train.py`'s RECIPES table repeats them. Wall time: {len(rows)} runs, {total:.1f} minutes of "
-            f"`train.py` in all.\n\n{choices}\n\nEvery run, in search order (*start*: the starting grid; *step k*: "
-            f"the k-th growth beyond an edge):\n\n{table}\n")
+            f"`train.py` in all{kd_time}.\n\n{choices}\n\nEvery run, in search order (*start*: the starting grid; "
+            f"*step k*: the k-th growth beyond an edge):\n\n{table}\n{kd_markdown(list(kd_rows), chosen)}")
 
 
 def method_list(text: str) -> tuple[str, ...]:
@@ -189,12 +236,13 @@ def kept_search(out: Path, methods: tuple[str, ...]) -> dict:
     """The rows and choices of the methods not searched now, from ``out``'s tuning.json (a one-line exit without).
     A method that tuning.json has never searched stays out of every file, and tuning.md lists it as not searched."""
     if set(methods) == set(TUNED):
-        return {"runs": [], "chosen": {}}
+        return {"runs": [], "kd_runs": [], "chosen": {}}
     try:
         previous = json.loads((out / "tuning.json").read_text(encoding="utf-8"))
         chosen = {method: {"searched_by": previous["generated_by"], **previous["chosen"][method]}
                   for method in TUNED if method not in methods and method in previous["chosen"]}
-        return {"runs": [row for row in previous["runs"] if row["method"] in chosen], "chosen": chosen}
+        return {"runs": [row for row in previous["runs"] if row["method"] in chosen], "chosen": chosen,
+                "kd_runs": [row for row in previous.get("kd_runs", []) if row["method"] in chosen]}
     except (OSError, ValueError, KeyError, TypeError) as error:
         sys.exit(f"tune: --methods keeps the other methods' choices from {out}/tuning.json, which holds none for "
                  f"them ({type(error).__name__}: {error}); search every method first")
@@ -219,21 +267,32 @@ def main(argv: list[str] | None = None) -> None:
     for teacher in dict.fromkeys(RECIPES[m].teacher for m in students if RECIPES[m].needs_teacher):
         teachers[teacher] = (searched[teacher][1] if teacher in searched else kept["chosen"].get(teacher, {})).get("run")
         if not teachers[teacher] or not Path(teachers[teacher], "history.json").is_file():
-            sys.exit(f"tune: the students are searched with the chosen {teacher}, {teachers[teacher]}, which is not "
-                     f"on disk; add {teacher} to --methods")
+            sys.exit(f"tune: the students are searched with the chosen {teacher} "
+                     f"({teachers[teacher] or 'none chosen yet'}), which is not on disk; add {teacher} to --methods")
     searched |= tune_methods(students, args.runs_dir, teachers, extra, args.jobs)
     chosen = {method: {"searched_by": command, **searched[method][1]} if method in searched else kept["chosen"][method]
               for method in TUNED if method in searched or method in kept["chosen"]}
+    kd_rows = []
+    for method in chosen:
+        if method in searched and method in KD_GRIDS:
+            rows, chosen[method]["kd"] = tune_kd(method, chosen[method], args.runs_dir, teachers[RECIPES[method].teacher],
+                                                 extra, args.jobs)
+            kd_rows += rows
+        else:
+            kd_rows += [row for row in kept["kd_runs"] if row["method"] == method]
     rows = [row for method in chosen for row in (searched[method][0] if method in searched else
                                                  [r for r in kept["runs"] if r["method"] == method])]
     write_json_atomically(args.out / "tuning.json", {"seed": SEED, "selection": "validation ROC-AUC of the best epoch",
-                                                     "runs": rows, "chosen": chosen, "generated_by": command})
-    write_text_atomically(args.out / "tuning.md", tuning_markdown(rows, chosen))
+                                                     "runs": rows, "kd_runs": kd_rows, "chosen": chosen,
+                                                     "generated_by": command})
+    write_text_atomically(args.out / "tuning.md", tuning_markdown(rows, chosen, kd_rows))
     write_json_atomically(args.out / "tuned_defaults.json", {
         "generated_by": f"{command} (see tuning.md)",
-        "methods": {method: {"lr": row["lr"], "epochs": row["epochs"], "validation_roc_auc": row["validation_roc_auc"]}
+        "methods": {method: {"lr": row["lr"], "epochs": row["epochs"], "validation_roc_auc": row["validation_roc_auc"],
+                             **({"temperature": row["kd"]["temperature"], "alpha_kd": row["kd"]["alpha_kd"]}
+                                if "kd" in row else {})}
                     for method, row in chosen.items()}})
-    print(tuning_markdown(rows, chosen))
+    print(tuning_markdown(rows, chosen, kd_rows))
     print(f"tune: {(time.perf_counter() - started) / 60:.1f} min; wrote {args.out}/tuning.md, tuning.json, "
           f"tuned_defaults.json")
 

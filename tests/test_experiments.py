@@ -174,9 +174,10 @@ def test_with_two_jobs_a_failure_lets_the_run_under_way_finish_and_starts_nothin
     assert len(started) == 2 and all(s["process"].returncode == 1 for s in started)
 
 
-def fake_training(score):
+def fake_training(score, kd_bonus=None):
     """An ``execute`` that writes the history a tuning run would have: ``score(method, lr, epochs)`` gives its
-    validation ROC-AUC and best epoch (None: the setting failed, and train.py left no finished run folder)."""
+    validation ROC-AUC and best epoch (None: the setting failed, and train.py left no finished run folder);
+    ``kd_bonus`` adds to it by (temperature, alpha_kd)."""
     def execute(plan, stop_on_failure=True, jobs=1):
         assert not stop_on_failure, "a failed setting is a result of the search, not the end of it"
         for run in plan:
@@ -185,6 +186,7 @@ def fake_training(score):
             if result is None:
                 continue
             auc, best_epoch = result
+            auc += (kd_bonus or {}).get((args["temperature"], args["alpha_kd"]), 0.0)
             Path(run.out).mkdir(parents=True, exist_ok=True)
             (Path(run.out) / "history.json").write_text(json.dumps({
                 "args": args, "best_epoch": best_epoch, "total_time_s": 60.0,
@@ -251,11 +253,21 @@ def test_tuning_chooses_on_validation_and_writes_its_choices(tmp_path, monkeypat
             return 0.99, 2
         return peaked(best_lr=1e-3, best_epochs=6)(method, lr, epochs) if RECIPES[method].lora else \
             interior(method, lr, epochs)
-    monkeypatch.setattr(tune, "execute", fake_training(score))
+    monkeypatch.setattr(tune, "execute", fake_training(score, kd_bonus={(4.0, 0.9): 0.01}))
     tune.main(["--out", "results"])
 
     chosen = json.loads(Path("results/tuned_defaults.json").read_text())["methods"]
     assert set(chosen) == set(tune.TUNED)
+    # the distillation settings: searched at minilm-kd's chosen lr and epochs, on the chosen teacher-strong
+    assert (chosen["minilm-kd"]["temperature"], chosen["minilm-kd"]["alpha_kd"]) == (4.0, 0.9)
+    assert chosen["minilm-kd"]["validation_roc_auc"] == pytest.approx(0.95 - 0.002 * 3)  # the lr search's
+    assert "temperature" not in chosen["odd"]
+    kd_runs = json.loads(Path("results/tuning.json").read_text())["kd_runs"]
+    assert len(kd_runs) == 6 and {r["lr"] for r in kd_runs} == {chosen["minilm-kd"]["lr"]}
+    default = [r for r in kd_runs if (r["temperature"], r["alpha_kd"]) == (2.0, 0.5)]
+    assert default[0]["run"] == "runs/tune/minilm-kd-lr5e-05-ep6", "the recipe's point is the chosen run"
+    hottest = json.loads(Path("runs/tune/minilm-kd-lr5e-05-ep6-T4-kd0.9/history.json").read_text())["args"]
+    assert (hottest["alpha_ce"], hottest["teacher"]) == (pytest.approx(0.1), "runs/tune/teacher-strong-lr4e-05-ep3")
     assert chosen["teacher"] == {"lr": 1e-4, "epochs": 3, "validation_roc_auc": 0.99}
     assert chosen["lora"] == {"lr": 1e-3, "epochs": 6, "validation_roc_auc": 0.95}
     assert chosen["odd-ce"]["lr"] == 5e-5  # a control is searched as a method of its own
@@ -270,6 +282,9 @@ def test_tuning_chooses_on_validation_and_writes_its_choices(tmp_path, monkeypat
     assert "| minilm | 2.5e-05 | 3 | start | – | failed | 0.0 min |  |" in markdown
     assert "| teacher | 0.0002 | 3 | step 1 |" in markdown  # 1e-4 won at the top of the grid: one step beyond
     assert "| teacher | 0.0001 | 3 | 0.9900 | yes |" in markdown
+    assert "## Distillation settings" in markdown and "| minilm-kd | 5e-05 | 6 | 4 | 0.9 | 5 | 0.9540 | 1.0 min | ✓ |" \
+        in markdown
+    assert "Not searched yet" not in markdown
 
 
 def test_methods_searches_some_methods_and_keeps_the_others_choices(tmp_path, monkeypatch, capsys):
@@ -304,6 +319,26 @@ def test_methods_searches_some_methods_and_keeps_the_others_choices(tmp_path, mo
     with pytest.raises(SystemExit):
         tune.main(["--methods", "odd,tfidf"])
     assert "unknown method(s) tfidf" in capsys.readouterr().err
+
+
+def test_a_method_never_searched_stays_out_until_it_is(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tune, "execute", fake_training(peaked(best_lr=2e-5, best_epochs=3)))
+    tune.main(["--out", "results"])
+    previous = json.loads(Path("results/tuning.json").read_text())
+    for method in ("teacher-strong", "minilm-kd"):  # as a tuning.json written before these methods existed
+        del previous["chosen"][method]
+    previous["runs"] = [r for r in previous["runs"] if r["method"] not in ("teacher-strong", "minilm-kd")]
+    previous["kd_runs"] = []
+    Path("results/tuning.json").write_text(json.dumps(previous))
+
+    with pytest.raises(SystemExit, match=r"the chosen teacher-strong \(none chosen yet\), which is not on disk; add teacher-strong"):
+        tune.main(["--methods", "minilm-kd", "--out", "results"])
+    tune.main(["--methods", "teacher-strong", "--out", "results"])
+    chosen = json.loads(Path("results/tuned_defaults.json").read_text())["methods"]
+    assert "minilm-kd" not in chosen and chosen["teacher-strong"]["lr"] == 2e-5
+    assert "Not searched yet, so train.py's recipe is not a choice of this search: minilm-kd." in \
+        Path("results/tuning.md").read_text()
 
 
 def test_a_run_left_to_train_alone_gets_every_core(tmp_path, monkeypatch):

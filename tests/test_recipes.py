@@ -27,6 +27,8 @@ PRINT_RECIPES = ("import json, train; print(json.dumps({m: vars(train.parse_args
 def test_each_recipe_is_what_make_tune_chose_for_it(method):
     recipe = train.RECIPES[method]
     assert (recipe.lr, recipe.epochs) == (TUNED[method]["lr"], TUNED[method]["epochs"])
+    if "temperature" in TUNED[method]:  # a method whose distillation settings were searched too
+        assert (recipe.temperature, recipe.alpha_kd) == (TUNED[method]["temperature"], TUNED[method]["alpha_kd"])
     args = train.parse_args(["--method", method])
     assert (args.lr, args.epochs, args.recipe_from) == (recipe.lr, recipe.epochs, "train.py")
 
