@@ -3,6 +3,7 @@
     python -m report                           # every run under runs/ (and runs/study/, runs/ablations/)
     python -m report --no-speed --no-readme
     python -m report --other-datasets-only     # results.json's other datasets and cross-dataset table only
+    python -m report --family strong           # one ablation family added to results.json, the rest kept
 
 It starts from ``evaluate.py``'s functions (the runs, their scores and threshold, the seed summary
 and the paired comparisons) and adds: the TF-IDF baseline's scores, each method's speed and size,
@@ -25,17 +26,20 @@ import torch
 
 import evaluate
 from data import DataError
-from evaluate import EvaluationError, RunPredictions, find_run_folders, method_comparisons, read_runs, seed_summary
+from evaluate import (METHOD_ORDER, EvaluationError, RunPredictions, correct_as_family, find_run_folders,
+                      method_comparisons, read_runs, seed_summary)
+from experiments.ablations import FAMILIES
 from experiments.study import DATASET as STUDY_DATASET
 from models.load import ModelError, load_tokenizer
-from report.ablations import ablation_report, best_student_result, ensemble_teacher, trade_off_points
+from report.ablations import (GOAL_ROC_AUC, GOAL_SEEDS, ablation_report, best_student_result, ensemble_teacher, family_rows,
+                              trade_off_points)
 from report.behaviour import bare_insult_misses, failures_markdown, run_suite, suite_summary
 from report.costs import adapter_size_mb, folder_size_mb, measure_speed
 from report.datasets import CROSS_METHODS, PEER_FILE, cross_dataset, read_peer, truncated_share
 from report.document import results_document, results_markdown
 from report.flags import degenerate_flags
 from report.model_card import write_model_card
-from report.plots import draw_figures
+from report.plots import draw_figures, plot_roc_auc_dots, plot_trade_off
 from report.render import render_documents
 from report.runs import experiment_sessions, train_py_time_s, training_losses
 from report.scores import CachedScorer
@@ -55,6 +59,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--other-datasets-only", action="store_true",
                         help="rewrite only the other datasets' sections and the cross-dataset table of an existing "
                              "results.json, keeping its main dataset's answer (see update_other_datasets)")
+    parser.add_argument("--family", choices=list(FAMILIES),
+                        help="score one ablation family's runs and add its table to an existing results.json, "
+                             "keeping the rest (see update_family)")
     return evaluate.parse_args(argv, parser)
 
 
@@ -66,6 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     runs_by_dataset, skipped = read_runs(args.paths or find_run_folders(args.runs_dir))
     if args.other_datasets_only:
         return update_other_datasets(runs_by_dataset, skipped, args, argv)
+    if args.family:
+        return update_family(runs_by_dataset, skipped, args, argv)
     dataset = args.dataset or main_dataset(runs_by_dataset)
     runs = runs_by_dataset.get(dataset, [])
     splits_by_test_set = {}
@@ -140,13 +149,8 @@ def update_other_datasets(runs_by_dataset: dict[str, list], skipped: list[dict],
     other datasets are evaluated afresh, and the cross-dataset table scores the main dataset's runs of
     ``CROSS_METHODS`` that are on disk now, over the seeds they have (the table names them).
     """
-    results_file = args.out / "results.json"
-    try:
-        results = json.loads(results_file.read_text(encoding="utf-8"))
-        main = results["dataset"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise EvaluationError(f"--other-datasets-only updates {results_file}, which a full report writes first "
-                              f"({type(error).__name__}: {error})") from None
+    results = finished_report(args.out, "--other-datasets-only")
+    main = results["dataset"]
     main_runs = [run for run in runs_by_dataset.get(main, []) if not run.ablation]
     splits_by_test_set = {}
     # The cross table needs only their scores, thresholds and test splits: no behavioural suite, no model card.
@@ -157,9 +161,69 @@ def update_other_datasets(runs_by_dataset: dict[str, list], skipped: list[dict],
                                    main_records, main_runs, splits_by_test_set, args)
     results.update(other_datasets=others, cross_dataset=cross,
                    other_datasets_generated_by=shlex.join(["python", "-m", "report", *argv]))
-    write_json_atomically(results_file, results)
+    write_json_atomically(args.out / "results.json", results)
     write_text_atomically(args.out / "results.md", results_document(results))
-    print(f"wrote the other datasets' sections of {results_file} and {args.out}/results.md")
+    print(f"wrote the other datasets' sections of {args.out}/results.json and {args.out}/results.md")
+    if not args.no_readme:
+        for message in render_documents(results, args.readme, args.out):
+            print(message)
+    return results
+
+
+def finished_report(out: Path, flag: str) -> dict:
+    """The results.json of a full report, which ``flag`` updates; a one-line error without one."""
+    results_file = out / "results.json"
+    try:
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+        results["dataset"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise EvaluationError(f"{flag} updates {results_file}, which a full report writes first "
+                              f"({type(error).__name__}: {error})") from None
+    return results
+
+
+def update_family(runs_by_dataset: dict[str, list], skipped: list[dict], args: argparse.Namespace,
+                  argv: list[str]) -> dict:
+    """``--family NAME``: one ablation family added to a finished report without scoring anything else.
+
+    Only the family's runs and those its rows are compared with are scored. Its table replaces the one
+    results.json had, and the Holm correction is redone over every ablation comparison. The best student is
+    chosen again, by the full report's rule (the most seeds, then mean validation ROC-AUC), between the
+    report's and the family's own students. The family's trade-off points replace those of the same methods,
+    and the two figures that draw them are redrawn. Everything else stays as results.json has it.
+    """
+    results = finished_report(args.out, "--family")
+    names = {name for name, _, against in family_rows(args.family) for name in (name, against)}
+    runs = [run for run in runs_by_dataset.get(results["dataset"], []) if run.method in names]
+    if not runs:
+        raise EvaluationError(f"no run of the {args.family} family under {args.runs_dir}")
+    records, predictions = evaluate.score_runs(runs, skipped, load=CachedScorer,
+                                              extend=partial(describe_run, measure=False, splits_by_test_set={}))
+    flags = degenerate_flags(records, predictions)
+    for record in records:
+        record["flags"] = flags[record["name"]]
+    table = ablation_report(records, predictions).get(args.family)
+    if table is None:
+        raise EvaluationError(f"no run of the {args.family} family's own points has been evaluated")
+    results["ablations"][args.family] = table
+    correct_as_family([row["comparison"] for family in results["ablations"].values() for row in family["rows"]
+                       if row["comparison"]], "exploratory (ablations)")
+    own = {record["name"]: record for record in records if record["method"] not in METHOD_ORDER}
+    results["ablation_runs"] = [r for r in results["ablation_runs"] if r["name"] not in own] + list(own.values())
+    old, new = results.get("best_student"), best_student_result(records, predictions)
+    rank = lambda best: (len(best["seeds"]), best["validation_roc_auc"]) if best else (0, float("-inf"))
+    results["best_student"] = {**(new if rank(new) > rank(old) else old), "goal_roc_auc": GOAL_ROC_AUC,
+                              "goal_seeds": GOAL_SEEDS}
+    points = trade_off_points(records, predictions, {args.family: table})
+    added = {point["method"] for point in points}
+    results["trade_off"] = [p for p in results["trade_off"] if p["method"] not in added] + points
+    plot_roc_auc_dots(results["trade_off"], args.out / "test_roc_auc.png")
+    plot_trade_off(results["trade_off"], args.out / "trade_off.png")
+    results.setdefault("families_generated_by", {})[args.family] = shlex.join(["python", "-m", "report", *argv])
+    write_json_atomically(args.out / "results.json", results)
+    write_text_atomically(args.out / "results.md", results_document(results))
+    print(f"wrote the {args.family} family into {args.out}/results.json and {args.out}/results.md, and redrew "
+          f"test_roc_auc.png and trade_off.png")
     if not args.no_readme:
         for message in render_documents(results, args.readme, args.out):
             print(message)

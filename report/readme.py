@@ -19,6 +19,9 @@ ANSWER_METHODS = ("teacher", "odd", "even", "lora", "lora-kd")
 REFERENCE = "lora"
 STUDENTS = ("odd", "even")  # the two distilled students the question asks about
 BASELINE = "minilm"  # a pretrained 6-layer model fine-tuned directly: outside the question, but the bar to clear
+STRONG = "strong"  # the ablation family of the stronger teacher (experiments/ablations.py)
+# Its rows that answer what a stronger teacher changes: the teacher itself, its soft labels on odd's start, on minilm.
+STRONG_ROWS = ("teacher-strong", "strong-odd", "minilm-kd")
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -136,6 +139,27 @@ def other_datasets_answer(results: dict) -> list[str]:
     return paragraphs
 
 
+def strong_teacher_answer(results: dict) -> str | None:
+    """What a stronger teacher changes: its own score against the e5 teacher's, and what its soft labels add to
+    odd's start and to minilm, each against the same student without them (the strong family's rows)."""
+    rows = {row["method"]: row for row in (results.get("ablations") or {}).get(STRONG, {}).get("rows", [])}
+    clauses = []
+    for method in STRONG_ROWS:
+        row = rows.get(method)
+        comparison = (row or {}).get("comparison")
+        if not comparison or "skipped" in comparison:
+            continue
+        low, high = comparison["ci95"]
+        clauses.append(f"{method} {mean_std_cell(row['roc_auc'])} ({len(row['seeds'])} seeds), {method} − "
+                       f"{comparison['b']} {signed(comparison['difference'])} [{signed(low)}, {signed(high)}]: "
+                       f"{comparison['verdict'] + ('; ' + interval_allows(comparison['ci95']) if comparison['verdict'] == 'no difference detected' else '')}")
+    if not clauses:
+        return None
+    return (f"**With a stronger teacher** (all-mpnet-base-v2 fine-tuned, which teaches through its soft labels alone; "
+            f"exploratory, Holm-corrected with the ablations, [docs/ablations.md](docs/ablations.md)): "
+            f"{'; '.join(clauses)}.")
+
+
 def baseline_caveat(results: dict) -> str | None:
     """minilm against every student the study and its ablations trained (teachers aside): the bar to clear."""
     seeds = results["seeds"]
@@ -187,7 +211,7 @@ def answer_markdown(results: dict, tuning: dict | None = None) -> str:
     caveats = [c for c in (baseline_caveat(results), stale or tuning_caveat(tuning)) if c]
     words = " ".join(part for part in (verdict(results), "**Caveats**: " + " ".join(caveats) if caveats else "")
                      if part)
-    words = "\n\n".join([words, *other_datasets_answer(results)])
+    words = "\n\n".join(part for part in [words, strong_teacher_answer(results), *other_datasets_answer(results)] if part)
     parts = [answer_table(results),
              "Mean ± std over the training seeds, on the held-out test split. Δ: the difference of the seed-averaged "
              "test ROC-AUCs, with a 95% interval that counts the seeds' noise (Student's t) and the test comments' "
