@@ -16,6 +16,12 @@
 #                    SECOND_SEEDS (3) seeds, in runs/toxic-comments/; then the report, which adds that
 #                    dataset's tables, the models scored across the two datasets and the behavioural suite
 #                    side by side (report/datasets.py, docs/datasets.md). Resumable.
+#   make strong-teacher   a stronger teacher, all-mpnet-base-v2 (embedded: python -m embedded mpnet-base), and the
+#                    students it teaches through its soft labels (experiments/ablations.py, family strong): 5 seeds
+#                    for the rows of the two questions (odd-ce, strong-odd; minilm, minilm-kd), 3 for the rest;
+#                    then python -m report --family strong, which adds them to results/ and keeps the rest.
+#                    Search teacher-strong and minilm-kd first and copy their choices into train.py's RECIPES:
+#                    make tune TUNE_FLAGS="--methods teacher-strong,minilm-kd". Resumable.
 #   make tune   every method's learning rate and epochs searched on validation ROC-AUC at seed 0, no
 #               seed of the study, each grid grown until its best is inside it (experiments/tune.py);
 #               writes results/tuning.md and results/tuned_defaults.json,
@@ -45,7 +51,8 @@ TUNE_FLAGS     ?=
 ABLATION_FLAGS ?=
 JOBS           ?= 2
 
-.PHONY: all test study second-dataset tune ablations mutation peer
+.PHONY: all test study second-dataset tune ablations strong-teacher mutation peer
+STRONG_SEEDS := all=0,strong=3,teacher-strong=5,odd-ce=5,strong-odd=5,minilm=5,minilm-kd=5
 
 $(VENV)/installed: requirements.txt requirements-test.txt
 	python3 -m venv $(VENV)
@@ -70,6 +77,11 @@ second-dataset: $(VENV)/installed
 
 ablations: $(VENV)/installed
 	$(PYTHON) -m experiments.ablations --runs-dir $(RUNS) --jobs $(JOBS) --train-flags "$(TRAIN_FLAGS)" $(ABLATION_FLAGS)
+
+strong-teacher: $(VENV)/installed
+	$(PYTHON) -m embedded mpnet-base
+	$(PYTHON) -m experiments.ablations --seeds $(STRONG_SEEDS) --runs-dir $(RUNS) --jobs $(JOBS) --train-flags "$(TRAIN_FLAGS)"
+	$(PYTHON) -m report --family strong --runs-dir $(RUNS) $(REPORT_FLAGS)
 
 tune: $(VENV)/installed
 	$(PYTHON) -m experiments.tune --runs-dir $(RUNS)/tune --jobs $(JOBS) --train-flags "$(TRAIN_FLAGS)" $(TUNE_FLAGS)

