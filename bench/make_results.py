@@ -68,6 +68,8 @@ BENCHMARKS = (
     Benchmark("explain_latency", "What a word-by-word explanation adds to a request, odd-layer student",
               ("-m", "bench.explain_latency", "--model", "runs/odd"),
               ("--comments", "6", "--rounds", "1"), takes_threads=False),
+    Benchmark("teacher_cost", "The stronger teacher's training step against the e5 teacher's",
+              ("-m", "bench.teacher_cost"), ("--limit", "16", "--rounds", "1", "--batch-size", "8")),
     Benchmark("parallel_runs", "Two training runs at once (make study JOBS=2) against one after the other",
               ("-m", "bench.parallel_runs"), ("--limit", "32"), takes_threads=False),
 )
