@@ -110,6 +110,8 @@ LAYER_SETS = {"bottom": "1,2,3,4,5,6", "top": "7,8,9,10,11,12", "distilbert": "1
 # Every linear layer of a BERT encoder layer, attention's four projections then the feed-forward pair: adapting
 # them all closes the gap to full fine-tuning (QLoRA, Dettmers et al. 2023).
 ALL_LINEAR = "query,key,value,attention.output.dense,intermediate.dense,output.dense"
+# The students of teacher-strong learn with the distillation settings make tune chose for minilm-kd.
+STRONG_KD = ("--temperature", f"{RECIPES['minilm-kd'].temperature:g}", "--alpha-kd", f"{RECIPES['minilm-kd'].alpha_kd:g}")
 POINTS = (
     Point("layers", "odd", "odd {1,3,5,7,9,11}", "odd", seeds=1),
     Point("layers", "even", "even {2,4,6,8,10,12}", "even", seeds=1),
@@ -137,18 +139,19 @@ POINTS = (
     Point("teacher", "prefix-teacher", f"teacher trained with the prefix {PREFIX!r}", "teacher",
           ("--text-prefix", PREFIX), against="teacher"),
     Point("strong", "odd-ce", "odd's start, the labels only (odd-ce)", "odd-ce", seeds=5),
-    Point("strong", "strong-odd", "odd's start, soft labels of teacher-strong", "odd", seeds=5,
+    Point("strong", "strong-odd", "odd's start, soft labels of teacher-strong", "odd", STRONG_KD, seeds=5,
           soft_labels="teacher-strong"),
     Point("strong", "strong-odd-transfer", "strong-odd + the unlabelled comments (insults-unlabelled)", "odd",
-          ("--transfer-set", INSULTS_UNLABELLED), seeds=3, soft_labels="teacher-strong", against="strong-odd"),
+          (*STRONG_KD, "--transfer-set", INSULTS_UNLABELLED), seeds=3, soft_labels="teacher-strong",
+          against="strong-odd"),
     Point("strong", "minilm", "minilm fine-tuned on the labels", "minilm", seeds=5),
     Point("strong", "minilm-kd", "minilm distilled from teacher-strong (minilm-kd)", "minilm-kd", seeds=5,
           against="minilm"),
     Point("strong", "minilm-kd-transfer", "minilm-kd + the unlabelled comments (insults-unlabelled)", "minilm-kd",
           ("--transfer-set", INSULTS_UNLABELLED), seeds=3, against="minilm-kd"),
     Point("strong", "lora", "lora, the labels only", "lora", seeds=3),
-    Point("strong", "strong-lora", "lora with lora-kd's loss, soft labels of teacher-strong", "lora-kd", seeds=3,
-          soft_labels="teacher-strong", against="lora"),
+    Point("strong", "strong-lora", "lora with lora-kd's loss, soft labels of teacher-strong", "lora-kd", STRONG_KD,
+          seeds=3, soft_labels="teacher-strong", against="lora"),
     Point("strong", "teacher-strong", "teacher-strong: all-mpnet-base-v2 fine-tuned", "teacher-strong", seeds=5,
           against="teacher"),
 )

@@ -196,3 +196,27 @@ def test_seeds_are_fitted_to_the_budget_from_the_recorded_runs(tmp_path, monkeyp
     assert fitted_seeds("runs", budget=transfer_three / 2 + 1, jobs=2)["transfer-odd"] == 3
     main(["--dry-run"])
     assert "seeds fitted to the 90-minute budget: {" in capsys.readouterr().out
+
+
+def test_the_stronger_teachers_family_is_planned_only_on_request_and_pairs_every_student_with_its_seed():
+    assert not [run for run in ablation_plan() if "strong" in run.out]
+    assert not [run for run in ablation_plan(seeds={"all": 3}) if "strong" in run.out], "all leaves it out"
+    plan = ablation_plan(seeds={"all": 0, "strong": 3, "minilm-kd": 5, "teacher-strong": 5})
+    args = {run.out: planned_args(run) for run in plan}
+    order = [run.out for run in plan]
+    odd = args["runs/ablations/strong-odd-seed1"]
+    assert (odd["method"], odd["teacher"], odd["soft_labels_from"]) == (
+        "odd", "runs/study/teacher-seed1", "runs/study/teacher-strong-seed1")
+    assert (odd["temperature"], odd["alpha_kd"]) == (train.RECIPES["minilm-kd"].temperature,
+                                                    train.RECIPES["minilm-kd"].alpha_kd)
+    assert args["runs/study/minilm-kd-seed4"]["teacher"] == "runs/study/teacher-strong-seed4"
+    assert args["runs/ablations/minilm-kd-transfer"]["teacher"] == "runs/study/teacher-strong"
+    assert args["runs/ablations/minilm-kd-transfer"]["transfer_set"] == "insults-unlabelled"
+    assert args["runs/ablations/strong-lora-seed2"]["method"] == "lora-kd"
+    for run in plan:  # every teacher a run reads trains before it
+        for read in (args[run.out].get("teacher"), args[run.out].get("soft_labels_from")):
+            if read and train.RECIPES[args[run.out]["method"]].needs_teacher:
+                assert order.index(read) < order.index(run.out), (run.out, read)
+    assert sum(out.startswith("runs/study/minilm-kd") for out in order) == 5
+    assert sum(out.startswith("runs/study/teacher-strong") for out in order) == 5
+    assert sum(out.startswith("runs/study/odd-ce") for out in order) == 3
