@@ -221,6 +221,7 @@ def test_one_family_joins_a_finished_report_without_rescoring_the_rest(project, 
     assert set(rows) == {"minilm", "minilm-kd", "strong-odd", "teacher-strong", "lora"}
     assert rows["minilm-kd"]["comparison"]["seeds"] == [1, 42] and rows["minilm-kd"]["against"] == "minilm"
     assert rows["teacher-strong"]["comparison"]["b"] == "teacher"
+    assert rows["minilm"]["comparison"] is None and rows["lora"]["comparison"] is None, "references, as odd-ce"
     assert rows["minilm-kd"]["run_minutes"] == [pytest.approx((120 + 6 * 53) / 60), pytest.approx((120 + 6 * 52) / 60)]
     comparisons = [row["comparison"] for family in stored["ablations"].values() for row in family["rows"]
                    if row["comparison"] and "skipped" not in row["comparison"]]
