@@ -401,8 +401,8 @@ def build_parser() -> OneLineErrorParser:
     data.add_argument("--cache-dir", help="embedded assets cache (default: $DISTIL_VS_LORA_CACHE or "
                                           "~/.cache/distil-vs-lora)")
     model = p.add_argument_group("models")
-    model.add_argument("--model", help="the pretrained model: 'e5-small', 'minilm' or 'mpnet-base' (embedded), a hub name or "
-                                       "a folder (default: the recipe's)")
+    model.add_argument("--model", help="the pretrained model: 'e5-small', 'minilm' or 'mpnet-base' (embedded), a hub "
+                                       "name or a folder (default: the recipe's)")
     model.add_argument("--teacher", help="the fine-tuned teacher's run folder (default: runs/<the recipe's teacher>)")
     model.add_argument("--layers", type=layer_spec,
                        help="the layers a 6-layer student keeps: 1-based numbers such as 1,4,7 or a named set "

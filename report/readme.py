@@ -150,9 +150,11 @@ def strong_teacher_answer(results: dict) -> str | None:
         if not comparison or "skipped" in comparison:
             continue
         low, high = comparison["ci95"]
+        said = comparison["verdict"]
+        if said == "no difference detected":
+            said += f"; {interval_allows(comparison['ci95'])}"
         clauses.append(f"{method} {mean_std_cell(row['roc_auc'])} ({len(row['seeds'])} seeds), {method} − "
-                       f"{comparison['b']} {signed(comparison['difference'])} [{signed(low)}, {signed(high)}]: "
-                       f"{comparison['verdict'] + ('; ' + interval_allows(comparison['ci95']) if comparison['verdict'] == 'no difference detected' else '')}")
+                       f"{comparison['b']} {signed(comparison['difference'])} [{signed(low)}, {signed(high)}]: {said}")
     if not clauses:
         return None
     return (f"**With a stronger teacher** (all-mpnet-base-v2 fine-tuned, which teaches through its soft labels alone; "
