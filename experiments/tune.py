@@ -21,8 +21,7 @@ the recipe's settings is the chosen run itself.
 
 The teachers (``teacher``, and ``teacher-strong``, which teaches ``minilm-kd``) are tuned first, side by
 side, and each student is tuned on its chosen teacher, as the study then trains it; the other methods
-search side by side. The TF-IDF baseline chooses its C on validation
-in every run.
+search side by side. The TF-IDF baseline chooses its C on validation in every run.
 
 Writes ``results/tuning.md`` and ``results/tuning.json`` (every run, its score and whether the choice
 is interior) and ``results/tuned_defaults.json`` (the choices). ``train.py`` reads nothing at run
@@ -204,7 +203,8 @@ def tuning_markdown(rows: list[dict], chosen: dict[str, dict], kd_rows: list[dic
         [[method, f"{row['lr']:g}", str(row["epochs"]), f"{row['validation_roc_auc']:.4f}",
           "yes" if row["interior"] else f"no, at the {' and '.join(row['at_edge'])} after {MAX_EXTENSIONS} steps"]
          for method, row in chosen.items()])
-    total_kd = sum(row["total_time_s"] for row in kd_rows if "-T" in row["run"]) / 60
+    # the recipe's own point is the chosen run of the lr search, already counted there
+    total_kd = sum(row["total_time_s"] for row in kd_rows if row["run"] != chosen[row["method"]]["run"]) / 60
     total = sum(row["total_time_s"] for row in rows) / 60
     kd_time = f", and {total_kd:.1f} minutes for the distillation settings" if total_kd else ""
     pending = [method for method in TUNED if method not in chosen]

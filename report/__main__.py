@@ -161,13 +161,7 @@ def update_other_datasets(runs_by_dataset: dict[str, list], skipped: list[dict],
                                    main_records, main_runs, splits_by_test_set, args)
     results.update(other_datasets=others, cross_dataset=cross,
                    other_datasets_generated_by=shlex.join(["python", "-m", "report", *argv]))
-    write_json_atomically(args.out / "results.json", results)
-    write_text_atomically(args.out / "results.md", results_document(results))
-    print(f"wrote the other datasets' sections of {args.out}/results.json and {args.out}/results.md")
-    if not args.no_readme:
-        for message in render_documents(results, args.readme, args.out):
-            print(message)
-    return results
+    return write_updated_report(results, args, "the other datasets' sections")
 
 
 def finished_report(out: Path, flag: str) -> dict:
@@ -179,6 +173,17 @@ def finished_report(out: Path, flag: str) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise EvaluationError(f"{flag} updates {results_file}, which a full report writes first "
                               f"({type(error).__name__}: {error})") from None
+    return results
+
+
+def write_updated_report(results: dict, args: argparse.Namespace, what: str) -> dict:
+    """Write a partly updated report: results.json, results.md, and (unless --no-readme) the README and docs/."""
+    write_json_atomically(args.out / "results.json", results)
+    write_text_atomically(args.out / "results.md", results_document(results))
+    print(f"wrote {what} into {args.out}/results.json and {args.out}/results.md")
+    if not args.no_readme:
+        for message in render_documents(results, args.readme, args.out):
+            print(message)
     return results
 
 
@@ -220,14 +225,8 @@ def update_family(runs_by_dataset: dict[str, list], skipped: list[dict], args: a
     plot_roc_auc_dots(results["trade_off"], args.out / "test_roc_auc.png")
     plot_trade_off(results["trade_off"], args.out / "trade_off.png")
     results.setdefault("families_generated_by", {})[args.family] = shlex.join(["python", "-m", "report", *argv])
-    write_json_atomically(args.out / "results.json", results)
-    write_text_atomically(args.out / "results.md", results_document(results))
-    print(f"wrote the {args.family} family into {args.out}/results.json and {args.out}/results.md, and redrew "
-          f"test_roc_auc.png and trade_off.png")
-    if not args.no_readme:
-        for message in render_documents(results, args.readme, args.out):
-            print(message)
-    return results
+    print("redrew test_roc_auc.png and trade_off.png")
+    return write_updated_report(results, args, f"the {args.family} family")
 
 
 def other_datasets(runs_by_dataset: dict[str, list], main: str, main_records: list[dict], main_runs: list,

@@ -11,7 +11,8 @@ tuning grid from tuning.json), so the README cannot say something the study did 
 """
 from pathlib import Path
 
-from report.tables import MODEL_TYPES, interval_allows, markdown_table, mean_std_cell, signed, verdict_cell
+from report.tables import (MODEL_TYPES, interval_allows, markdown_table, mean_std_cell, signed, verdict_cell,
+                           verdict_words)
 from training.files import write_text_atomically
 
 ANSWER = "answer"
@@ -150,11 +151,9 @@ def strong_teacher_answer(results: dict) -> str | None:
         if not comparison or "skipped" in comparison:
             continue
         low, high = comparison["ci95"]
-        said = comparison["verdict"]
-        if said == "no difference detected":
-            said += f"; {interval_allows(comparison['ci95'])}"
         clauses.append(f"{method} {mean_std_cell(row['roc_auc'])} ({len(row['seeds'])} seeds), {method} − "
-                       f"{comparison['b']} {signed(comparison['difference'])} [{signed(low)}, {signed(high)}]: {said}")
+                       f"{comparison['b']} {signed(comparison['difference'])} [{signed(low)}, {signed(high)}]: "
+                       f"{verdict_words(comparison)}")
     if not clauses:
         return None
     return (f"**With a stronger teacher** (all-mpnet-base-v2 fine-tuned, which teaches through its soft labels alone; "

@@ -38,11 +38,17 @@ def interval_allows(ci95: list[float]) -> str:
     return f"the interval allows ±{max(abs(ci95[0]), abs(ci95[1])):.3f}"
 
 
-def verdict_cell(comparison: dict) -> str:
-    """The verdict in words, and its family: no difference detected is not "no effect", so its width is said."""
+def verdict_words(comparison: dict) -> str:
+    """The verdict in words: no difference detected is not "no effect", so the interval's width is said."""
     said = comparison["verdict"]
     if said == "no difference detected":
         said += f"; {interval_allows(comparison['ci95'])}"
+    return said
+
+
+def verdict_cell(comparison: dict) -> str:
+    """The verdict in words, and its family."""
+    said = verdict_words(comparison)
     return f"{said} (Holm p {comparison['p_holm']:.3f}, {comparison['family']}, {comparison['family_size']} compared)"
 
 
