@@ -212,7 +212,9 @@ def answer_markdown(results: dict, tuning: dict | None = None) -> str:
     caveats = [c for c in (baseline_caveat(results), stale or tuning_caveat(tuning)) if c]
     words = " ".join(part for part in (verdict(results), "**Caveats**: " + " ".join(caveats) if caveats else "")
                      if part)
-    words = "\n\n".join(part for part in [words, strong_teacher_answer(results), *other_datasets_answer(results)] if part)
+    beyond_the_question = " ".join(part for part in [strong_teacher_answer(results), *other_datasets_answer(results)]
+                                   if part)
+    words = "\n\n".join(part for part in [words, beyond_the_question] if part)
     parts = [answer_table(results),
              "Mean ± std over the training seeds, on the held-out test split. Δ: the difference of the seed-averaged "
              "test ROC-AUCs, with a 95% interval that counts the seeds' noise (Student's t) and the test comments' "
