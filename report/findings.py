@@ -6,7 +6,7 @@ import numpy as np
 from report.behaviour import DISTILLED, bare_insult_finding
 from evaluate import STUDY_DIR, runs_by_method
 from experiments.tune import SEED as TUNING_SEED
-from experiments.ablations import ON_REQUEST
+from experiments.ablations import ON_REQUEST, POINTS
 from report.runs import served_record
 from report.tables import WARNING, interval_allows, millions, number, signed, verdict_cell
 
@@ -169,9 +169,13 @@ def teacher_spread(seeds: dict[str, dict]) -> str | None:
 
 
 def ablations_time(ablation_records: list[dict], sessions: list[dict] = ()) -> str | None:
-    """How long `make ablations` took: its runs in runs/ablations/ (reused runs not counted), and its sessions."""
-    timed = [r["command_wall_time_s"] / 60 for r in ablation_records
-             if r.get("command_wall_time_s") and r.get("ablation", True)]  # a family's study runs are not its
+    """How long `make ablations` took: its runs in runs/ablations/ (reused runs not counted), and its sessions.
+
+    The runs of an on-request family (``ON_REQUEST``) are left out: `make ablations` does not train them, and
+    ``family_time`` gives their own line."""
+    on_request = {point.name for point in POINTS if point.family in ON_REQUEST}
+    timed = [r["command_wall_time_s"] / 60 for r in ablation_records  # a family's study runs are not its
+             if r.get("command_wall_time_s") and r.get("ablation", True) and r.get("method") not in on_request]
     if not timed and not sessions:
         return None
     sentence = "Wall time of `make ablations`"

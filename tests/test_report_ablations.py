@@ -184,6 +184,8 @@ def test_the_ablations_wall_time_comes_from_their_runs_and_the_runners_sessions(
                         "measured by the runner, start-up of every `train.py` included: 9.0 minutes of wall time for "
                         "the 2 runs it trained, in 1 session(s).")
     assert ablations_time([], []) is None
+    strong_family_run = {"method": "strong-odd", "ablation": True, "command_wall_time_s": 400.0}
+    assert ablations_time([strong_family_run], []) is None  # make strong-teacher's, in its own line
 
 
 def test_trade_off_points_skip_a_method_scored_on_another_test_set():
