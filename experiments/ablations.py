@@ -315,11 +315,12 @@ def main(argv: list[str] | None = None) -> None:
         recorded, threads = recorded_minutes(args.runs_dir), threads_per_run(args.jobs)
         print_plan(plan, lambda run: estimate_minutes(run, recorded, threads))
         left = [estimate_minutes(run, recorded, threads) for run in plan if not is_done(run)]
-        known = [minutes for minutes in left if minutes == minutes]  # nan: no recorded run of that method
+        known = [minutes for minutes in left if not math.isnan(minutes)]
         wall = sum(known) / args.jobs
         at_once = f" ({args.jobs} at once, each on {threads} thread(s))" if args.jobs > 1 else ""
+        unknown = f"; {len(left) - len(known)} with no recorded run to estimate from" if len(known) < len(left) else ""
         print(f"{len(left)} runs to do: about {wall:.0f} minutes{at_once} for {len(known)} of them, estimated from "
-              f"the recorded runs of the same method and epochs; {len(left) - len(known)} without such a run (nan)")
+              f"the recorded runs of the same method and epochs{unknown}")
         if wall > BUDGET_MINUTES:
             print(f"warning: more than the {BUDGET_MINUTES}-minute budget; give fewer seeds to a family or point, "
                   f"e.g. --seeds ensemble-odd=1 (make ablations ABLATION_FLAGS=...)")

@@ -12,6 +12,7 @@ user would type it, so a run that was interrupted after an epoch continues from 
 """
 import argparse
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -189,5 +190,7 @@ def execute_session(plan: list[PlannedRun], runs_dir: str, experiment_dir: str, 
 def print_plan(plan: list[PlannedRun], estimate_minutes=None) -> None:
     """One line per run: done or to do (with ``estimate_minutes(run)`` when given), its folder and its command."""
     for run in plan:
-        state = "done" if is_done(run) else "to do" if estimate_minutes is None else f"to do (≈{estimate_minutes(run):.1f} min)"
+        minutes = None if is_done(run) or estimate_minutes is None else estimate_minutes(run)
+        state = ("done" if is_done(run) else "to do" if minutes is None else
+                 "to do (no recorded run to estimate from)" if math.isnan(minutes) else f"to do (≈{minutes:.1f} min)")
         print(f"{state}\t{run.out}\tpython {shlex.join([*script_of(run), *run.argv])}")

@@ -165,6 +165,13 @@ def test_the_dry_run_warns_when_the_plan_would_not_fit_the_budget(tmp_path, monk
     assert f"{runs} runs to do: about {4 * runs} minutes" in capsys.readouterr().out.split("\n")[-3]
     main(["--dry-run", "--seeds", "3"])
     assert "warning: more than the 90-minute budget" in capsys.readouterr().out
+    monkeypatch.setattr("experiments.ablations.estimate_minutes", lambda run, recorded, threads: float("nan"))
+    main(["--dry-run", "--seeds", "layers-top=1,all=0"])
+    out = capsys.readouterr().out
+    assert "nan" not in out and "to do (no recorded run to estimate from)" in out
+    unknown = len(ablation_plan(seeds={"layers-top": 1, "all": 0}))
+    assert f"for 0 of them, estimated from the recorded runs of the same method and epochs; " \
+           f"{unknown} with no recorded run to estimate from" in out
     main(["--dry-run", "--seeds", "layers=1,lora=0,transfer=0,teacher=0"])
     assert "warning" not in capsys.readouterr().out
     assert "ensemble-transfer-odd" not in " ".join(run.out for run in ablation_plan()), "the combination is opt-in"
