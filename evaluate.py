@@ -373,6 +373,25 @@ def verdict(comparison: dict, p_holm: float) -> str:
     return f"{comparison['a'] if comparison['difference'] > 0 else comparison['b']} better"
 
 
+def interval_allows(ci95: list[float]) -> str:
+    """What the interval says beside "no difference detected", which is not "no effect".
+
+    An interval that contains 0 allows a difference of up to its farther end, either way. One that
+    excludes 0 is uncorrected: the verdict comes from the Holm-adjusted p, which the family's other
+    comparisons lifted above 0.05.
+    """
+    low, high = ci95
+    if low <= 0 <= high:
+        return f"the interval allows ±{max(-low, high):.3f}"
+    return "the raw interval excludes 0; the difference does not survive Holm's correction"
+
+
+def verdict_words(comparison: dict) -> str:
+    """The verdict, and for "no difference detected" what its interval says."""
+    said = comparison["verdict"]
+    return f"{said}; {interval_allows(comparison['ci95'])}" if said == "no difference detected" else said
+
+
 def compare_methods(records: list[dict], predictions: dict[str, RunPredictions], a: str, b: str) -> dict:
     """Test ROC-AUC of ``a`` minus ``b``, runs paired by seed; a deterministic method's one run pairs with every seed."""
     grouped = runs_by_method(records)
@@ -473,9 +492,7 @@ def answer_table(evaluation: dict) -> str:
     for comparison in evaluation["comparisons"].values():
         if "skipped" not in comparison:
             low, high = comparison["ci95"]
-            said = comparison["verdict"]
-            if said == "no difference detected":
-                said += f"; the interval allows ±{max(-low, high):.3f}"
+            said = verdict_words(comparison)
             rows.append(f"| {comparison['a']} − {comparison['b']} | {comparison['family']} of "
                         f"{comparison['family_size']} | {comparison['difference']:+.3f} | [{low:+.3f}, {high:+.3f}] "
                         f"| {comparison['p_holm']:.3f} | {said} |")

@@ -4,11 +4,11 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from report.behaviour import DISTILLED, bare_insult_finding
-from evaluate import STUDY_DIR, runs_by_method
+from evaluate import STUDY_DIR, interval_allows, runs_by_method
 from experiments.tune import SEED as TUNING_SEED
 from experiments.ablations import ON_REQUEST, POINTS
 from report.runs import served_record
-from report.tables import WARNING, interval_allows, millions, number, signed, verdict_cell
+from report.tables import WARNING, millions, number, signed, verdict_cell
 
 
 def seed_note(summary: dict) -> str:

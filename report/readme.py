@@ -11,8 +11,8 @@ tuning grid from tuning.json), so the README cannot say something the study did 
 """
 from pathlib import Path
 
-from report.tables import (MODEL_TYPES, interval_allows, markdown_table, mean_std_cell, signed, verdict_cell,
-                           verdict_words)
+from evaluate import interval_allows, verdict_words
+from report.tables import MODEL_TYPES, markdown_table, mean_std_cell, signed, verdict_cell
 from training.files import write_text_atomically
 
 ANSWER = "answer"

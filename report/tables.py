@@ -5,6 +5,8 @@ Performance``, one row per method (its primary run). The tables beneath it hold 
 """
 import math
 
+from evaluate import verdict_words
+
 MODEL_TYPES = {
     "teacher": "Teacher: full fine-tuning",
     "odd": "Distilled student: odd teacher layers",
@@ -31,19 +33,6 @@ def number(value: float | None, digits: int = 3) -> str:
 
 def signed(value: float, digits: int = 3) -> str:
     return f"{value:+.{digits}f}".replace("-", "−")
-
-
-def interval_allows(ci95: list[float]) -> str:
-    """What an interval that contains 0 still allows: a difference of up to its farther end, either way."""
-    return f"the interval allows ±{max(abs(ci95[0]), abs(ci95[1])):.3f}"
-
-
-def verdict_words(comparison: dict) -> str:
-    """The verdict in words: no difference detected is not "no effect", so the interval's width is said."""
-    said = comparison["verdict"]
-    if said == "no difference detected":
-        said += f"; {interval_allows(comparison['ci95'])}"
-    return said
 
 
 def verdict_cell(comparison: dict) -> str:

@@ -1,27 +1,24 @@
 """docs/analysis.md is prose, written by hand, so its verdicts are checked against the rows it cites.
 
 It cites a paired comparison as ``*a − b*: <verdict>``, with the verdict word for word as the
-report words it: "a better", or "no difference detected; the interval allows ±X". A verdict that
-no longer matches the committed results/results.json (a study rerun, a changed interval) fails here.
+report words it (``evaluate.verdict_words``): "a better", "no difference detected; the interval allows ±X",
+or, where only the raw interval excludes 0, "no difference detected; the raw interval excludes 0; the
+difference does not survive Holm's correction". A verdict that no longer matches the committed
+results/results.json (a study rerun, a changed interval) fails here.
 """
 import json
 import re
 
 from conftest import ROOT
-from evaluate import PRIMARY_PAIRS
-from report.tables import interval_allows
+from evaluate import PRIMARY_PAIRS, verdict_words
 
 ANALYSIS = ROOT / "docs" / "analysis.md"
-CITATION = re.compile(r"\*([\w-]+) − ([\w-]+)\*: (no difference detected; the interval allows ±\d\.\d{3}|[\w-]+ better)")
+CITATION = re.compile(r"\*([\w-]+) − ([\w-]+)\*: (no difference detected; (?:the interval allows ±\d\.\d{3}|"
+                      r"the raw interval excludes 0; the difference does not survive Holm's correction)|[\w-]+ better)")
 
 
 def cited_verdicts(text: str) -> list[tuple[str, str, str]]:
     return CITATION.findall(" ".join(text.split()))  # a citation may wrap across lines
-
-
-def verdict_words(comparison: dict) -> str:
-    said = comparison["verdict"]
-    return f"{said}; {interval_allows(comparison['ci95'])}" if said == "no difference detected" else said
 
 
 def test_every_verdict_the_analysis_cites_is_the_verdict_of_its_row():
@@ -38,3 +35,8 @@ def test_a_misquoted_verdict_is_caught():
     assert cited_verdicts("*odd − even*: no difference\n detected; the interval allows ±0.013.") == \
         [("odd", "even", verdict_words(comparison))]
     assert cited_verdicts("*odd − even*: odd better.") != [("odd", "even", verdict_words(comparison))]
+    raw = {"verdict": "no difference detected", "ci95": [0.0004, 0.0229]}
+    assert cited_verdicts("*even − lora*: no difference detected; the interval allows ±0.023.") != \
+        [("even", "lora", verdict_words(raw))], "an interval that excludes 0 is not quoted as allowing 0"
+    assert cited_verdicts("*even − lora*: no difference detected; the raw interval excludes 0; the difference\n"
+                          " does not survive Holm's correction.") == [("even", "lora", verdict_words(raw))]
