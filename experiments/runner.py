@@ -190,7 +190,11 @@ def execute_session(plan: list[PlannedRun], runs_dir: str, experiment_dir: str, 
 def print_plan(plan: list[PlannedRun], estimate_minutes=None) -> None:
     """One line per run: done or to do (with ``estimate_minutes(run)`` when given), its folder and its command."""
     for run in plan:
-        minutes = None if is_done(run) or estimate_minutes is None else estimate_minutes(run)
-        state = ("done" if is_done(run) else "to do" if minutes is None else
-                 "to do (no recorded run to estimate from)" if math.isnan(minutes) else f"to do (≈{minutes:.1f} min)")
+        if is_done(run):
+            state = "done"
+        elif estimate_minutes is None:
+            state = "to do"
+        else:
+            minutes = estimate_minutes(run)
+            state = "to do (no recorded run to estimate from)" if math.isnan(minutes) else f"to do (≈{minutes:.1f} min)"
         print(f"{state}\t{run.out}\tpython {shlex.join([*script_of(run), *run.argv])}")

@@ -174,8 +174,9 @@ def ablations_time(ablation_records: list[dict], sessions: list[dict] = ()) -> s
     The runs of an on-request family (``ON_REQUEST``) are left out: `make ablations` does not train them, and
     ``family_time`` gives their own line."""
     on_request = {point.name for point in POINTS if point.family in ON_REQUEST}
-    timed = [r["command_wall_time_s"] / 60 for r in ablation_records  # a family's study runs are not its
-             if r.get("command_wall_time_s") and r.get("ablation", True) and r.get("method") not in on_request]
+    timed = [r["command_wall_time_s"] / 60 for r in ablation_records
+             if r.get("command_wall_time_s") and r.get("ablation", True)  # a family's study runs are not its
+             and r.get("method") not in on_request]
     if not timed and not sessions:
         return None
     sentence = "Wall time of `make ablations`"
